@@ -1,0 +1,72 @@
+"""Our own exceptions: adapters turn AWS and database errors into these, and handlers record them."""
+
+from __future__ import annotations
+
+
+class StepError(Exception):
+    """A step could not do its work. `retryable` says whether running it again may succeed."""
+
+    error_type = "StepError"
+    retryable = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class InvalidRequest(StepError):
+    """Bad input or configuration: nothing was changed."""
+
+    error_type = "InvalidRequest"
+
+
+class ConfigError(InvalidRequest):
+    error_type = "ConfigError"
+
+
+class NotFound(StepError):
+    error_type = "NotFound"
+
+
+class UnknownOperation(InvalidRequest):
+    error_type = "UnknownOperation"
+
+
+class GuardRefused(StepError):
+    """The deletion guard refused to touch a cluster."""
+
+    error_type = "GuardRefused"
+
+
+class LeaseHeld(StepError):
+    error_type = "LeaseHeld"
+
+
+class AwsError(StepError):
+    error_type = "AwsError"
+
+
+class DatabaseError(StepError):
+    error_type = "DatabaseError"
+
+
+class VerificationFailed(StepError):
+    error_type = "VerificationFailed"
+
+
+class WaitTimedOut(StepError):
+    error_type = "WaitTimedOut"
+
+
+class StaleWrite(Exception):
+    """A conditional write lost against another writer: the caller re-reads state and decides again."""
+
+
+class PublishError(Exception):
+    """EventBridge refused some entries; carries them."""
+
+    def __init__(self, failed: list[dict[str, object]]) -> None:
+        super().__init__(f"{len(failed)} event(s) were not put on the bus: {failed}")
+        self.failed = failed

@@ -1,0 +1,26 @@
+"""Builds a step's Lambda handler: the Powertools decorators around the step runner, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from functions.observability import logger, metrics
+from functions.runner import StepLogic, StepRunner
+from schemas.common import Step
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def make_handler(step: Step, logic: StepLogic) -> Handler:
+    runner = StepRunner(step, logic)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return runner(event)
+
+    handler.runner = runner  # type: ignore[attr-defined]
+    return handler

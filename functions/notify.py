@@ -1,0 +1,74 @@
+"""The notifier (SNS and SQS) and the per-step JSON record in the log bucket."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions import aws
+from functions.errors import AwsError
+
+
+def region_of_arn(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
+def region_of_queue(url: str) -> str | None:
+    # https://sqs.<region>.amazonaws.com/<account>/<name>; a local endpoint carries no region.
+    host = url.split("/")[2] if "//" in url else ""
+    pieces = host.split(".")
+    return pieces[1] if len(pieces) > 2 and pieces[0] == "sqs" else None
+
+
+def send(
+    topic_arn: str, queue_url: str, subject: str, message: dict[str, Any], default_region: str
+) -> tuple[str, str]:
+    """Publish the message to SNS and SQS; returns both message ids."""
+    body = json.dumps(message, default=str, sort_keys=True)
+    try:
+        sns = aws.client("sns", region_of_arn(topic_arn) or default_region)
+        sns_id = sns.publish(TopicArn=topic_arn, Subject=subject[:99], Message=body)["MessageId"]
+        sqs = aws.client("sqs", region_of_queue(queue_url) or default_region)
+        sqs_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        raise AwsError(f"sending the notification failed: {code}", retryable=True) from exc
+    return str(sns_id), str(sqs_id)
+
+
+class StepLog:
+    """One JSON object per step run under s3://<log_bucket>/<log_prefix>/<operation_id>/."""
+
+    def __init__(self, bucket: str, prefix: str, region: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.region = region
+
+    def key(self, operation_id: str, name: str) -> str:
+        return f"{self.prefix}/{operation_id}/{name}.json"
+
+    def write(self, operation_id: str, name: str, record: dict[str, Any]) -> None:
+        try:
+            aws.client("s3", self.region).put_object(
+                Bucket=self.bucket,
+                Key=self.key(operation_id, name),
+                Body=json.dumps(record, default=str, indent=2, sort_keys=True).encode(),
+                ContentType="application/json",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            raise AwsError(f"writing the step record to s3://{self.bucket}: {code}", retryable=True) from exc
+
+    def delete_all(self, operation_id: str) -> int:
+        s3 = aws.client("s3", self.region)
+        prefix = f"{self.prefix}/{operation_id}/"
+        deleted = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted

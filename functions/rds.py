@@ -1,0 +1,203 @@
+"""The RDS adapter: the calls our steps make, with ClientErrors turned into our own errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions import aws
+from functions.errors import AwsError, NotFound
+
+NOT_FOUND_CODES = frozenset(
+    {
+        "DBClusterNotFoundFault",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
+        "DBClusterSnapshotNotFoundFault",
+    }
+)
+RETRYABLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class RdsAdapter:
+    """One region's RDS. Methods return plain dicts as RDS describes them, or None when absent."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    @property
+    def _client(self) -> Any:
+        return aws.client("rds", self.region)
+
+    def _call(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return call(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in NOT_FOUND_CODES:
+                raise NotFound(f"{what}: {code}") from exc
+            message = exc.response.get("Error", {}).get("Message", "")
+            raise AwsError(
+                f"{what} failed in {self.region}: {code}: {message}", retryable=code in RETRYABLE_CODES
+            ) from exc
+
+    # -- snapshots --------------------------------------------------------------------------------------
+    def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
+        try:
+            found = self._call(
+                f"describing snapshot {snapshot_id}",
+                self._client.describe_db_cluster_snapshots,
+                DBClusterSnapshotIdentifier=snapshot_id,
+            )
+        except NotFound:
+            return None
+        snapshots = found.get("DBClusterSnapshots", [])
+        return snapshots[0] if snapshots else None
+
+    def snapshots_of_cluster(self, cluster_id: str) -> list[dict[str, Any]]:
+        pages = self._client.get_paginator("describe_db_cluster_snapshots").paginate(
+            DBClusterIdentifier=cluster_id
+        )
+        found: list[dict[str, Any]] = []
+        try:
+            for page in pages:
+                found.extend(page.get("DBClusterSnapshots", []))
+        except ClientError as exc:
+            raise AwsError(f"listing snapshots of {cluster_id}: {error_code(exc)}", retryable=True) from exc
+        return found
+
+    def find_snapshot_for_date(self, cluster_id: str, day: date, name_pattern: str) -> dict[str, Any] | None:
+        """The snapshot named by the pattern, else the newest available one created that day."""
+        named = name_pattern.format(source_cluster_id=cluster_id, date=day.isoformat())
+        snapshot = self.cluster_snapshot(named)
+        if snapshot is not None and snapshot.get("DBClusterIdentifier") in (cluster_id, None):
+            return snapshot
+        same_day = [
+            item
+            for item in self.snapshots_of_cluster(cluster_id)
+            if item.get("SnapshotCreateTime") is not None
+            and item["SnapshotCreateTime"].date() == day
+            and item.get("Status") == "available"
+        ]
+        same_day.sort(key=lambda item: item["SnapshotCreateTime"], reverse=True)
+        return same_day[0] if same_day else None
+
+    def copy_cluster_snapshot(
+        self,
+        source_arn: str,
+        source_region: str,
+        target_snapshot_id: str,
+        tags: list[dict[str, str]],
+        kms_key_id: str | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "SourceDBClusterSnapshotIdentifier": source_arn,
+            "TargetDBClusterSnapshotIdentifier": target_snapshot_id,
+            "Tags": tags,
+        }
+        if source_region != self.region:
+            kwargs["SourceRegion"] = source_region
+        if kms_key_id:
+            kwargs["KmsKeyId"] = kms_key_id
+        answer = self._call(
+            f"copying snapshot to {target_snapshot_id}", self._client.copy_db_cluster_snapshot, **kwargs
+        )
+        return dict(answer["DBClusterSnapshot"])
+
+    def delete_cluster_snapshot(self, snapshot_id: str) -> bool:
+        try:
+            self._call(
+                f"deleting snapshot {snapshot_id}",
+                self._client.delete_db_cluster_snapshot,
+                DBClusterSnapshotIdentifier=snapshot_id,
+            )
+        except NotFound:
+            return False
+        return True
+
+    # -- clusters and instances ---------------------------------------------------------------------------
+    def cluster(self, cluster_id: str) -> dict[str, Any] | None:
+        try:
+            found = self._call(
+                f"describing cluster {cluster_id}",
+                self._client.describe_db_clusters,
+                DBClusterIdentifier=cluster_id,
+            )
+        except NotFound:
+            return None
+        clusters = found.get("DBClusters", [])
+        return clusters[0] if clusters else None
+
+    def instance(self, instance_id: str) -> dict[str, Any] | None:
+        try:
+            found = self._call(
+                f"describing instance {instance_id}",
+                self._client.describe_db_instances,
+                DBInstanceIdentifier=instance_id,
+            )
+        except NotFound:
+            return None
+        instances = found.get("DBInstances", [])
+        return instances[0] if instances else None
+
+    def tags(self, arn: str) -> dict[str, str]:
+        answer = self._call(f"listing tags of {arn}", self._client.list_tags_for_resource, ResourceName=arn)
+        return {tag["Key"]: tag["Value"] for tag in answer.get("TagList", [])}
+
+    def disable_deletion_protection(self, cluster_id: str) -> None:
+        self._call(
+            f"turning off deletion protection of {cluster_id}",
+            self._client.modify_db_cluster,
+            DBClusterIdentifier=cluster_id,
+            DeletionProtection=False,
+            ApplyImmediately=True,
+        )
+
+    def delete_instance(self, instance_id: str) -> None:
+        self._call(
+            f"deleting instance {instance_id}",
+            self._client.delete_db_instance,
+            DBInstanceIdentifier=instance_id,
+            SkipFinalSnapshot=True,
+        )
+
+    def delete_cluster(self, cluster_id: str, final_snapshot_id: str | None) -> None:
+        kwargs: dict[str, Any] = {"DBClusterIdentifier": cluster_id}
+        if final_snapshot_id:
+            kwargs["FinalDBSnapshotIdentifier"] = final_snapshot_id
+            kwargs["SkipFinalSnapshot"] = False
+        else:
+            kwargs["SkipFinalSnapshot"] = True
+        self._call(f"deleting cluster {cluster_id}", self._client.delete_db_cluster, **kwargs)
+
+    def restore_cluster(self, **kwargs: Any) -> dict[str, Any]:
+        answer = self._call(
+            f"restoring cluster {kwargs['DBClusterIdentifier']}",
+            self._client.restore_db_cluster_from_snapshot,
+            **kwargs,
+        )
+        return dict(answer["DBCluster"])
+
+    def create_instance(self, **kwargs: Any) -> dict[str, Any]:
+        answer = self._call(
+            f"creating instance {kwargs['DBInstanceIdentifier']}", self._client.create_db_instance, **kwargs
+        )
+        return dict(answer["DBInstance"])
+
+    def set_master_password(self, cluster_id: str, password: str) -> None:
+        self._call(
+            f"setting the master password of {cluster_id}",
+            self._client.modify_db_cluster,
+            DBClusterIdentifier=cluster_id,
+            MasterUserPassword=password,
+            ApplyImmediately=True,
+        )

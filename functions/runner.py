@@ -1,0 +1,578 @@
+"""The step runner: what every handler does around its step's logic.
+
+Parse the trigger (a direct runbook payload or an EventBridge event), find the operation, decide whether
+this step may run, resolve the configuration, run the logic, then record the transition with a
+conditional write and put the resulting events on the bus through an outbox kept in the state item.
+A duplicate or late trigger replays the step's recorded result and changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from functions import config as config_resolver
+from functions.bus import EventPublisher, Publisher
+from functions.errors import InvalidRequest, StaleWrite, StepError, UnknownOperation
+from functions.notify import StepLog
+from functions.observability import logger, metrics
+from functions.rds import RdsAdapter
+from functions.settings import Settings, get_settings
+from functions.state import StateStore, expiry
+from schemas.common import WAITING_STEPS, OperationId, Step, utcnow
+from schemas.config import RestoreConfig
+from schemas.events import (
+    BUS_EVENT_BY_TYPE,
+    EVENT_SOURCE,
+    BusEvent,
+    ErrorInfo,
+    OperationFinished,
+    RecheckDue,
+    StepCompleted,
+    StepFailed,
+    StepWaiting,
+)
+from schemas.rds_events import RdsEvent, RdsEventDetail
+from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState, Waiting
+
+MAX_ATTEMPTS = 4
+MAX_EVENT_RESULT_CHARS = 8_000
+
+
+_OPERATION_ID: TypeAdapter[str] = TypeAdapter(OperationId)
+
+
+class DirectPayload(BaseModel):
+    """The runbook's direct invocation payload: operation_id plus the step's own optional fields."""
+
+    model_config = {"extra": "allow"}
+    operation_id: str
+
+
+@dataclass
+class Trigger:
+    kind: str  # direct | RestoreRequested | StepCompleted | StepFailed | RecheckDue | rds
+    label: str  # what the history records: "direct", "StepCompleted", "RDS-EVENT-0171", ...
+    operation_id: str | None
+    payload: dict[str, Any]
+    rds: RdsEventDetail | None = None
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind == "direct"
+
+
+@dataclass
+class Wait:
+    waiting_for: str
+    timeout_minutes: int
+
+
+@dataclass
+class Outcome:
+    """What a step's logic hands back."""
+
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    next_step: Step | None = None
+    waiting: Wait | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    direct_next_step: Step | None | str = "same"  # "same" means: as next_step (or this step while waiting)
+    events: list[BusEvent] = field(default_factory=list)
+    final_status: str | None = None
+    record_result: bool = True
+    suppress_completed: bool = False  # a failure notification routes nowhere
+    after_commit: Callable[[], None] | None = None
+
+
+class Services:
+    """The adapters a step uses, created on first use (and replaceable in tests)."""
+
+    def __init__(self, settings: Settings, publisher: Publisher | None = None) -> None:
+        self.settings = settings
+        self._publisher = publisher
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore(self.settings.state_table, self.settings.region)
+
+    @property
+    def publisher(self) -> Publisher:
+        if self._publisher is None:
+            self._publisher = EventPublisher(self.settings.event_bus, self.settings.region)
+        return self._publisher
+
+    def rds(self, region: str) -> RdsAdapter:
+        return RdsAdapter(region)
+
+
+@dataclass
+class StepContext:
+    step: Step
+    state: OperationState
+    config: RestoreConfig
+    config_sources: dict[str, str]
+    trigger: Trigger
+    services: Services
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def operation_id(self) -> str:
+        return self.state.operation_id
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.state.outputs
+
+    def value(self, name: str) -> Any:
+        """A step input: the direct payload's field first, then what earlier steps recorded."""
+        found = self.trigger.payload.get(name) if self.trigger.is_direct else None
+        return found if found not in (None, "") else self.state.outputs.get(name)
+
+    @property
+    def target_rds(self) -> RdsAdapter:
+        return self.services.rds(self.config.target_region)
+
+    @property
+    def source_rds(self) -> RdsAdapter:
+        return self.services.rds(self.config.source_region)
+
+    def tags(self) -> list[dict[str, str]]:
+        return [
+            {"Key": "aurora-restore:operation-id", "Value": self.operation_id},
+            {"Key": "aurora-restore:environment", "Value": self.settings.environment},
+            {"Key": "aurora-restore:source-cluster", "Value": self.config.source_cluster_id},
+        ]
+
+
+StepLogic = Callable[[StepContext], Outcome]
+
+
+# -- triggers ---------------------------------------------------------------------------------------------
+def parse_trigger(event: Any) -> Trigger:
+    if not isinstance(event, dict):
+        raise InvalidRequest("the payload must be a JSON object")
+    if "detail-type" in event and "detail" in event:
+        detail_type = event["detail-type"]
+        if event.get("source") == "aws.rds":
+            try:
+                rds_event = RdsEvent.model_validate(event)
+            except ValidationError as exc:
+                raise InvalidRequest(f"not an RDS event we understand: {_first_error(exc)}") from exc
+            return Trigger("rds", rds_event.detail.event_id, None, {}, rds_event.detail)
+        model = BUS_EVENT_BY_TYPE.get(detail_type)
+        if event.get("source") != EVENT_SOURCE or model is None:
+            raise InvalidRequest(f"unexpected event {event.get('source')}/{detail_type}")
+        try:
+            detail = model.model_validate(event["detail"])
+        except ValidationError as exc:
+            raise InvalidRequest(f"invalid {detail_type} event: {_first_error(exc)}") from exc
+        return Trigger(detail_type, detail_type, detail.operation_id, detail.model_dump(mode="json"))
+    try:
+        direct = DirectPayload.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid payload: {_first_error(exc)}") from exc
+    try:
+        _OPERATION_ID.validate_python(direct.operation_id)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid operation_id: {_first_error(exc)}") from exc
+    return Trigger("direct", "direct", direct.operation_id, dict(event))
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = ".".join(str(item) for item in error["loc"])
+    return f"{location}: {error['msg']}" if location else str(error["msg"])
+
+
+# -- the runner ---------------------------------------------------------------------------------------------
+class StepRunner:
+    def __init__(self, step: Step, logic: StepLogic, services: Services | None = None) -> None:
+        self.step = step
+        self.logic = logic
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = Services(get_settings())
+        return self._services
+
+    def __call__(self, event: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        logger.append_keys(step=self.step.value)
+        outcome_label = "error"
+        try:
+            response = self._run(event)
+            outcome_label = str(response.get("_outcome", response.get("status")))
+            response.pop("_outcome", None)
+            return response
+        finally:
+            metrics.add_dimension(name="step", value=self.step.value)
+            metrics.add_metric(
+                name="StepDuration", unit="Milliseconds", value=(time.monotonic() - started) * 1000
+            )
+            metrics.add_metric(name=f"Outcome_{outcome_label}", unit="Count", value=1)
+
+    def _run(self, event: Any) -> dict[str, Any]:
+        try:
+            trigger = parse_trigger(event)
+        except InvalidRequest as exc:
+            logger.warning("rejected input", extra={"error": exc.message})
+            return _error_response(None, exc)
+        operation_id = trigger.operation_id
+        if trigger.rds is not None:
+            operation_id = self.services.store.lookup_resource(trigger.rds.identifier)
+            if operation_id is None:
+                logger.debug(
+                    "RDS event for a resource that is not ours", extra={"source": trigger.rds.identifier}
+                )
+                return {"status": "ignored", "message": f"{trigger.rds.identifier} belongs to no operation"}
+            trigger.operation_id = operation_id
+        assert operation_id is not None
+        logger.append_keys(operation_id=operation_id)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self._attempt(trigger, operation_id)
+            except StaleWrite:
+                logger.info("state changed under us; deciding again")
+        raise StepError(f"state of {operation_id} kept changing; giving up this trigger", retryable=True)
+
+    def _attempt(self, trigger: Trigger, operation_id: str) -> dict[str, Any]:
+        store = self.services.store
+        state = store.get(operation_id)
+        if state is None:
+            if self.step is not Step.SNAPSHOT_CHECK:
+                return _error_response(
+                    operation_id,
+                    UnknownOperation(
+                        f"operation {operation_id} does not exist: start it with snapshot_check"
+                    ),
+                )
+            state = store.create(self._new_state(trigger, operation_id))
+        flushed = self.flush_outbox(state)
+        if flushed is not None:
+            state = flushed
+
+        recorded = state.results.get(self.step.value)
+        if recorded is not None and not self._runs_again(state, trigger):
+            logger.info("step already done; replaying its result")
+            return {**recorded, "_outcome": "replayed"}
+        refusal = self._refusal(state, trigger)
+        if refusal is not None:
+            return refusal
+
+        started_at = utcnow()
+        try:
+            resolved = self._resolve_config(state, trigger)
+            context = StepContext(
+                step=self.step,
+                state=state,
+                config=resolved.config,
+                config_sources=resolved.sources,
+                trigger=trigger,
+                services=self.services,
+                warnings=list(resolved.warnings),
+            )
+            for warning in resolved.warnings:
+                logger.warning(warning)
+            outcome = self.logic(context)
+        except StepError as exc:
+            if exc.retryable and not trigger.is_direct:
+                logger.warning(
+                    "retryable failure; the trigger will be delivered again", extra={"error": exc.message}
+                )
+                raise
+            return self.record_failure(state, trigger, exc, started_at)
+        return self._record_success(state, trigger, outcome, started_at, resolved.config)
+
+    # -- decisions ----------------------------------------------------------------------------------------
+    def _runs_again(self, state: OperationState, trigger: Trigger) -> bool:
+        """notify_completion runs again on a StepFailed; every other recorded step only replays."""
+        return self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed"
+
+    def _refusal(self, state: OperationState, trigger: Trigger) -> dict[str, Any] | None:
+        """Why this step may not run now (None: it may). Refusals change nothing."""
+        if self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed":
+            return None
+        if state.status in TERMINAL_STATUSES:
+            error = state.error.message if state.error else f"operation is {state.status}"
+            return _error_response(
+                state.operation_id,
+                StepError(f"operation {state.operation_id} is {state.status}: {error}"),
+                outcome="refused",
+            )
+        expected = state.next_step
+        if expected == self.step.value:
+            return None
+        message = (
+            f"operation {state.operation_id} is at step {expected or 'none'} "
+            f"({state.status}); {self.step.value} does not run now"
+        )
+        if trigger.is_direct:
+            return _error_response(state.operation_id, InvalidRequest(message), outcome="refused")
+        logger.info("stale trigger ignored", extra={"reason": message})
+        return {"status": "ignored", "message": message}
+
+    def _new_state(self, trigger: Trigger, operation_id: str) -> OperationState:
+        now = utcnow()
+        raw_date = trigger.payload.get("target_date")
+        try:
+            target_date = date.fromisoformat(str(raw_date)) if raw_date else now.date()
+        except ValueError:
+            target_date = now.date()
+        overrides = trigger.payload.get("overrides") or {}
+        return OperationState(
+            operation_id=operation_id,
+            status="running",
+            next_step=Step.SNAPSHOT_CHECK,
+            target_date=target_date,
+            overrides=overrides if isinstance(overrides, dict) else {},
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(self.services.settings.state_ttl_days, now),
+        )
+
+    def _resolve_config(self, state: OperationState, trigger: Trigger) -> config_resolver.ResolvedConfig:
+        event_values = dict(state.overrides)
+        if trigger.is_direct:
+            event_values.update(trigger.payload)
+        if state.config:
+            resolved = config_resolver.resolve(
+                self.services.settings,
+                event_values=event_values,
+                state_values=state.config,
+                lower_layers=False,
+            )
+            for name, source in state.config_sources.items():
+                if resolved.sources.get(name) == "state":
+                    resolved.sources[name] = f"state ({source})"
+            return resolved
+        return config_resolver.resolve(self.services.settings, event_values=event_values)
+
+    # -- recording ------------------------------------------------------------------------------------------
+    def _record_success(
+        self,
+        state: OperationState,
+        trigger: Trigger,
+        outcome: Outcome,
+        started_at: datetime,
+        config: RestoreConfig,
+    ) -> dict[str, Any]:
+        now = utcnow()
+        waiting = outcome.waiting is not None
+        state.outputs.update(outcome.outputs)
+        if not state.config:
+            state.config = config.model_dump(mode="json")
+        state.history.append(
+            HistoryEntry(
+                step=self.step,
+                outcome="waiting" if waiting else "success",
+                message=outcome.message,
+                trigger=trigger.label,
+                started_at=started_at,
+                finished_at=now,
+            )
+        )
+        state.current_step = self.step
+        events: list[BusEvent] = []
+        if outcome.waiting is not None:
+            previous = state.waiting if state.waiting and state.waiting.step == self.step.value else None
+            interval = timedelta(seconds=config.recheck_interval_seconds)
+            state.waiting = Waiting(
+                step=self.step,
+                waiting_for=outcome.waiting.waiting_for,
+                next_check_at=now + interval,
+                deadline=previous.deadline
+                if previous
+                else now + timedelta(minutes=outcome.waiting.timeout_minutes),
+                since=previous.since if previous else now,
+            )
+            state.status = "waiting"
+            state.next_step = self.step
+            if previous is None or previous.waiting_for != outcome.waiting.waiting_for:
+                events.append(
+                    StepWaiting(
+                        operation_id=state.operation_id,
+                        step=self.step,
+                        waiting_for=outcome.waiting.waiting_for,
+                        next_check_at=state.waiting.next_check_at,
+                    )
+                )
+            direct_next: Any = self.step.value
+        else:
+            state.waiting = None
+            state.status = outcome.final_status or "running"  # type: ignore[assignment]
+            state.next_step = outcome.next_step
+            direct_next = outcome.next_step.value if outcome.next_step else None
+            if not outcome.suppress_completed:
+                events.append(
+                    StepCompleted(
+                        operation_id=state.operation_id,
+                        step=self.step,
+                        next_step=outcome.next_step,
+                        message=outcome.message,
+                        result=_compact(outcome.fields),
+                    )
+                )
+        if outcome.direct_next_step != "same":
+            direct_next = (
+                outcome.direct_next_step.value if isinstance(outcome.direct_next_step, Step) else None
+            )
+        response = {
+            "operation_id": state.operation_id,
+            "status": "success",
+            "message": outcome.message,
+            **outcome.fields,
+            "next_step": direct_next,
+        }
+        if not waiting and outcome.record_result:
+            state.results[self.step.value] = _compact(response, limit=60_000)
+        events.extend(outcome.events)
+        if outcome.final_status in TERMINAL_STATUSES:
+            state.expires_at = expiry(config.state_retention_days, now)
+        self._commit(state, events)
+        self._log_step(state, config, response, trigger)
+        if outcome.after_commit is not None:
+            outcome.after_commit()
+        logger.info(outcome.message, extra={"outcome": "waiting" if waiting else "success"})
+        return {**response, "_outcome": "waiting" if waiting else "success"}
+
+    def record_failure(
+        self, state: OperationState, trigger: Trigger, exc: StepError, started_at: datetime
+    ) -> dict[str, Any]:
+        now = utcnow()
+        error = ErrorInfo(type=exc.error_type, message=exc.message, retryable=exc.retryable)
+        state.history.append(
+            HistoryEntry(
+                step=self.step,
+                outcome="failed",
+                message=exc.message,
+                trigger=trigger.label,
+                started_at=started_at,
+                finished_at=now,
+            )
+        )
+        events: list[BusEvent] = []
+        if state.status not in TERMINAL_STATUSES:
+            state.status = "failed"
+            state.error = error
+            state.failed_step = self.step
+            state.waiting = None
+            events.append(
+                StepFailed(
+                    operation_id=state.operation_id,
+                    step=self.step,
+                    error=error,
+                    left_in_place=left_in_place(state),
+                )
+            )
+            events.append(OperationFinished(operation_id=state.operation_id, outcome="failed"))
+        self._commit(state, events)
+        logger.error("step failed", extra={"error_type": exc.error_type, "error": exc.message})
+        if state.config:
+            try:
+                self._log_step(
+                    state, RestoreConfig.model_validate(state.config), {"error": error.model_dump()}, trigger
+                )
+            except (StepError, ValidationError) as log_exc:
+                logger.warning("could not write the step record", extra={"error": str(log_exc)})
+        return {**_error_response(state.operation_id, exc), "_outcome": "failed"}
+
+    def _commit(self, state: OperationState, events: list[BusEvent]) -> None:
+        """Write the transition with its events in the outbox, put them on the bus, then clear the outbox."""
+        state.outbox = [{"detail_type": e.detail_type, "detail": e.model_dump(mode="json")} for e in events]
+        self.services.store.save(state)
+        if events:
+            self.services.publisher.publish(events)
+            state.outbox = []
+            try:
+                self.services.store.save(state)
+            except StaleWrite:
+                logger.info("outbox already cleared by a newer writer")
+
+    def flush_outbox(self, state: OperationState) -> OperationState | None:
+        """Events a crashed run wrote but may not have put on the bus: put them now (duplicates are harmless)."""
+        if not state.outbox:
+            return None
+        events = [
+            BUS_EVENT_BY_TYPE[item["detail_type"]].model_validate(item["detail"]) for item in state.outbox
+        ]
+        self.services.publisher.publish(events)
+        state.outbox = []
+        return self.services.store.save(state)
+
+    def _log_step(
+        self, state: OperationState, config: RestoreConfig, response: dict[str, Any], trigger: Trigger
+    ) -> None:
+        if config.delete_logs and state.status == "completed":
+            return
+        index = list(Step).index(self.step) + 1
+        record = {
+            "operation_id": state.operation_id,
+            "step": self.step.value,
+            "trigger": trigger.label,
+            "status": state.status,
+            "response": response,
+            "recorded_at": utcnow().isoformat(),
+        }
+        StepLog(config.log_bucket, config.log_prefix, config.target_region).write(
+            state.operation_id, f"{index:02d}-{self.step.value}", record
+        )
+
+
+def left_in_place(state: OperationState) -> dict[str, Any]:
+    """What a failed operation leaves behind, for the failure notification."""
+    keep = ("target_snapshot", "snapshot_name", "target_cluster_id", "cluster_endpoint", "deletion_started")
+    return {key: state.outputs[key] for key in keep if key in state.outputs} | {
+        "lease": state.config.get("target_cluster_id"),
+    }
+
+
+def _error_response(operation_id: str | None, exc: StepError, outcome: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "operation_id": operation_id,
+        "status": "error",
+        "message": exc.message,
+        "error": {"type": exc.error_type, "message": exc.message, "retryable": exc.retryable},
+        "next_step": None,
+    }
+    if outcome:
+        response["_outcome"] = outcome
+    return response
+
+
+def _compact(value: dict[str, Any], limit: int = MAX_EVENT_RESULT_CHARS) -> dict[str, Any]:
+    """Keep events and state items small: long lists are cut, with a note of how many were left out."""
+    import json
+
+    if len(json.dumps(value, default=str)) <= limit:
+        return value
+    compacted: dict[str, Any] = {}
+    for key, inner in value.items():
+        if isinstance(inner, list) and len(inner) > 20:
+            compacted[key] = inner[:20]
+            compacted[f"{key}_omitted"] = len(inner) - 20
+        elif isinstance(inner, dict):
+            compacted[key] = _compact(inner, limit // 2)
+        else:
+            compacted[key] = inner
+    return compacted
+
+
+def recheck_event(state: OperationState) -> RecheckDue:
+    assert state.waiting is not None
+    return RecheckDue(operation_id=state.operation_id, step=Step(state.waiting.step))
+
+
+__all__ = ["Outcome", "StepContext", "StepRunner", "Wait", "WAITING_STEPS", "recheck_event"]

@@ -1,0 +1,58 @@
+"""Runtime settings of a function, from its environment, validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from functions.errors import ConfigError
+
+
+class Settings(BaseModel):
+    """Where things are. Not the restore configuration: see functions.config for that."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    region: str
+    state_table: str
+    event_bus: str
+    config_parameter: str
+    db_users_parameter: str
+    state_ttl_days: int = 30
+    pg_dsn: str | None = Field(
+        default=None,
+        description="Local runtime only: host and port of the stand-in database (never carries a password)",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read AURORA_RESTORE_ENV and friends. Names default from the environment name, as in design.md."""
+    env = os.environ.get("AURORA_RESTORE_ENV")
+    if not env:
+        raise ConfigError("AURORA_RESTORE_ENV is not set: it names the environment (dev, staging, ...)")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("AWS_REGION is not set")
+    try:
+        return Settings(
+            environment=env,
+            region=region,
+            state_table=os.environ.get("AURORA_RESTORE_STATE_TABLE") or f"aurora-restore-state-{env}",
+            event_bus=os.environ.get("AURORA_RESTORE_EVENT_BUS") or f"aurora-restore-{env}",
+            config_parameter=os.environ.get("AURORA_RESTORE_CONFIG_PARAMETER")
+            or f"/aurora-restore/{env}/config",
+            db_users_parameter=os.environ.get("AURORA_RESTORE_DB_USERS_PARAMETER")
+            or f"/aurora-restore/{env}/db_users",
+            state_ttl_days=int(os.environ.get("AURORA_RESTORE_STATE_TTL_DAYS", "30")),
+            pg_dsn=os.environ.get("AURORA_RESTORE_PG_DSN") or None,
+        )
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"invalid function settings: {exc}") from exc
+
+
+def function_name(step: str, environment: str) -> str:
+    return f"aurora-restore-{step.replace('_', '-')}-{environment}"

@@ -1,0 +1,190 @@
+"""Steps 4-6: delete the old target cluster, restore the copy under its name, bring up the writer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import secrets
+from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
+from functions.runner import Outcome, StepContext, Wait
+from functions.steps.snapshot import OPERATION_TAG
+from schemas.common import Step
+from schemas.rds_events import FAILURE_EVENT_IDS
+
+GONE = ("deleting",)
+
+
+def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
+    """The deletion guard: never the source, never a protected cluster, never one we restored ourselves."""
+    config = ctx.config
+    cluster_id = cluster["DBClusterIdentifier"]
+    if cluster_id == config.source_cluster_id and config.source_region == config.target_region:
+        raise GuardRefused(f"refusing to delete {cluster_id}: it is the source cluster")
+    if cluster_id in config.protected_cluster_ids:
+        raise GuardRefused(f"refusing to delete {cluster_id}: it is on the protected list")
+    tags = ctx.target_rds.tags(cluster["DBClusterArn"])
+    if tags.get(OPERATION_TAG) == ctx.operation_id:
+        raise GuardRefused(f"refusing to delete {cluster_id}: this operation restored it")
+    if cluster.get("DeletionProtection") and not config.allow_deletion_protected:
+        raise GuardRefused(
+            f"refusing to delete {cluster_id}: deletion protection is on (set allow_deletion_protected to allow it)"
+        )
+
+
+def delete_rds(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    cluster_id = config.target_cluster_id
+    rds = ctx.target_rds
+    fields = {"target_cluster_id": cluster_id}
+    cluster = rds.cluster(cluster_id)
+    if cluster is None:
+        started = bool(ctx.outputs.get("deletion_started"))
+        return Outcome(
+            message="Cluster deletion completed"
+            if started
+            else "Cluster does not exist, proceeding to restore",
+            fields={**fields, "deletion_status": "completed"},
+            next_step=Step.RESTORE_SNAPSHOT,
+        )
+    ctx.services.store.index_resource(cluster_id, ctx.operation_id)
+    outputs: dict[str, Any] = {"deletion_started": True}
+    if cluster.get("Status") not in GONE:
+        _guard(ctx, cluster)
+        members = [member["DBInstanceIdentifier"] for member in cluster.get("DBClusterMembers", [])]
+        pending = []
+        for instance_id in members:
+            instance = rds.instance(instance_id)
+            if instance is None:
+                continue
+            pending.append(instance_id)
+            if instance.get("DBInstanceStatus") != "deleting":
+                ctx.services.store.index_resource(instance_id, ctx.operation_id)
+                rds.delete_instance(instance_id)
+        if pending:
+            return _deleting(ctx, fields, outputs, f"instances {', '.join(pending)} to be deleted")
+        if cluster.get("DeletionProtection"):
+            rds.disable_deletion_protection(cluster_id)
+        final = f"{cluster_id}-final-{ctx.operation_id}"[:255] if config.final_snapshot else None
+        rds.delete_cluster(cluster_id, final)
+    return _deleting(ctx, fields, outputs, f"cluster {cluster_id} to be deleted")
+
+
+def _deleting(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], what: str) -> Outcome:
+    return Outcome(
+        message="Cluster deletion in progress",
+        fields={**fields, "deletion_status": "in-progress"},
+        waiting=Wait(what, ctx.config.delete_timeout_minutes),
+        outputs=outputs,
+    )
+
+
+def restore_snapshot(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    target_snapshot = ctx.value("target_snapshot")
+    if target_snapshot != ctx.outputs.get("target_snapshot"):
+        raise InvalidRequest(f"target_snapshot {target_snapshot!r} is not this operation's copy")
+    rds = ctx.target_rds
+    cluster_id = config.target_cluster_id
+    existing = rds.cluster(cluster_id)
+    if existing is not None:
+        if rds.tags(existing["DBClusterArn"]).get(OPERATION_TAG) != ctx.operation_id:
+            raise StepError(
+                f"cluster {cluster_id} exists and was not restored by this operation", retryable=False
+            )
+        message = "Cluster restore initiated (already under way)"
+    else:
+        kwargs: dict[str, Any] = {
+            "DBClusterIdentifier": cluster_id,
+            "SnapshotIdentifier": target_snapshot,
+            "Engine": config.engine,
+            "DBSubnetGroupName": config.target_subnet_group,
+            "VpcSecurityGroupIds": list(config.target_security_groups),
+            "Tags": ctx.tags(),
+            "DeletionProtection": False,
+            "CopyTagsToSnapshot": True,
+        }
+        if config.engine_version:
+            kwargs["EngineVersion"] = config.engine_version
+        if config.kms_key_id:
+            kwargs["KmsKeyId"] = config.kms_key_id
+        if config.serverless:
+            kwargs["ServerlessV2ScalingConfiguration"] = {
+                "MinCapacity": config.serverless_min_capacity,
+                "MaxCapacity": config.serverless_max_capacity,
+            }
+        ctx.services.store.index_resource(cluster_id, ctx.operation_id)
+        rds.restore_cluster(**kwargs)
+        message = "Cluster restore initiated"
+    return Outcome(
+        message=message,
+        fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
+        next_step=Step.CHECK_RESTORE_STATUS,
+    )
+
+
+def writer_id(cluster_id: str) -> str:
+    return f"{cluster_id}-writer"[:63]
+
+
+def check_restore_status(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    cluster_id = config.target_cluster_id
+    rds = ctx.target_rds
+    rds_event = ctx.trigger.rds
+    if rds_event is not None and rds_event.event_id in FAILURE_EVENT_IDS:
+        raise StepError(f"RDS reported a failure for {rds_event.identifier}: {rds_event.event_id}")
+    cluster = rds.cluster(cluster_id)
+    if cluster is None:
+        raise NotFound(f"the restored cluster {cluster_id} does not exist")
+    fields: dict[str, Any] = {"target_cluster_id": cluster_id}
+    status = cluster.get("Status")
+    if status in ("failed", "inaccessible-encryption-credentials", "incompatible-restore"):
+        raise StepError(f"the restored cluster {cluster_id} is {status}")
+    if status != "available":
+        return _restoring(ctx, fields, status or "creating", f"cluster {cluster_id} to be available", {})
+    outputs: dict[str, Any] = {
+        "cluster_endpoint": cluster.get("Endpoint"),
+        "cluster_port": cluster.get("Port") or 5432,
+        "master_username": cluster.get("MasterUsername"),
+    }
+    if not ctx.outputs.get("master_password_set"):
+        credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+        rds.set_master_password(cluster_id, credentials.password.get_secret_value())
+        outputs["master_password_set"] = True
+        ctx.outputs["master_password_set"] = True
+    writer = writer_id(cluster_id)
+    instance = rds.instance(writer)
+    if instance is None:
+        ctx.services.store.index_resource(writer, ctx.operation_id)
+        rds.create_instance(
+            DBInstanceIdentifier=writer,
+            DBClusterIdentifier=cluster_id,
+            DBInstanceClass=config.instance_class,
+            Engine=config.engine,
+            Tags=ctx.tags(),
+            PubliclyAccessible=False,
+        )
+        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+    instance_status = instance.get("DBInstanceStatus")
+    if instance_status in ("failed", "incompatible-parameters", "storage-full"):
+        raise StepError(f"the writer instance {writer} is {instance_status}")
+    if instance_status != "available":
+        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+    return Outcome(
+        message="Cluster restore completed",
+        fields={**fields, "cluster_status": "available"},
+        next_step=Step.SETUP_DB_USERS,
+        outputs={**outputs, "writer_instance_id": writer},
+    )
+
+
+def _restoring(
+    ctx: StepContext, fields: dict[str, Any], status: str, what: str, outputs: dict[str, Any]
+) -> Outcome:
+    # cluster_status says "available" only once the writer is: the runbook's script moves on at that word.
+    return Outcome(
+        message="Cluster restore in progress",
+        fields={**fields, "cluster_status": status},
+        waiting=Wait(what, ctx.config.restore_timeout_minutes),
+        outputs=outputs,
+    )

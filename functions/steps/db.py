@@ -1,0 +1,95 @@
+"""Steps 7-8: application users and their privileges, then verification of the restored database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from functions import config as config_resolver
+from functions import database, secrets
+from functions.errors import NotFound
+from functions.runner import Outcome, StepContext
+from schemas.common import Step
+
+
+@dataclass
+class Connection:
+    endpoint: database.Endpoint
+    master_user: str
+    master_password: SecretStr
+    grants: list[database.UserGrant]
+    advertised_host: str
+    advertised_port: int
+
+
+def _connection(ctx: StepContext) -> Connection:
+    config = ctx.config
+    cluster = ctx.target_rds.cluster(config.target_cluster_id)
+    if cluster is None or not cluster.get("Endpoint"):
+        raise NotFound(f"cluster {config.target_cluster_id} has no endpoint")
+    host, port = str(cluster["Endpoint"]), int(cluster.get("Port") or 5432)
+    endpoint = database.Endpoint(host=host, port=port, dbname=config.database_name)
+    if ctx.settings.pg_dsn:
+        # The local runtime's stand-in database answers for the cluster endpoint.
+        parts = dict(item.split("=", 1) for item in ctx.settings.pg_dsn.split() if "=" in item)
+        endpoint = database.Endpoint(
+            host=parts.get("host", "127.0.0.1"),
+            port=int(parts.get("port", "5432")),
+            dbname=config.database_name,
+        )
+    credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+    master_user = credentials.username or cluster.get("MasterUsername") or "postgres"
+    users, warnings = config_resolver.load_db_users(ctx.settings)
+    ctx.warnings.extend(warnings)
+    grants = [
+        database.UserGrant(user=user, password=secrets.user_password(user, config.target_region))
+        for user in users.users
+    ]
+    return Connection(endpoint, master_user, credentials.password, grants, host, port)
+
+
+def setup_db_users(ctx: StepContext) -> Outcome:
+    target = _connection(ctx)
+    conn = database.connect(target.endpoint, target.master_user, target.master_password)
+    try:
+        database.setup_users(conn, target.endpoint.dbname, target.grants)
+    finally:
+        conn.close()
+    created = [config_resolver.describe_user(grant.user) for grant in target.grants]
+    cluster_id = ctx.config.target_cluster_id
+    return Outcome(
+        message=f"Successfully set up {len(created)} users for cluster {cluster_id}",
+        fields={
+            "target_cluster_id": cluster_id,
+            "cluster_endpoint": target.advertised_host,
+            "cluster_port": target.advertised_port,
+            "users_created": created,
+        },
+        next_step=Step.VERIFY_RESTORE,
+        outputs={"users": [user["username"] for user in created]},
+    )
+
+
+def verify_restore(ctx: StepContext) -> Outcome:
+    target = _connection(ctx)
+    conn = database.connect(target.endpoint, target.master_user, target.master_password)
+    try:
+        result = database.verify(conn, target.endpoint, target.grants, ctx.config.expected_tables)
+    finally:
+        conn.close()
+    database.require(result)
+    cluster_id = ctx.config.target_cluster_id
+    schema_info: dict[str, Any] = {"schemas": result.schemas, "tables": result.tables}
+    return Outcome(
+        message=f"Successfully verified cluster {cluster_id}",
+        fields={
+            "target_cluster_id": cluster_id,
+            "cluster_endpoint": target.advertised_host,
+            "cluster_port": target.advertised_port,
+            "schema_info": schema_info,
+        },
+        next_step=Step.NOTIFY_COMPLETION,
+        outputs={"verified_tables": len(result.tables), "verified_schemas": len(result.schemas)},
+    )

@@ -1,0 +1,94 @@
+"""Steps 9-10: tell people the outcome (SNS and SQS), then clean up what the operation made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import notify
+from functions.runner import Outcome, StepContext, left_in_place
+from schemas.common import Step
+from schemas.events import OperationFinished
+
+
+def notify_completion(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    state = ctx.state
+    failed = ctx.trigger.kind == "StepFailed" or state.status == "failed"
+    outcome = "failed" if failed else "completed"
+    message: dict[str, Any] = {
+        "operation_id": ctx.operation_id,
+        "outcome": outcome,
+        "target_cluster_id": config.target_cluster_id,
+        "target_date": state.target_date.isoformat(),
+        "source_snapshot": state.outputs.get("snapshot_name"),
+        "cluster_endpoint": state.outputs.get("cluster_endpoint"),
+        "cluster_port": state.outputs.get("cluster_port"),
+        "users": state.outputs.get("users", []),
+    }
+    if failed:
+        error = ctx.trigger.payload.get("error") or (state.error.model_dump() if state.error else {})
+        message["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
+        message["error"] = error
+        message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or left_in_place(state)
+        message["resume"] = f"aurora-restore resume {ctx.operation_id}"
+    subject = f"aurora-restore {outcome}: {config.target_cluster_id} ({ctx.operation_id})"
+    sns_id, sqs_id = notify.send(
+        config.notification_topic_arn, config.notification_queue_url, subject, message, config.target_region
+    )
+    fields = {
+        "target_cluster_id": config.target_cluster_id,
+        "outcome": outcome,
+        "sns_message_id": sns_id,
+        "sqs_message_id": sqs_id,
+    }
+    if failed:
+        # The operation stays failed: nothing routes on, and the result is not the step's final one.
+        sent = list(state.outputs.get("failure_notifications", [])) + [sns_id]
+        return Outcome(
+            message=f"Sent failure notifications for cluster {config.target_cluster_id}",
+            fields=fields,
+            next_step=None,
+            direct_next_step=None,
+            outputs={"failure_notifications": sent},
+            final_status="failed",
+            record_result=False,
+            suppress_completed=True,
+        )
+    return Outcome(
+        message=f"Successfully sent completion notifications for cluster {config.target_cluster_id}",
+        fields=fields,
+        next_step=Step.CLEANUP,
+        direct_next_step=None,  # the runbook's script invokes cleanup itself
+    )
+
+
+def cleanup(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    snapshot_deleted = False
+    target_snapshot = ctx.outputs.get("target_snapshot")
+    if config.delete_copied_snapshot and target_snapshot:
+        snapshot_deleted = ctx.target_rds.delete_cluster_snapshot(target_snapshot)
+        if not snapshot_deleted:
+            snapshot_deleted = ctx.target_rds.cluster_snapshot(target_snapshot) is None
+    ctx.services.store.release_lease(config.target_cluster_id, ctx.operation_id)
+    logs_deleted = False
+    if config.delete_logs:
+        notify.StepLog(config.log_bucket, config.log_prefix, config.target_region).delete_all(
+            ctx.operation_id
+        )
+        logs_deleted = True
+    return Outcome(
+        message=f"Successfully completed cleanup for operation {ctx.operation_id}",
+        fields={
+            "target_cluster_id": config.target_cluster_id,
+            "cleanup_results": {
+                "snapshot_deleted": snapshot_deleted,
+                "state_data_deleted": config.delete_state,
+                "logs_deleted": logs_deleted,
+            },
+        },
+        next_step=None,
+        events=[OperationFinished(operation_id=ctx.operation_id, outcome="completed")],
+        final_status="completed",
+        after_commit=(lambda: ctx.services.store.delete(ctx.operation_id)) if config.delete_state else None,
+    )

@@ -1,0 +1,127 @@
+"""Steps 1-3: find the source snapshot, copy it to the target region, wait for the copy."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from functions import config as config_resolver
+from functions import secrets
+from functions.errors import ConfigError, InvalidRequest, NotFound, StepError
+from functions.runner import Outcome, StepContext, Wait
+from schemas.common import Step
+from schemas.config import CONFIG_FIELDS
+
+OPERATION_TAG = "aurora-restore:operation-id"
+
+
+def snapshot_check(ctx: StepContext) -> Outcome:
+    """Check everything that can be checked, then take the lease on the target: nothing else changes."""
+    unknown = sorted(set(ctx.state.overrides) - set(CONFIG_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
+    raw_date = ctx.trigger.payload.get("target_date")
+    if raw_date is not None:
+        try:
+            date.fromisoformat(str(raw_date))
+        except ValueError as exc:
+            raise InvalidRequest(f"target_date {raw_date!r} is not a date (YYYY-MM-DD)") from exc
+    config = ctx.config
+    users, warnings = config_resolver.load_db_users(ctx.settings)
+    ctx.warnings.extend(warnings)
+    secrets.secret_exists(config.master_credentials_secret_id, config.target_region)
+    for user in users.users:
+        if user.password_secret_id:
+            secrets.secret_exists(user.password_secret_id, config.target_region)
+
+    day = ctx.state.target_date
+    snapshot = ctx.source_rds.find_snapshot_for_date(
+        config.source_cluster_id, day, config.snapshot_name_pattern
+    )
+    if snapshot is None:
+        raise NotFound(
+            f"no snapshot of {config.source_cluster_id} in {config.source_region} for {day.isoformat()} "
+            f"(looked for {config.snapshot_name_pattern.format(source_cluster_id=config.source_cluster_id, date=day)}"
+            " and any snapshot created that day)"
+        )
+    if snapshot.get("Status") != "available":
+        raise StepError(
+            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is {snapshot.get('Status')}, not available"
+        )
+    if (
+        snapshot.get("StorageEncrypted")
+        and config.source_region != config.target_region
+        and not config.kms_key_id
+    ):
+        raise ConfigError(
+            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is encrypted: set kms_key_id to a key in {config.target_region}"
+        )
+    ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
+    name = snapshot["DBClusterSnapshotIdentifier"]
+    return Outcome(
+        message="Snapshot exists",
+        fields={"snapshot_exists": True, "snapshot_name": name},
+        next_step=Step.COPY_SNAPSHOT,
+        outputs={
+            "snapshot_name": name,
+            "snapshot_arn": snapshot["DBClusterSnapshotArn"],
+            "snapshot_encrypted": bool(snapshot.get("StorageEncrypted")),
+            "target_cluster_id": config.target_cluster_id,
+            "warnings": ctx.warnings,
+        },
+    )
+
+
+def copy_snapshot(ctx: StepContext) -> Outcome:
+    config = ctx.config
+    source_name = ctx.value("snapshot_name")
+    if not source_name:
+        raise InvalidRequest("snapshot_name is missing (run snapshot_check first)")
+    if source_name != ctx.outputs.get("snapshot_name"):
+        raise InvalidRequest(
+            f"snapshot_name {source_name!r} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
+        )
+    target_name = f"{source_name}-copy"
+    existing = ctx.target_rds.cluster_snapshot(target_name)
+    if existing is None:
+        source_arn = ctx.outputs["snapshot_arn"]
+        ctx.target_rds.copy_cluster_snapshot(
+            source_arn=source_arn,
+            source_region=config.source_region,
+            target_snapshot_id=target_name,
+            tags=ctx.tags(),
+            kms_key_id=config.kms_key_id if ctx.outputs.get("snapshot_encrypted") else None,
+        )
+        message = "Snapshot copy initiated"
+    else:
+        message = "Snapshot copy initiated (the copy already existed)"
+    ctx.services.store.index_resource(target_name, ctx.operation_id)
+    return Outcome(
+        message=message,
+        fields={"source_snapshot": source_name, "target_snapshot": target_name},
+        next_step=Step.CHECK_COPY_STATUS,
+        outputs={"target_snapshot": target_name},
+    )
+
+
+def check_copy_status(ctx: StepContext) -> Outcome:
+    target_name = ctx.value("target_snapshot")
+    if target_name != ctx.outputs.get("target_snapshot"):
+        raise InvalidRequest(f"target_snapshot {target_name!r} is not this operation's copy")
+    snapshot = ctx.target_rds.cluster_snapshot(target_name)
+    if snapshot is None:
+        raise NotFound(f"the snapshot copy {target_name} does not exist in {ctx.config.target_region}")
+    status = snapshot.get("Status")
+    if status == "available":
+        return Outcome(
+            message="Snapshot copy completed",
+            fields={"target_snapshot": target_name, "copy_status": "available"},
+            next_step=Step.DELETE_RDS,
+            outputs={"target_snapshot_arn": snapshot.get("DBClusterSnapshotArn")},
+        )
+    if status in ("copying", "creating", "pending"):
+        return Outcome(
+            message="Snapshot copy in progress",
+            fields={"target_snapshot": target_name, "copy_status": "in-progress"},
+            waiting=Wait(f"snapshot copy {target_name}", ctx.config.copy_timeout_minutes),
+        )
+    raise StepError(f"the snapshot copy {target_name} is {status}")

@@ -1,0 +1,69 @@
+"""Reusable annotated types and the step catalogue shared by every model."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+SCHEMA_VERSION = "1.0"
+
+OperationId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"),
+    Field(description="Operation identifier: letters, digits, '.', '_', ':' and '-', at most 128 characters"),
+]
+ClusterId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$"),
+    Field(description="An RDS DB cluster identifier"),
+]
+SnapshotId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster-snapshot:)?[a-zA-Z][a-zA-Z0-9:-]{0,254}$"
+    ),
+    Field(description="An RDS DB cluster snapshot identifier (or ARN)"),
+]
+Region = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$"),
+    Field(description="An AWS region name"),
+]
+TargetDate = Annotated[date, Field(description="The day whose snapshot is restored (YYYY-MM-DD)")]
+
+
+class Step(StrEnum):
+    """The ten runbook steps, in order."""
+
+    SNAPSHOT_CHECK = "snapshot_check"
+    COPY_SNAPSHOT = "copy_snapshot"
+    CHECK_COPY_STATUS = "check_copy_status"
+    DELETE_RDS = "delete_rds"
+    RESTORE_SNAPSHOT = "restore_snapshot"
+    CHECK_RESTORE_STATUS = "check_restore_status"
+    SETUP_DB_USERS = "setup_db_users"
+    VERIFY_RESTORE = "verify_restore"
+    NOTIFY_COMPLETION = "notify_completion"
+    CLEANUP = "cleanup"
+
+    @property
+    def kebab(self) -> str:
+        return self.value.replace("_", "-")
+
+    @property
+    def next(self) -> Step | None:
+        order = list(Step)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+
+WAITING_STEPS: frozenset[Step] = frozenset(
+    {Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

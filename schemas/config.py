@@ -1,0 +1,124 @@
+"""The restore configuration (the runbook's eleven fields plus what real use needs) and the DB users."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+
+from schemas.common import ClusterId, Region
+
+# Privileges a DB user may be granted on the restored tables: a whitelist, nothing else reaches SQL.
+PRIVILEGES: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+Privilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
+Username = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$"),
+    Field(
+        description="A PostgreSQL role name: lower-case letters, digits and '_', not starting with a digit"
+    ),
+]
+# Roles that only the cluster itself may own.
+RESERVED_USERNAMES = frozenset(
+    {"postgres", "rdsadmin", "rds_superuser", "public", "pg_monitor", "rdsrepladmin"}
+)
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
+
+
+class DbUser(BaseModel):
+    """One application user. The password comes from Secrets Manager or, in a SecureString, a literal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    privileges: list[Privilege] = Field(min_length=1)
+    password: SecretStr | None = None
+    password_secret_id: str | None = None
+    schemas: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] | None = Field(
+        default=None,
+        description="Schemas whose tables the privileges apply to; default: every non-system schema",
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> DbUser:
+        if self.username in RESERVED_USERNAMES:
+            raise ValueError(f"username {self.username!r} is reserved")
+        if (self.password is None) == (self.password_secret_id is None):
+            raise ValueError(f"user {self.username!r} needs exactly one of password_secret_id or password")
+        if len(set(self.privileges)) != len(self.privileges):
+            raise ValueError(f"user {self.username!r} lists a privilege twice")
+        return self
+
+
+class DbUsers(BaseModel):
+    users: list[DbUser]
+
+    @model_validator(mode="after")
+    def _unique(self) -> DbUsers:
+        names = [user.username for user in self.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate usernames: {', '.join(duplicates)}")
+        return self
+
+
+class RestoreConfig(BaseModel):
+    """Everything an operation needs, resolved once per step. Holds no secret values, only their ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The runbook's eleven.
+    source_region: Region
+    target_region: Region
+    source_cluster_id: ClusterId
+    target_cluster_id: ClusterId
+    target_subnet_group: str = Field(min_length=1)
+    target_security_groups: list[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
+        min_length=1
+    )
+    master_credentials_secret_id: str = Field(min_length=1)
+    notification_topic_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:")]
+    notification_queue_url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    log_bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    log_prefix: str = "aurora-restore-logs"
+
+    # What real use needs.
+    engine: Literal["aurora-postgresql"] = "aurora-postgresql"
+    engine_version: str | None = None
+    instance_class: str = Field(default="db.r6g.large", pattern=r"^db\.[a-z0-9.]+$")
+    serverless_min_capacity: float = Field(default=0.5, ge=0, le=256)
+    serverless_max_capacity: float = Field(default=4.0, ge=1, le=256)
+    kms_key_id: str | None = None
+    snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
+    database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
+    expected_tables: list[TableName] = Field(default_factory=list)
+    copy_timeout_minutes: int = Field(default=240, ge=1)
+    delete_timeout_minutes: int = Field(default=90, ge=1)
+    restore_timeout_minutes: int = Field(default=180, ge=1)
+    recheck_interval_seconds: float = Field(default=60.0, gt=0)
+    delete_copied_snapshot: bool = True
+    delete_logs: bool = False
+    delete_state: bool = False
+    state_retention_days: int = Field(default=30, ge=1)
+    final_snapshot: bool = False
+    protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
+    allow_deletion_protected: bool = False
+
+    @model_validator(mode="after")
+    def _guard(self) -> RestoreConfig:
+        if self.target_cluster_id == self.source_cluster_id and self.target_region == self.source_region:
+            raise ValueError("target_cluster_id is the source cluster: refusing to restore over the source")
+        if self.target_cluster_id in self.protected_cluster_ids:
+            raise ValueError(f"target cluster {self.target_cluster_id!r} is on the protected list")
+        if self.serverless_min_capacity > self.serverless_max_capacity:
+            raise ValueError("serverless_min_capacity is above serverless_max_capacity")
+        if "{date}" not in self.snapshot_name_pattern:
+            raise ValueError("snapshot_name_pattern must contain {date}")
+        return self
+
+    @property
+    def serverless(self) -> bool:
+        return self.instance_class == "db.serverless"
+
+
+CONFIG_FIELDS: tuple[str, ...] = tuple(RestoreConfig.model_fields)

@@ -1,0 +1,82 @@
+"""The state item of one operation (DynamoDB), and the lease item per target cluster."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import OperationId, Step, TargetDate
+from schemas.events import ErrorInfo
+
+OperationStatus = Literal["running", "waiting", "completed", "failed", "aborted"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "aborted"})
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    step: Step
+    outcome: Literal["success", "waiting", "failed", "ignored"]
+    message: str
+    trigger: str = Field(
+        description="What started this run: direct, StepCompleted, RecheckDue, an RDS EventID, ..."
+    )
+    started_at: datetime
+    finished_at: datetime
+
+
+class Waiting(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    step: Step
+    waiting_for: str
+    next_check_at: datetime
+    deadline: datetime
+    since: datetime
+
+
+class OperationState(BaseModel):
+    """One operation. Every write is conditional on `version`; no secret value is ever stored here."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    operation_id: OperationId
+    status: OperationStatus = "running"
+    current_step: Step | None = None
+    next_step: Step | None = None
+    target_date: TargetDate
+    target_cluster_id: str | None = None
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Resolved configuration, no secret values"
+    )
+    config_sources: dict[str, str] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Each finished step's direct response, replayed to late or repeated calls",
+    )
+    history: list[HistoryEntry] = Field(default_factory=list)
+    waiting: Waiting | None = None
+    error: ErrorInfo | None = None
+    failed_step: Step | None = None
+    outbox: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Events written with the transition and not yet confirmed on the bus",
+    )
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    expires_at: int | None = Field(default=None, description="Epoch seconds; DynamoDB TTL")
+
+
+class Lease(BaseModel):
+    """Held by one operation on one target cluster: two operations on the same target never interleave."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_cluster_id: str
+    holder: OperationId
+    acquired_at: datetime
