@@ -1,0 +1,1 @@
+"""The embedded local runtime: moto's server, the RDS simulator, a real PostgreSQL, workers, Lambda Invoke."""
