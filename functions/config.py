@@ -59,9 +59,9 @@ def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
 def ssm_values(parameter_name: str, region: str | None = None) -> dict[str, Any]:
     """The JSON document in /aurora-restore/<env>/config; absent is an empty document."""
     try:
-        value = parameters.get_parameter(
-            parameter_name, transform="json", max_age=30, boto3_client=aws.client("ssm", region)
-        )
+        # A provider per call: get_parameter() would pass boto3_client on to the SSM API as a parameter.
+        provider = parameters.SSMProvider(boto3_client=aws.client("ssm", region))
+        value = provider.get(parameter_name, transform="json", max_age=30)
     except parameters.exceptions.GetParameterError as exc:
         if "ParameterNotFound" in str(exc):
             return {}
