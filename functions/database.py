@@ -119,7 +119,7 @@ def user_statements(
             sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(name, role),
             sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(privileges, name, role),
             sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
-                privileges, name, role
+                name, privileges, role
             ),
         ]
     return statements
