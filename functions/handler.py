@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from functions.observability import logger, metrics
+from functions.observability import logger
 from functions.runner import StepLogic, StepRunner
 from schemas.common import Step
 
@@ -18,7 +18,6 @@ def make_handler(step: Step, logic: StepLogic) -> Handler:
     runner = StepRunner(step, logic)
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
-    @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return runner(event)
 

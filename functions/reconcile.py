@@ -10,15 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.errors import StaleWrite, WaitTimedOut
-from functions.observability import logger, metrics
-from functions.runner import Services, StepRunner, Trigger, recheck_event
+from functions.observability import logger, record_metric
+from functions.runner import OUTBOX_GRACE, Services, StepRunner, Trigger, recheck_event
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
-
-OUTBOX_GRACE = timedelta(seconds=30)
 
 
 def reconcile(services: Services) -> dict[str, Any]:
@@ -66,8 +65,8 @@ def reconcile(services: Services) -> dict[str, Any]:
             )
     if rechecked or timed_out or flushed:
         logger.info("reconciled", extra={"rechecked": rechecked, "timed_out": timed_out, "flushed": flushed})
-    metrics.add_metric(name="RecheckDue", unit="Count", value=len(rechecked))
-    metrics.add_metric(name="WaitTimedOut", unit="Count", value=len(timed_out))
+    record_metric("RecheckDue", MetricUnit.Count, len(rechecked), "reconcile")
+    record_metric("WaitTimedOut", MetricUnit.Count, len(timed_out), "reconcile")
     return {"status": "success", "rechecked": rechecked, "timed_out": timed_out, "flushed": flushed}
 
 
@@ -79,7 +78,6 @@ _services: Services | None = None
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _services
     if _services is None:

@@ -15,13 +15,14 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from functions import config as config_resolver
 from functions.bus import EventPublisher, Publisher
 from functions.errors import InvalidRequest, StaleWrite, StepError, UnknownOperation
 from functions.notify import StepLog
-from functions.observability import logger, metrics
+from functions.observability import logger, record_metric
 from functions.rds import RdsAdapter
 from functions.settings import Settings, get_settings
 from functions.state import StateStore, expiry
@@ -43,6 +44,8 @@ from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState, Waiti
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
+# A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
+OUTBOX_GRACE = timedelta(seconds=5)
 
 
 _OPERATION_ID: TypeAdapter[str] = TypeAdapter(OperationId)
@@ -218,11 +221,9 @@ class StepRunner:
             response.pop("_outcome", None)
             return response
         finally:
-            metrics.add_dimension(name="step", value=self.step.value)
-            metrics.add_metric(
-                name="StepDuration", unit="Milliseconds", value=(time.monotonic() - started) * 1000
-            )
-            metrics.add_metric(name=f"Outcome_{outcome_label}", unit="Count", value=1)
+            elapsed_ms = (time.monotonic() - started) * 1000
+            record_metric("StepDuration", MetricUnit.Milliseconds, elapsed_ms, self.step.value)
+            record_metric(f"Outcome_{outcome_label}", MetricUnit.Count, 1, self.step.value)
 
     def _run(self, event: Any) -> dict[str, Any]:
         try:
@@ -260,9 +261,8 @@ class StepRunner:
                     ),
                 )
             state = store.create(self._new_state(trigger, operation_id))
-        flushed = self.flush_outbox(state)
-        if flushed is not None:
-            state = flushed
+        if state.outbox and utcnow() - state.updated_at > OUTBOX_GRACE:
+            state = self.flush_outbox(state) or state
 
         recorded = state.results.get(self.step.value)
         if recorded is not None and not self._runs_again(state, trigger):

@@ -28,7 +28,9 @@ def find_bindir() -> Path:
     candidates: list[str] = []
     if shutil.which("pg_config"):
         try:
-            out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True, timeout=10)
+            out = subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            )
             candidates.append(out.stdout.strip())
         except (subprocess.SubprocessError, OSError):
             pass
@@ -68,7 +70,9 @@ class PostgresServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise PostgresUnavailable(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise PostgresUnavailable(
+                f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
         return result
 
     def start(self) -> PostgresServer:
@@ -97,14 +101,26 @@ class PostgresServer:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
             "-c password_encryption=scram-sha-256"
         )
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, "-w", "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
         self.started = True
         return self
 
     def stop(self) -> None:
         if self.started:
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+                self._run(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"
+                )
             except PostgresUnavailable:
                 pass
             self.started = False
@@ -118,7 +134,11 @@ class PostgresServer:
         import psycopg2
 
         conn = psycopg2.connect(
-            host=self.host, port=self.port, dbname=dbname, user=SUPERUSER, password=self.password.get_secret_value()
+            host=self.host,
+            port=self.port,
+            dbname=dbname,
+            user=SUPERUSER,
+            password=self.password.get_secret_value(),
         )
         conn.autocommit = autocommit
         return conn

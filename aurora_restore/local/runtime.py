@@ -1,0 +1,627 @@
+"""The embedded local runtime: the whole system on this machine, without an AWS account.
+
+moto's server on 127.0.0.1 (the handlers reach it through AWS_ENDPOINT_URL and run unchanged), the bus
+and its rules built from the route table, each rule targeting an SQS queue that in-process workers feed to
+the handlers, the RDS simulator, a real PostgreSQL standing in for the restored cluster, the scheduled
+reconciler, and a Lambda Invoke endpoint for the function names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from aurora_restore.local.invoke import InvokeServer
+from aurora_restore.local.motoserver import Fault, LocalMotoServer
+from aurora_restore.local.postgres import PostgresServer
+from aurora_restore.local.simulator import Durations, RdsSimulator, SimulatorOptions, StandIn
+from functions.routes import FUNCTIONS, RECONCILE, build_routes
+from functions.settings import function_name
+
+ACCOUNT = "123456789012"
+SOURCE_CLUSTER = "dev-source-cluster"
+TARGET_CLUSTER = "dev-target-cluster"
+DATABASE = "appdb"
+RUNBOOK_USERS = [
+    {
+        "username": "app_user",
+        "password": "app_password",
+        "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+    },
+    {"username": "readonly_user", "password": "readonly_password", "privileges": ["SELECT"]},
+]
+SECRET_VALUES_NOTE = (
+    "The runbook's literal DB-user passwords are known values; scans for secrets look for them."
+)
+
+_log = logging.getLogger("aurora_restore.local")
+
+
+@dataclass
+class FaultProfile:
+    """What goes wrong on purpose. The default profile is a well-behaved AWS."""
+
+    name: str = "none"
+    duplicate_deliveries: bool = False  # every event delivered twice
+    max_delivery_delay: float = 0.0  # each delivery held back up to this many seconds: late and out of order
+    drop_rds_events: bool = False  # RDS events are never delivered: the reconciler must carry the waits
+    aws_failure_rate: float = 0.0  # share of AWS calls answered with throttling or a transient error
+    crash_steps: frozenset[str] = (
+        frozenset()
+    )  # these steps crash once after their AWS calls, before state write
+    seed: int = 7
+
+
+@dataclass
+class RuntimeOptions:
+    environment: str = "dev"
+    source_region: str = "us-east-1"
+    target_region: str = "us-west-2"
+    durations: Durations = field(default_factory=Durations)
+    recheck_interval_seconds: float = 1.0
+    reconcile_interval_seconds: float = 0.5
+    workers_per_function: int = 2
+    visibility_timeout_seconds: int = 2
+    invoke_endpoint: bool = True
+    faults: FaultProfile = field(default_factory=FaultProfile)
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
+
+
+@dataclass
+class Delivery:
+    at: float
+    function: str
+    detail_type: str
+    operation_id: str | None
+    outcome: str
+
+
+class LambdaContext:
+    """The parts of the Lambda context object the handlers and Powertools read."""
+
+    def __init__(self, name: str, region: str) -> None:
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+class SimulatedCrash(RuntimeError):
+    """A fault profile's crash: the function died after its AWS calls and before writing state."""
+
+
+class LocalRuntime:
+    def __init__(self, options: RuntimeOptions | None = None) -> None:
+        self.options = options or RuntimeOptions()
+        self.moto = LocalMotoServer()
+        self.postgres: PostgresServer | None = None
+        self.simulator: RdsSimulator | None = None
+        self.invoke_server: InvokeServer | None = None
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
+        self.deliveries: list[Delivery] = []
+        self.errors: list[str] = []
+        self.log_lines: list[str] = []
+        self.database_names: dict[str, str] = {TARGET_CLUSTER: DATABASE}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._queues: dict[str, str] = {}
+        self._crashed: set[tuple[str, str]] = set()
+        self._random = random.Random(self.options.faults.seed)
+        self._saved_env: dict[str, str | None] = {}
+        self._log_stream: IO[str] | None = None
+        self.master_password = secrets.token_urlsafe(18)
+        self._restore_commit: Any = None
+        self._original_stream: Any = None
+        self.started_at = 0.0
+
+    # -- life cycle --------------------------------------------------------------------------------------
+    def start(self) -> LocalRuntime:
+        self.started_at = time.monotonic()
+        self.moto.start()
+        self.postgres = PostgresServer().start()
+        self._set_environment()
+        self._reset_function_caches()
+        self._redirect_logs()
+        self._seed()
+        self.simulator = RdsSimulator(
+            SimulatorOptions(
+                durations=self.options.durations,
+                send_events=not self.options.faults.drop_rds_events,
+            ),
+            publish=self._publish_rds_event,
+            stand_in=StandIn(self.postgres, self.database_for),
+        )
+        self.simulator.install()
+        self._settle_seeded_clusters()
+        self._load_handlers()
+        self._wire_bus()
+        if self.options.faults.aws_failure_rate > 0:
+            self.moto.app.fault_hook = self._aws_fault
+        for function in FUNCTIONS:
+            if function == RECONCILE:
+                continue
+            for index in range(self.options.workers_per_function):
+                self._spawn(f"worker-{function}-{index}", self._worker, function)
+        self._spawn("reconciler", self._reconciler)
+        if self.options.invoke_endpoint:
+            self.invoke_server = InvokeServer(self.invoke).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.invoke_server is not None:
+            self.invoke_server.stop()
+        if self.simulator is not None:
+            self.simulator.uninstall()
+        if self._restore_commit is not None:
+            from functions.runner import StepRunner
+
+            StepRunner._commit = self._restore_commit  # type: ignore[method-assign]
+        if self.postgres is not None:
+            self.postgres.stop()
+        try:
+            self.moto.stop()
+        except Exception as exc:  # noqa: BLE001 - stopping must go on whatever moto says
+            _log.debug("moto stop: %s", exc)
+        self._restore_logs()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._reset_function_caches()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- environment -------------------------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        """What a shell (the CLI, the aws CLI, the runbook's script) needs to reach this runtime."""
+        assert self.postgres is not None
+        env = {
+            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_DEFAULT_REGION": self.options.target_region,
+            "AWS_REGION": self.options.target_region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AURORA_RESTORE_ENV": self.options.environment,
+            "AURORA_RESTORE_PG_DSN": self.postgres.dsn(DATABASE),
+        }
+        if self.invoke_server is not None:
+            env["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_server.url
+        return env
+
+    def _set_environment(self) -> None:
+        env = self.environment()
+        env.update(
+            {
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+                "AWS_MAX_ATTEMPTS": "",
+            }
+        )
+        for name, value in env.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+
+    @staticmethod
+    def _reset_function_caches() -> None:
+        from aws_lambda_powertools.utilities import parameters
+
+        from functions import aws
+        from functions.settings import get_settings
+
+        aws.reset_clients()
+        get_settings.cache_clear()
+        parameters.clear_caches()
+
+    def _redirect_logs(self) -> None:
+        """The functions' JSON logs go to a file (or memory), not over the operator's terminal."""
+        from functions.observability import logger
+
+        handler = logger.registered_handler
+        self._original_stream = getattr(handler, "stream", None)
+        if self.options.log_path is not None:
+            self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_stream = self.options.log_path.open("a", encoding="utf-8")
+        else:
+            self._log_stream = _MemoryStream(self.log_lines)
+        handler.setStream(self._log_stream)  # type: ignore[attr-defined]
+
+    def _restore_logs(self) -> None:
+        from functions.observability import logger
+
+        if self._original_stream is not None:
+            logger.registered_handler.setStream(self._original_stream)  # type: ignore[attr-defined]
+        if self._log_stream is not None and not isinstance(self._log_stream, _MemoryStream):
+            self._log_stream.close()
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            region_name=region or self.options.target_region,
+            endpoint_url=self.moto.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    # -- fixtures ----------------------------------------------------------------------------------------
+    def config_document(self) -> dict[str, Any]:
+        region = self.options.target_region
+        env = self.options.environment
+        document: dict[str, Any] = {
+            "source_region": self.options.source_region,
+            "target_region": region,
+            "source_cluster_id": SOURCE_CLUSTER,
+            "target_cluster_id": TARGET_CLUSTER,
+            "target_subnet_group": f"{env}-subnet-group",
+            "target_security_groups": ["sg-12345678"],
+            "master_credentials_secret_id": f"{env}/master-credentials",
+            "notification_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:{env}-notifications",
+            "notification_queue_url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{env}-notifications",
+            "log_bucket": f"{env}-aurora-restore-logs",
+            "log_prefix": "aurora-restore-logs",
+            "database_name": DATABASE,
+            "expected_tables": ["public.users", "public.products", "app_schema.orders"],
+            "recheck_interval_seconds": self.options.recheck_interval_seconds,
+        }
+        document.update(self.options.config_overrides)
+        return document
+
+    def _seed(self) -> None:
+        source, target = self.options.source_region, self.options.target_region
+        env = self.options.environment
+        rds_source, rds_target = self.client("rds", source), self.client("rds", target)
+        ec2 = self.client("ec2", target)
+        vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{target}{zone}")[
+                "Subnet"
+            ]["SubnetId"]
+            for i, zone in enumerate("ab", start=1)
+        ]
+        rds_target.create_db_subnet_group(
+            DBSubnetGroupName=f"{env}-subnet-group", DBSubnetGroupDescription="local", SubnetIds=subnets
+        )
+        production_password = secrets.token_urlsafe(18)  # the source's password: never needed by the target
+        rds_source.create_db_cluster(
+            DBClusterIdentifier=SOURCE_CLUSTER,
+            Engine="aurora-postgresql",
+            EngineVersion="15.4",
+            MasterUsername="postgres",
+            MasterUserPassword=production_password,
+            DatabaseName=DATABASE,
+        )
+        for days_ago in range(7):
+            day = date.today() - timedelta(days=days_ago)
+            rds_source.create_db_cluster_snapshot(
+                DBClusterIdentifier=SOURCE_CLUSTER,
+                DBClusterSnapshotIdentifier=f"{SOURCE_CLUSTER}-snapshot-{day}",
+            )
+        self._date_snapshots()
+        self.add_target_cluster(TARGET_CLUSTER)
+        ssm = self.client("ssm", target)
+        ssm.put_parameter(
+            Name=f"/aurora-restore/{env}/config",
+            Value=json.dumps(self.config_document()),
+            Type="String",
+            Overwrite=True,
+        )
+        ssm.put_parameter(
+            Name=f"/aurora-restore/{env}/db_users",
+            Value=json.dumps(RUNBOOK_USERS),
+            Type="String",
+            Overwrite=True,
+        )
+        self.client("secretsmanager", target).create_secret(
+            Name=f"{env}/master-credentials",
+            SecretString=json.dumps({"username": "postgres", "password": self.master_password}),
+        )
+        self.client("sns", target).create_topic(Name=f"{env}-notifications")
+        sqs = self.client("sqs", target)
+        sqs.create_queue(QueueName=f"{env}-notifications")
+        self.client("s3", target).create_bucket(
+            Bucket=f"{env}-aurora-restore-logs", CreateBucketConfiguration={"LocationConstraint": target}
+        )
+        self.client("dynamodb", target).create_table(
+            TableName=f"aurora-restore-state-{env}",
+            KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def add_target_cluster(self, cluster_id: str, database: str | None = None) -> None:
+        """Another existing target cluster with its writer (the benchmark and chaos runs use many)."""
+        rds = self.client("rds", self.options.target_region)
+        rds.create_db_cluster(
+            DBClusterIdentifier=cluster_id,
+            Engine="aurora-postgresql",
+            EngineVersion="15.4",
+            MasterUsername="postgres",
+            MasterUserPassword=secrets.token_urlsafe(18),
+            DBSubnetGroupName=f"{self.options.environment}-subnet-group",
+        )
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{cluster_id}-instance-1",
+            DBClusterIdentifier=cluster_id,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+        )
+        if database:
+            self.database_names[cluster_id] = database
+        backend = self._backend(self.options.target_region)
+        backend.databases[f"{cluster_id}-instance-1"].status = "available"
+        backend.clusters[cluster_id]._status = "available"
+
+    def database_for(self, cluster_id: str) -> str:
+        return self.database_names.get(cluster_id) or cluster_id.replace("-", "_")
+
+    def _backend(self, region: str) -> Any:
+        from moto.backends import get_backend
+
+        return get_backend("rds")[ACCOUNT][region]
+
+    def _date_snapshots(self) -> None:
+        for snapshot in self._backend(self.options.source_region).cluster_snapshots.values():
+            if "-snapshot-" not in snapshot.db_cluster_snapshot_identifier:
+                continue
+            day = date.fromisoformat(snapshot.db_cluster_snapshot_identifier.rsplit("-snapshot-", 1)[1])
+            snapshot.created = datetime(day.year, day.month, day.day, 3, 0, tzinfo=UTC)
+
+    def _settle_seeded_clusters(self) -> None:
+        for region in (self.options.source_region, self.options.target_region):
+            for cluster in self._backend(region).clusters.values():
+                if getattr(cluster, "_status", "available") == "creating":
+                    cluster._status = "available"
+
+    # -- the bus -------------------------------------------------------------------------------------------
+    def _wire_bus(self) -> None:
+        env = self.options.environment
+        region = self.options.target_region
+        events, sqs = self.client("events", region), self.client("sqs", region)
+        bus = f"aurora-restore-{env}"
+        events.create_event_bus(Name=bus)
+        for function in FUNCTIONS:
+            if function == RECONCILE:
+                continue
+            url = sqs.create_queue(
+                QueueName=f"{function_name(function, env)}-local",
+                Attributes={"VisibilityTimeout": str(self.options.visibility_timeout_seconds)},
+            )["QueueUrl"]
+            self._queues[function] = url
+        for route in build_routes(region):
+            rule = f"aurora-restore-{route.name}-{env}"
+            bus_name = bus if route.bus == "environment" else "default"
+            events.put_rule(
+                Name=rule, EventBusName=bus_name, EventPattern=json.dumps(route.pattern), State="ENABLED"
+            )
+            arn = sqs.get_queue_attributes(
+                QueueUrl=self._queues[route.function], AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            events.put_targets(
+                Rule=rule,
+                EventBusName=bus_name,
+                Targets=[
+                    {
+                        "Id": route.function,
+                        "Arn": arn,
+                        # The whole event, `account` included, as Lambda would receive it.
+                        "InputTransformer": {"InputPathsMap": {}, "InputTemplate": "<aws.events.event.json>"},
+                    }
+                ],
+            )
+
+    def _publish_rds_event(self, region: str, entry: dict[str, Any]) -> None:
+        self.client("events", region).put_events(Entries=[{**entry, "EventBusName": "default"}])
+
+    def put_restore_requested(
+        self, operation_id: str, target_date: date | str, overrides: dict[str, Any] | None = None
+    ) -> None:
+        detail: dict[str, Any] = {"operation_id": operation_id, "target_date": str(target_date)}
+        if overrides:
+            detail["overrides"] = overrides
+        from schemas.events import RestoreRequested
+
+        event = RestoreRequested.model_validate(detail)
+        answer = self.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "aurora-restore",
+                    "DetailType": "RestoreRequested",
+                    "Detail": event.model_dump_json(),
+                    "EventBusName": f"aurora-restore-{self.options.environment}",
+                }
+            ]
+        )
+        if answer.get("FailedEntryCount"):
+            raise RuntimeError(f"put-events failed: {answer['Entries']}")
+
+    # -- functions -------------------------------------------------------------------------------------------
+    def _load_handlers(self) -> None:
+        for function in FUNCTIONS:
+            module = importlib.import_module(f"functions.{function}")
+            self.handlers[function] = module.handler
+        self._install_crash_hook()
+
+    def _install_crash_hook(self) -> None:
+        """Crash profile: a step dies once per operation after its AWS calls, before its state write."""
+        crash_steps = self.options.faults.crash_steps
+        if not crash_steps:
+            return
+        from functions.runner import StepRunner
+
+        runtime = self
+        original = StepRunner._commit
+
+        def crashing_commit(runner: StepRunner, state: Any, events: list[Any]) -> None:
+            key = (state.operation_id, runner.step.value)
+            if runner.step.value in crash_steps and state.status != "failed":
+                with runtime._lock:
+                    first = key not in runtime._crashed
+                    runtime._crashed.add(key)
+                if first:
+                    raise SimulatedCrash(f"{runner.step.value} crashed before writing state")
+            original(runner, state, events)
+
+        StepRunner._commit = crashing_commit  # type: ignore[method-assign]
+        self._restore_commit = original
+
+    def invoke(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run a function by its Lambda name (aurora-restore-<step>-<env>) or step name."""
+        function = self.function_for(name)
+        context = LambdaContext(function_name(function, self.options.environment), self.options.target_region)
+        return self.handlers[function](payload, context)
+
+    def function_for(self, name: str) -> str:
+        env = self.options.environment
+        name = name.rsplit(":function:", 1)[-1].split(":")[0]
+        for function in FUNCTIONS:
+            if name in (function, function_name(function, env)):
+                return function
+        raise KeyError(f"no function named {name}")
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _worker(self, function: str) -> None:
+        sqs = self.client("sqs")
+        url = self._queues[function]
+        faults = self.options.faults
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+            except Exception as exc:  # noqa: BLE001 - the worker outlives a failed poll, as Lambda's poller does
+                if not self._stop.is_set():
+                    self.errors.append(f"{function} poll: {exc}")
+                    self._stop.wait(0.2)
+                continue
+            for message in messages:
+                event = json.loads(message["Body"])
+                if faults.max_delivery_delay:
+                    self._stop.wait(self._random.uniform(0, faults.max_delivery_delay))
+                copies = 2 if faults.duplicate_deliveries else 1
+                delivered = True
+                for _ in range(copies):
+                    delivered = self._deliver(function, event) and delivered
+                if delivered or int(message["Attributes"].get("ApproximateReceiveCount", "1")) >= 6:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver(self, function: str, event: dict[str, Any]) -> bool:
+        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        operation_id = detail.get("operation_id") if detail else None
+        try:
+            response = self.invoke(function, event)
+            outcome = str(response.get("status"))
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - like Lambda: an error means the event comes again
+            outcome = f"error: {type(exc).__name__}: {exc}"
+            ok = False
+        with self._lock:
+            self.deliveries.append(
+                Delivery(
+                    time.monotonic() - self.started_at,
+                    function,
+                    str(event.get("detail-type")),
+                    operation_id,
+                    outcome,
+                )
+            )
+        return ok
+
+    def _reconciler(self) -> None:
+        context = LambdaContext(
+            function_name(RECONCILE, self.options.environment), self.options.target_region
+        )
+        while not self._stop.wait(self.options.reconcile_interval_seconds):
+            try:
+                self.handlers[RECONCILE]({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+            except Exception as exc:  # noqa: BLE001 - the schedule fires again
+                self.errors.append(f"reconcile: {exc}")
+
+    def _aws_fault(self, service: str, action: str) -> Fault | None:
+        """Throttle or fail a share of the functions' AWS calls (never the runtime's own plumbing)."""
+        if threading.current_thread().name.startswith(("worker-", "reconciler")) is False:
+            return None
+        if service in ("sqs",) and action in ("ReceiveMessage", "DeleteMessage"):
+            return None
+        if self._random.random() >= self.options.faults.aws_failure_rate:
+            return None
+        if self._random.random() < 0.5:
+            return Fault("ThrottlingException" if service != "rds" else "Throttling", "Rate exceeded")
+        return Fault("ServiceUnavailable", "Service is unavailable, try again", status=503)
+
+    # -- watching --------------------------------------------------------------------------------------------
+    def state(self, operation_id: str) -> Any:
+        from functions.state import StateStore
+
+        return StateStore(f"aurora-restore-state-{self.options.environment}", self.options.target_region).get(
+            operation_id
+        )
+
+    def wait_for(self, operation_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
+        """Until the operation ends (completed, failed, aborted) or the timeout; returns its state."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.state(operation_id)
+            if state is not None and state.status in ("completed", "failed", "aborted") and not state.outbox:
+                return state
+            time.sleep(poll)
+        return state
+
+
+class _MemoryStream:
+    """A write-only text stream that keeps each line (for scans of what the functions logged)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._partial += text
+            *complete, self._partial = self._partial.split("\n")
+            self.lines.extend(line for line in complete if line)
+        return len(text)
+
+    def flush(self) -> None:
+        return None

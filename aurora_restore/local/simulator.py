@@ -1,0 +1,378 @@
+"""The RDS simulator: RDS's timing and events on top of moto, which makes every resource available at once.
+
+It wraps moto's in-process RDS backend so that a snapshot copy stays `copying`, a deletion `deleting`, a
+restored cluster and a new instance `creating`, each for a configured duration, and then publishes the
+events real RDS documents (none for a cluster-snapshot copy) to the default bus of the region. When a
+restored cluster becomes available it loads the stand-in PostgreSQL database with the seed schema.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.rds import models as rds_models
+from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault
+
+SEED_SQL = Path(__file__).with_name("seed.sql")
+
+
+@dataclass
+class Durations:
+    """Wall-clock seconds each simulated RDS operation takes."""
+
+    copy: float = 3.0
+    delete_instance: float = 1.5
+    delete_cluster: float = 1.5
+    restore: float = 2.5
+    create_instance: float = 2.0
+
+    def scaled(self, factor: float) -> Durations:
+        return Durations(**{name: value * factor for name, value in self.__dict__.items()})
+
+
+@dataclass
+class SimulatorOptions:
+    durations: Durations = field(default_factory=Durations)
+    send_events: bool = True
+    event_filter: Callable[[dict[str, Any]], bool] | None = None  # False drops the event (fault profiles)
+
+
+class Scheduler:
+    """Runs callbacks at their due time on one background thread (no sleeping in any function)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="rds-simulator", daemon=True)
+        self._thread.start()
+        self.errors: list[str] = []
+
+    def after(self, seconds: float, callback: Callable[[], None]) -> None:
+        with self._cv:
+            heapq.heappush(self._queue, (time.monotonic() + seconds, next(self._counter), callback))
+            self._cv.notify()
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
+                    timeout = self._queue[0][0] - time.monotonic() if self._queue else None
+                    self._cv.wait(timeout=timeout)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._queue)
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - a simulator fault must not kill the timeline
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(timeout=5)
+
+
+class StandIn:
+    """The real PostgreSQL server standing in for restored clusters: one database per target cluster."""
+
+    def __init__(
+        self, server: Any, database_for: Callable[[str], str], extra_roles: tuple[str, ...] = ()
+    ) -> None:
+        self.server = server
+        self.database_for = database_for
+        self.extra_roles = extra_roles
+        self._lock = threading.Lock()
+
+    def load(self, cluster_id: str) -> None:
+        """A fresh restore: the database recreated with the seed schema, as a snapshot would bring it."""
+        from psycopg2 import sql
+
+        dbname = self.database_for(cluster_id)
+        with self._lock:
+            admin = self.server.connect("postgres")
+            try:
+                with admin.cursor() as cursor:
+                    cursor.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+                    )
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            finally:
+                admin.close()
+            conn = self.server.connect(dbname)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(SEED_SQL.read_text())
+            finally:
+                conn.close()
+
+    def set_master_password(self, username: str, password: str) -> None:
+        from psycopg2 import sql
+
+        with self._lock:
+            conn = self.server.connect("postgres")
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(username), sql.Literal(password)
+                        )
+                    )
+            finally:
+                conn.close()
+        self.server.password = type(self.server.password)(password)
+
+
+class RdsSimulator:
+    """Installs itself on moto's RDS backend; `uninstall` puts moto back as it was."""
+
+    def __init__(
+        self,
+        options: SimulatorOptions,
+        publish: Callable[[str, dict[str, Any]], None],
+        stand_in: StandIn | None,
+    ):
+        self.options = options
+        self.publish = publish
+        self.stand_in = stand_in
+        self.scheduler = Scheduler()
+        self.calls: Counter[tuple[str, str]] = Counter()  # (action, resource id) -> count of mutating calls
+        self.events: list[dict[str, Any]] = []
+        self._originals: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- installation -------------------------------------------------------------------------------------
+    def install(self) -> None:
+        backend = rds_models.RDSBackend
+        cluster = rds_models.DBCluster
+        self._originals = {
+            "copy_db_cluster_snapshot": backend.copy_db_cluster_snapshot,
+            "delete_db_instance": backend.delete_db_instance,
+            "delete_db_cluster": backend.delete_db_cluster,
+            "restore_db_cluster_from_snapshot": backend.restore_db_cluster_from_snapshot,
+            "create_db_instance": backend.create_db_instance,
+            "modify_db_cluster": backend.modify_db_cluster,
+            "cluster_status": cluster.status,
+        }
+        sim = self
+
+        def status_get(self: Any) -> str:
+            return str(self._status)
+
+        def status_set(self: Any, value: str) -> None:
+            self._status = value
+
+        # moto reports "creating" once and then "available"; the simulator decides when instead.
+        cluster.status = property(status_get, status_set)  # type: ignore[assignment,method-assign]
+        backend.copy_db_cluster_snapshot = lambda self, *a, **k: sim._copy(self, *a, **k)  # type: ignore[method-assign]
+        backend.delete_db_instance = lambda self, *a, **k: sim._delete_instance(self, *a, **k)  # type: ignore[method-assign]
+        backend.delete_db_cluster = lambda self, *a, **k: sim._delete_cluster(self, *a, **k)  # type: ignore[method-assign]
+        backend.restore_db_cluster_from_snapshot = lambda self, *a, **k: sim._restore(self, *a, **k)  # type: ignore[method-assign]
+        backend.create_db_instance = lambda self, *a, **k: sim._create_instance(self, *a, **k)  # type: ignore[method-assign]
+        backend.modify_db_cluster = lambda self, *a, **k: sim._modify_cluster(self, *a, **k)  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        self.scheduler.stop()
+        backend = rds_models.RDSBackend
+        for name, original in self._originals.items():
+            if name == "cluster_status":
+                rds_models.DBCluster.status = original  # type: ignore[method-assign]
+            else:
+                setattr(backend, name, original)
+        self._originals = {}
+
+    def _count(self, action: str, resource: str) -> None:
+        with self._lock:
+            self.calls[(action, resource)] += 1
+
+    # -- the wrapped calls --------------------------------------------------------------------------------
+    def _copy(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        snapshot = self._originals["copy_db_cluster_snapshot"](backend, *args, **kwargs)
+        self._count("CopyDBClusterSnapshot", snapshot.db_cluster_snapshot_identifier)
+        snapshot.status = "copying"
+        snapshot.percent_progress = 0
+
+        def done() -> None:
+            snapshot.status = "available"
+            snapshot.percent_progress = 100
+            # Aurora sends no event for a cluster-snapshot copy: nothing is published here.
+
+        self.scheduler.after(self.options.durations.copy, done)
+        return snapshot
+
+    def _delete_instance(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        instance_id = kwargs.get("db_instance_identifier") or args[0]
+        instance = backend.databases.get(instance_id)
+        if instance is None or getattr(instance, "deletion_protection", False):
+            return self._originals["delete_db_instance"](backend, *args, **kwargs)
+        if instance.status == "deleting":
+            raise InvalidDBInstanceStateFault(f"Instance {instance_id} is already being deleted.")
+        self._count("DeleteDBInstance", instance_id)
+        instance.status = "deleting"
+
+        def done() -> None:
+            instance.status = "available"  # moto's own delete expects a live instance
+            self._originals["delete_db_instance"](backend, instance_id, None, True)
+            self._event(
+                backend,
+                "RDS DB Instance Event",
+                "RDS-EVENT-0003",
+                instance.db_instance_arn,
+                instance_id,
+                "DB instance deleted",
+                ["deletion"],
+                "DB_INSTANCE",
+            )
+
+        self.scheduler.after(self.options.durations.delete_instance, done)
+        return instance
+
+    def _delete_cluster(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        cluster_id = kwargs.get("cluster_identifier") or args[0]
+        cluster = backend.clusters.get(cluster_id)
+        if cluster is None or cluster.deletion_protection or cluster.members:
+            return self._originals["delete_db_cluster"](backend, *args, **kwargs)
+        if cluster._status == "deleting":
+            raise InvalidDBClusterStateFault(f"DbCluster {cluster_id} is already being deleted.")
+        self._count("DeleteDBCluster", cluster_id)
+        cluster._status = "deleting"
+
+        def done() -> None:
+            backend.clusters.pop(cluster_id, None)
+            # Like RDS's default, the automated backups go with the cluster.
+            for name in [
+                n for n, snap in backend.cluster_snapshots.items() if n.startswith(f"rds:{cluster_id}-")
+            ]:
+                backend.cluster_snapshots.pop(name, None)
+            self._event(
+                backend,
+                "RDS DB Cluster Event",
+                "RDS-EVENT-0171",
+                cluster.db_cluster_arn,
+                cluster_id,
+                "DB cluster deleted",
+                ["deletion"],
+                "CLUSTER",
+            )
+
+        self.scheduler.after(self.options.durations.delete_cluster, done)
+        return cluster
+
+    def _restore(self, backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
+        cluster = self._originals["restore_db_cluster_from_snapshot"](backend, snapshot_id, overrides)
+        cluster_id = cluster.db_cluster_identifier
+        self._count("RestoreDBClusterFromSnapshot", cluster_id)
+        cluster._status = "creating"
+
+        def done() -> None:
+            if self.stand_in is not None:
+                self.stand_in.load(cluster_id)
+            cluster._status = "available"
+            self._event(
+                backend,
+                "RDS DB Cluster Event",
+                "RDS-EVENT-0170",
+                cluster.db_cluster_arn,
+                cluster_id,
+                "DB cluster created",
+                ["creation"],
+                "CLUSTER",
+            )
+
+        self.scheduler.after(self.options.durations.restore, done)
+        return cluster
+
+    def _create_instance(self, backend: Any, db_kwargs: dict[str, Any]) -> Any:
+        instance = self._originals["create_db_instance"](backend, db_kwargs)
+        if not db_kwargs.get("db_cluster_identifier"):
+            return instance
+        instance_id = instance.db_instance_identifier
+        self._count("CreateDBInstance", instance_id)
+        instance.status = "creating"
+
+        def done() -> None:
+            instance.status = "available"
+            self._event(
+                backend,
+                "RDS DB Instance Event",
+                "RDS-EVENT-0005",
+                instance.db_instance_arn,
+                instance_id,
+                "DB instance created",
+                ["creation"],
+                "DB_INSTANCE",
+            )
+
+        self.scheduler.after(self.options.durations.create_instance, done)
+        return instance
+
+    def _modify_cluster(self, backend: Any, kwargs: dict[str, Any]) -> Any:
+        password = kwargs.get("master_user_password")
+        cluster_id = kwargs.get("db_cluster_identifier", "")
+        if password:
+            self._count("ModifyDBCluster:MasterUserPassword", cluster_id)
+            cluster = backend.clusters.get(cluster_id)
+            if self.stand_in is not None and cluster is not None:
+                self.stand_in.set_master_password(cluster.master_username or "postgres", password)
+        else:
+            self._count("ModifyDBCluster", cluster_id)
+        return self._originals["modify_db_cluster"](backend, kwargs)
+
+    # -- events ---------------------------------------------------------------------------------------------
+    def _event(
+        self,
+        backend: Any,
+        detail_type: str,
+        event_id: str,
+        arn: str,
+        identifier: str,
+        message: str,
+        categories: list[str],
+        source_type: str,
+    ) -> None:
+        detail = {
+            "EventCategories": categories,
+            "SourceType": source_type,
+            "SourceArn": arn,
+            "Date": datetime.now(UTC).isoformat(),
+            "Message": message,
+            "SourceIdentifier": f"rds:{identifier}",
+            "EventID": event_id,
+        }
+        record = {"detail-type": detail_type, "detail": detail, "region": backend.region_name}
+        with self._lock:
+            self.events.append({**record, "sent": False})
+        if not self.options.send_events:
+            return
+        if self.options.event_filter is not None and not self.options.event_filter(record):
+            return
+        self.events[-1]["sent"] = True
+        self.publish(
+            backend.region_name,
+            {"Source": "aws.rds", "DetailType": detail_type, "Detail": json.dumps(detail)},
+        )
+
+    def mutating_calls(self, resources: set[str] | None = None) -> Counter[str]:
+        """Mutating RDS calls by kind, optionally only those on the given resources."""
+        counted: Counter[str] = Counter()
+        with self._lock:
+            for (action, resource), count in self.calls.items():
+                if resources is None or resource in resources:
+                    counted[action] += count
+        return counted
