@@ -1,0 +1,67 @@
+"""The SSM parameters the functions read: /aurora-restore/<env>/config and /aurora-restore/<env>/db_users."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.settings import StackSettings, validate_db_users
+
+
+def config_document(restore: dict[str, Any], topic_arn: str, queue_url: str, log_bucket: str) -> str:
+    """The runbook's config JSON: the stack's `restore` values plus what the stack itself created."""
+    document = {
+        **restore,
+        "notification_topic_arn": topic_arn,
+        "notification_queue_url": queue_url,
+        "log_bucket": log_bucket,
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def db_users_document(users: Any) -> str:
+    validate_db_users(users)
+    return json.dumps(users, indent=2, sort_keys=True)
+
+
+class RestoreParameters(pulumi.ComponentResource):
+    config: aws.ssm.Parameter
+    db_users: aws.ssm.Parameter
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        db_users: pulumi.Output[Any],
+        topic_arn: pulumi.Input[str],
+        queue_url: pulumi.Input[str],
+        log_bucket: pulumi.Input[str],
+        key_arn: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("aurora-restore:infra:RestoreParameters", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.config = aws.ssm.Parameter(
+            f"{name}-config",
+            name=settings.config_parameter,
+            type="String",
+            description="aurora-restore configuration (runbook keys); managed by Pulumi",
+            value=pulumi.Output.all(topic_arn, queue_url, log_bucket).apply(
+                lambda args: config_document(settings.restore, args[0], args[1], args[2])
+            ),
+            opts=child,
+        )
+        # db_users is a Pulumi secret: the value stays secret in the state and reaches AWS only here.
+        self.db_users = aws.ssm.Parameter(
+            f"{name}-db-users",
+            name=settings.db_users_parameter,
+            type="SecureString",
+            key_id=key_arn,
+            description="aurora-restore DB users; managed by Pulumi (pulumi config set --secret dbUsers)",
+            value=pulumi.Output.secret(db_users).apply(db_users_document),
+            opts=child,
+        )
+        self.register_outputs({"config": self.config.name, "db_users": self.db_users.name})

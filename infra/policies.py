@@ -1,0 +1,376 @@
+"""Least-privilege IAM policy documents, one per function, built as data from what each step's code calls.
+
+Read functions/steps/*.py, functions/runner.py and the adapters beside them before widening anything here:
+every statement below names the call that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.common import Step
+
+# The calls that can destroy or replace the target: only ever on the target cluster and its instances.
+DESTRUCTIVE_RDS_ACTIONS = frozenset(
+    {
+        "rds:DeleteDBCluster",
+        "rds:DeleteDBInstance",
+        "rds:RestoreDBClusterFromSnapshot",
+        "rds:ModifyDBCluster",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PolicyRefs:
+    """Everything a policy names, as plain strings (resolved from the stack's resources)."""
+
+    account: str
+    region: str
+    source_region: str
+    table_arn: str
+    bus_arn: str
+    config_parameter_arn: str
+    db_users_parameter_arn: str
+    bucket_name: str
+    log_prefix: str
+    topic_arn: str
+    queue_arn: str
+    failure_queue_arn: str
+    key_arn: str
+    log_group_arn: str
+    target_cluster_id: str
+    source_cluster_id: str
+    target_subnet_group: str
+    master_secret_id: str
+    user_secret_ids: tuple[str, ...] = ()
+    restore_kms_key_id: str | None = None
+    extra_kms_key_arns: tuple[str, ...] = ()
+    target_instance_ids: tuple[str, ...] = ()
+    final_snapshot: bool = False
+    in_vpc: bool = False
+    tracing: bool = False
+    partition: str = "aws"
+
+    # -- ARNs -----------------------------------------------------------------------------------------
+    def rds(self, kind: str, name: str, region: str | None = None) -> str:
+        return f"arn:{self.partition}:rds:{region or self.region}:{self.account}:{kind}:{name}"
+
+    @property
+    def target_cluster_arn(self) -> str:
+        return self.rds("cluster", self.target_cluster_id)
+
+    @property
+    def target_instance_arns(self) -> list[str]:
+        """The target's instances: `<target_cluster_id>-*` (the writer we create is `<id>-writer`)."""
+        named = [self.rds("db", f"{self.target_cluster_id}-*")]
+        return named + [self.rds("db", instance_id) for instance_id in self.target_instance_ids]
+
+    @property
+    def writer_arn(self) -> str:
+        return self.rds("db", f"{self.target_cluster_id}-writer")
+
+    @property
+    def copy_snapshot_arn(self) -> str:
+        # copy_snapshot names its copy `<source snapshot>-copy` (functions/steps/snapshot.py).
+        return self.rds("cluster-snapshot", "*-copy")
+
+    def secret_arn(self, secret_id: str) -> str:
+        if secret_id.startswith("arn:"):
+            return secret_id
+        # Secrets Manager appends six random characters to a secret's name in its ARN.
+        return f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:{secret_id}-??????"
+
+    @property
+    def master_secret_arn(self) -> str:
+        return self.secret_arn(self.master_secret_id)
+
+    @property
+    def user_secret_arns(self) -> list[str]:
+        return [self.secret_arn(secret_id) for secret_id in self.user_secret_ids]
+
+    def kms_key_resources(self, key_id: str) -> tuple[str, dict[str, Any] | None]:
+        """An ARN for a key given as ARN, key id or alias (an alias is matched with kms:ResourceAliases)."""
+        if key_id.startswith("arn:") and ":alias/" not in key_id:
+            return key_id, None
+        if key_id.startswith("alias/") or ":alias/" in key_id:
+            alias = key_id.split(":", 5)[-1] if key_id.startswith("arn:") else key_id
+            any_key = f"arn:{self.partition}:kms:{self.region}:{self.account}:key/*"
+            return any_key, {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+        return f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{key_id}", None
+
+
+def _statement(
+    sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": resources[0] if len(resources) == 1 else resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
+    """What every function does: its own logs, the state table, the bus, the step record, its DLQ."""
+    statements = [
+        _statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{refs.log_group_arn}:*"]),
+        _statement("FailedInvocations", ["sqs:SendMessage"], [refs.failure_queue_arn]),
+        _statement("PublishEvents", ["events:PutEvents"], [refs.bus_arn]),
+        # functions.notify.StepLog.write after every step (and after a failure the reconciler records).
+        _statement(
+            "StepRecords",
+            ["s3:PutObject"],
+            [f"arn:{refs.partition}:s3:::{refs.bucket_name}/{refs.log_prefix}/*"],
+        ),
+    ]
+    if function == "reconcile":
+        # functions.reconcile: scan_operations, then save (PutItem) for rechecks and timeouts.
+        statements.append(_statement("StateTable", ["dynamodb:Scan", "dynamodb:PutItem"], [refs.table_arn]))
+    else:
+        # The runner: get, create/save (PutItem), the resource index and the lease; cleanup deletes.
+        actions = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        if function == Step.CLEANUP.value:
+            actions.append("dynamodb:DeleteItem")
+        statements.append(_statement("StateTable", actions, [refs.table_arn]))
+        # functions.config.resolve reads the config document while the operation has none recorded.
+        statements.append(_statement("ConfigParameter", ["ssm:GetParameter"], [refs.config_parameter_arn]))
+    if refs.in_vpc and function in (Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value):
+        # Lambda's VPC attachment: these EC2 calls take no resource-level permissions.
+        statements.append(
+            _statement(
+                "VpcNetworkInterfaces",
+                [
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                ["*"],
+            )
+        )
+    if refs.tracing:
+        statements.append(_statement("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
+    return statements
+
+
+def _db_users(refs: PolicyRefs) -> list[dict[str, Any]]:
+    """functions.config.load_db_users: GetParameter WithDecryption on the (SecureString) users document."""
+    return [
+        _statement("DbUsersParameter", ["ssm:GetParameter"], [refs.db_users_parameter_arn]),
+        _statement(
+            "DbUsersDecrypt",
+            ["kms:Decrypt"],
+            [refs.key_arn],
+            {"StringEquals": {"kms:ViaService": f"ssm.{refs.region}.amazonaws.com"}},
+        ),
+    ]
+
+
+def _restore_key(refs: PolicyRefs, sid: str) -> list[dict[str, Any]]:
+    """RDS uses the configured KMS key on our behalf (copy of an encrypted snapshot, restore)."""
+    statements = []
+    keys = ([refs.restore_kms_key_id] if refs.restore_kms_key_id else []) + list(refs.extra_kms_key_arns)
+    for index, key_id in enumerate(keys):
+        resource, condition = refs.kms_key_resources(key_id)
+        statements.append(
+            _statement(
+                f"{sid}{index}",
+                ["kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"],
+                [resource],
+                condition,
+            )
+        )
+    return statements
+
+
+def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
+    secrets = [refs.master_secret_arn, *refs.user_secret_arns]
+    return [
+        # RdsAdapter.find_snapshot_for_date: by name, then every snapshot of the source cluster.
+        _statement(
+            "SourceSnapshots",
+            ["rds:DescribeDBClusterSnapshots"],
+            [
+                refs.rds("cluster", refs.source_cluster_id, refs.source_region),
+                refs.rds("cluster-snapshot", "*", refs.source_region),
+            ],
+        ),
+        # functions.secrets.secret_exists: the master secret and each user's, values never read.
+        _statement("SecretsExist", ["secretsmanager:DescribeSecret"], secrets),
+        *_db_users(refs),
+    ]
+
+
+def _copy_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [
+        _statement(
+            "CopySnapshot",
+            ["rds:CopyDBClusterSnapshot"],
+            [refs.rds("cluster-snapshot", "*", refs.source_region), refs.copy_snapshot_arn],
+        ),
+        _statement(
+            "TagAndDescribeCopy",
+            ["rds:AddTagsToResource", "rds:DescribeDBClusterSnapshots"],
+            [refs.copy_snapshot_arn],
+        ),
+        *_restore_key(refs, "SnapshotKey"),
+    ]
+
+
+def _check_copy_status(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [_statement("DescribeCopy", ["rds:DescribeDBClusterSnapshots"], [refs.copy_snapshot_arn])]
+
+
+def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
+    statements = [
+        _statement(
+            "DescribeTarget",
+            ["rds:DescribeDBClusters", "rds:ListTagsForResource"],
+            [refs.target_cluster_arn],
+        ),
+        _statement("DescribeTargetInstances", ["rds:DescribeDBInstances"], refs.target_instance_arns),
+        _statement("DeleteTargetInstances", ["rds:DeleteDBInstance"], refs.target_instance_arns),
+        # ModifyDBCluster: only to turn deletion protection off, when allow_deletion_protected says so.
+        _statement(
+            "DeleteTargetCluster", ["rds:DeleteDBCluster", "rds:ModifyDBCluster"], [refs.target_cluster_arn]
+        ),
+    ]
+    if refs.final_snapshot:
+        statements.append(
+            _statement(
+                "FinalSnapshot",
+                ["rds:CreateDBClusterSnapshot"],
+                [refs.target_cluster_arn, refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")],
+            )
+        )
+    return statements
+
+
+def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [
+        _statement(
+            "DescribeTarget",
+            ["rds:DescribeDBClusters", "rds:ListTagsForResource"],
+            [refs.target_cluster_arn],
+        ),
+        _statement(
+            "RestoreTarget",
+            ["rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource"],
+            [refs.target_cluster_arn],
+        ),
+        # RestoreDBClusterFromSnapshot is also authorized on what it reads: the copy, the subnet group and
+        # the parameter group the new cluster gets. None of these is the target cluster or an instance.
+        _statement(
+            "RestoreInputs",
+            ["rds:RestoreDBClusterFromSnapshot"],
+            [
+                refs.copy_snapshot_arn,
+                refs.rds("subgrp", refs.target_subnet_group),
+                refs.rds("cluster-pg", "*"),
+            ],
+        ),
+        *_restore_key(refs, "RestoreKey"),
+    ]
+
+
+def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
+        _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
+        _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),
+        _statement(
+            "CreateWriter",
+            ["rds:CreateDBInstance", "rds:AddTagsToResource"],
+            [refs.writer_arn, refs.target_cluster_arn],
+        ),
+        _statement(
+            "WriterInputs",
+            ["rds:CreateDBInstance"],
+            [refs.rds("pg", "*"), refs.rds("subgrp", refs.target_subnet_group)],
+        ),
+        _statement("MasterSecret", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn]),
+    ]
+
+
+def _database_step(refs: PolicyRefs) -> list[dict[str, Any]]:
+    """setup_db_users and verify_restore: the endpoint, the master and user passwords, the users."""
+    return [
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        _statement(
+            "Passwords", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn, *refs.user_secret_arns]
+        ),
+        *_db_users(refs),
+    ]
+
+
+def _notify_completion(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [
+        _statement("Notify", ["sns:Publish"], [refs.topic_arn]),
+        _statement("NotifyQueue", ["sqs:SendMessage"], [refs.queue_arn]),
+        # The topic is encrypted with the stack's key: a publisher needs a data key.
+        _statement(
+            "TopicKey",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            [refs.key_arn],
+            {"StringEquals": {"kms:ViaService": f"sns.{refs.region}.amazonaws.com"}},
+        ),
+    ]
+
+
+def _cleanup(refs: PolicyRefs) -> list[dict[str, Any]]:
+    return [
+        _statement(
+            "DeleteCopy",
+            ["rds:DeleteDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"],
+            [refs.copy_snapshot_arn],
+        ),
+        # StepLog.delete_all: list then delete this operation's records, under the log prefix only.
+        _statement(
+            "ListStepRecords",
+            ["s3:ListBucket"],
+            [f"arn:{refs.partition}:s3:::{refs.bucket_name}"],
+            {"StringLike": {"s3:prefix": [f"{refs.log_prefix}/*"]}},
+        ),
+        _statement(
+            "DeleteStepRecords",
+            ["s3:DeleteObject"],
+            [f"arn:{refs.partition}:s3:::{refs.bucket_name}/{refs.log_prefix}/*"],
+        ),
+    ]
+
+
+_SPECIFIC: dict[str, Callable[[PolicyRefs], list[dict[str, Any]]]] = {
+    Step.SNAPSHOT_CHECK.value: _snapshot_check,
+    Step.COPY_SNAPSHOT.value: _copy_snapshot,
+    Step.CHECK_COPY_STATUS.value: _check_copy_status,
+    Step.DELETE_RDS.value: _delete_rds,
+    Step.RESTORE_SNAPSHOT.value: _restore_snapshot,
+    Step.CHECK_RESTORE_STATUS.value: _check_restore_status,
+    Step.SETUP_DB_USERS.value: _database_step,
+    Step.VERIFY_RESTORE.value: _database_step,
+    Step.NOTIFY_COMPLETION.value: _notify_completion,
+    Step.CLEANUP.value: _cleanup,
+    "reconcile": lambda refs: [],
+}
+
+
+def function_policy(function: str, refs: PolicyRefs) -> dict[str, Any]:
+    """The inline policy of `function`'s role."""
+    return {"Version": "2012-10-17", "Statement": [*_common(function, refs), *_SPECIFIC[function](refs)]}
+
+
+def assume_role_policy(service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"},
+        ],
+    }
