@@ -49,7 +49,8 @@ class RestoreParameters(pulumi.ComponentResource):
             name=settings.config_parameter,
             type="String",
             description="aurora-restore configuration (runbook keys); managed by Pulumi",
-            value=pulumi.Output.all(topic_arn, queue_url, log_bucket).apply(
+            # Not a secret (it holds secret ids, never values): shown in previews and diffs.
+            insecure_value=pulumi.Output.all(topic_arn, queue_url, log_bucket).apply(
                 lambda args: config_document(settings.restore, args[0], args[1], args[2])
             ),
             opts=child,
