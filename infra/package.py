@@ -34,6 +34,7 @@ PLATFORMS = {
 # Tracing (aurora-restore:tracing) needs the X-Ray SDK, which is otherwise left out.
 TRACING_DEPENDENCIES = ("aws-xray-sdk>=2.12",)
 SKIPPED_PARTS = frozenset({"__pycache__", "tests", "test"})
+SKIPPED_TOP_LEVEL = frozenset({"bin"})  # console scripts pip installs for the dependencies
 FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # the same inputs give the same zip, so Pulumi sees no change
 
 
@@ -83,7 +84,7 @@ def _files(base: Path, start: Path) -> Iterator[tuple[Path, str]]:
         relative = path.relative_to(base)
         if path.is_dir() or SKIPPED_PARTS & set(relative.parts) or path.suffix in (".pyc", ".pyo"):
             continue
-        if path.name == ".complete":
+        if path.name == ".complete" or relative.parts[0] in SKIPPED_TOP_LEVEL:
             continue
         yield path, relative.as_posix()
 

@@ -1,0 +1,105 @@
+"""`make package` (python -m infra.package): the Lambda artifact holds our handlers and nothing of ours else.
+
+Builds once per session (the dependencies are cached under build/lambda/). Needs PyPI: set
+AURORA_RESTORE_SKIP_PACKAGE=1 to skip it on a machine that cannot reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from functions.routes import FUNCTIONS
+from infra.package import ARTIFACT, MANIFEST, ROOT, runtime_requirements
+from schemas.events import BUS_EVENTS
+
+pytestmark = [
+    pytest.mark.infra,
+    pytest.mark.skipif(
+        os.environ.get("AURORA_RESTORE_SKIP_PACKAGE") == "1",
+        reason="AURORA_RESTORE_SKIP_PACKAGE=1: packaging needs PyPI",
+    ),
+]
+
+# Nothing from the tests, the operator tooling, the Pulumi program or the dev tools may ship.
+FORBIDDEN_TOP_LEVEL = {
+    "aurora_restore",
+    "tests",
+    "infra",
+    "pytest",
+    "_pytest",
+    "moto",
+    "hypothesis",
+    "pulumi",
+    "pulumi_aws",
+    "ruff",
+    "mypy",
+    "awscli",
+    "boto3",
+    "botocore",
+}
+
+
+@pytest.fixture(scope="session")
+def artifact() -> zipfile.ZipFile:
+    # Given the project, When `make package` runs (the Makefile's recipe is this command)
+    finished = subprocess.run(
+        [sys.executable, "-m", "infra.package"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "artifact:" in finished.stdout and "MiB" in finished.stdout  # progress and size
+    return zipfile.ZipFile(ARTIFACT)
+
+
+def top_level(names: list[str]) -> set[str]:
+    return {name.split("/")[0].removesuffix(".py") for name in names}
+
+
+def test_the_artifact_holds_every_handler_module(artifact: zipfile.ZipFile) -> None:
+    names = set(artifact.namelist())
+    for function in FUNCTIONS:
+        assert f"functions/{function}.py" in names, function
+    for module in (
+        "functions/__init__.py",
+        "functions/handler.py",
+        "functions/runner.py",
+        "schemas/__init__.py",
+    ):
+        assert module in names
+    for model in BUS_EVENTS:
+        assert f"schemas/jsonschema/{model.detail_type}.json" in names
+
+
+def test_the_artifact_has_the_runtime_dependencies_for_the_lambda_platform(artifact: zipfile.ZipFile) -> None:
+    names = artifact.namelist()
+    packages = top_level(names)
+    assert {"psycopg2", "pydantic", "pydantic_core", "aws_lambda_powertools"} <= packages
+    native = [name for name in names if name.startswith("psycopg2/_psycopg") and name.endswith(".so")]
+    assert native and all("aarch64" in name and "cpython-312" in name for name in native), native
+    manifest = json.loads(MANIFEST.read_text())
+    assert manifest["architecture"] == "arm64"
+    assert manifest["python_version"] == "3.12"
+
+
+def test_the_artifact_has_no_test_tooling_or_infra_packages(artifact: zipfile.ZipFile) -> None:
+    names = artifact.namelist()
+    assert not top_level(names) & FORBIDDEN_TOP_LEVEL
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    assert not [name for name in names if name.startswith(("functions/tests", "schemas/tests"))]
+
+
+def test_boto3_is_left_to_the_lambda_runtime() -> None:
+    requirements = runtime_requirements()
+    assert not [item for item in requirements if item.startswith(("boto3", "botocore"))]
+    assert any(item.startswith("psycopg2-binary") for item in requirements)
+
+
+def test_the_artifact_is_where_the_pulumi_program_looks(artifact: zipfile.ZipFile) -> None:
+    assert Path(artifact.filename or "") == ARTIFACT
+    assert ARTIFACT == ROOT / "build" / "lambda" / "aurora-restore-lambda.zip"
