@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import ACCOUNT, SECRET_PASSWORDS, ProgramRun, is_secret, plain_strings
+from pulumi_harness import ACCOUNT, SECRET_PASSWORDS, ProgramRun, is_secret, plain_strings
 
 from functions.routes import FUNCTIONS, RECONCILE_SCHEDULE, build_routes, handler_path
 from infra.policies import DESTRUCTIVE_RDS_ACTIONS
