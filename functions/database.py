@@ -121,7 +121,19 @@ def user_statements(
             sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
                 name, privileges, role
             ),
+            sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(name, role),
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON SEQUENCES FROM {}").format(
+                name, role
+            ),
         ]
+        if "INSERT" in user.privileges:
+            # INSERT into a serial/identity column calls nextval(): without USAGE on the sequence it fails.
+            statements += [
+                sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(name, role),
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT USAGE ON SEQUENCES TO {}").format(
+                    name, role
+                ),
+            ]
     return statements
 
 
