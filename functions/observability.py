@@ -5,6 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
+from functions.settings import Settings
+
 SERVICE = "aurora-restore"
 NAMESPACE = "AuroraRestore"
 
@@ -13,13 +15,10 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
 
-def record_metric(name: str, unit: MetricUnit, value: float, step: str) -> None:
-    """One EMF record with the step as its dimension; keeps no state between invocations or threads."""
-    with single_metric(
-        name=name,
-        unit=unit,
-        value=value,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "step": step},
-    ):
+def record_metric(name: str, unit: MetricUnit, value: float, *, step: str, settings: Settings) -> None:
+    """One EMF record with environment and step as dimensions; keeps no state between invocations or threads."""
+    if not settings.metrics_enabled:
+        return
+    dimensions = {"service": SERVICE, "environment": settings.environment, "step": step}
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions=dimensions):
         pass

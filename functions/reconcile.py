@@ -65,8 +65,12 @@ def reconcile(services: Services) -> dict[str, Any]:
             )
     if rechecked or timed_out or flushed:
         logger.info("reconciled", extra={"rechecked": rechecked, "timed_out": timed_out, "flushed": flushed})
-    record_metric("RecheckDue", MetricUnit.Count, len(rechecked), "reconcile")
-    record_metric("WaitTimedOut", MetricUnit.Count, len(timed_out), "reconcile")
+    record_metric(
+        "RecheckDue", MetricUnit.Count, len(rechecked), step="reconcile", settings=services.settings
+    )
+    record_metric(
+        "WaitTimedOut", MetricUnit.Count, len(timed_out), step="reconcile", settings=services.settings
+    )
     return {"status": "success", "rechecked": rechecked, "timed_out": timed_out, "flushed": flushed}
 
 

@@ -222,8 +222,13 @@ class StepRunner:
             return response
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
-            record_metric("StepDuration", MetricUnit.Milliseconds, elapsed_ms, self.step.value)
-            record_metric(f"Outcome_{outcome_label}", MetricUnit.Count, 1, self.step.value)
+            settings = self.services.settings
+            record_metric(
+                "StepDuration", MetricUnit.Milliseconds, elapsed_ms, step=self.step.value, settings=settings
+            )
+            record_metric(
+                f"Outcome_{outcome_label}", MetricUnit.Count, 1, step=self.step.value, settings=settings
+            )
 
     def _run(self, event: Any) -> dict[str, Any]:
         try:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aurora_restore.local.invoke import InvokeServer
 from aurora_restore.local.motoserver import Fault, LocalMotoServer
@@ -128,7 +128,7 @@ class LocalRuntime:
         self._crashed: set[tuple[str, str]] = set()
         self._random = random.Random(self.options.faults.seed)
         self._saved_env: dict[str, str | None] = {}
-        self._log_stream: IO[str] | None = None
+        self._log_stream: Any = None
         self.master_password = secrets.token_urlsafe(18)
         self._restore_commit: Any = None
         self._original_stream: Any = None
@@ -494,7 +494,7 @@ class LocalRuntime:
                     raise SimulatedCrash(f"{runner.step.value} crashed before writing state")
             original(runner, state, events)
 
-        StepRunner._commit = crashing_commit  # type: ignore[method-assign]
+        StepRunner._commit = crashing_commit  # type: ignore[method-assign,assignment]
         self._restore_commit = original
 
     def invoke(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:

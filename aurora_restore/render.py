@@ -1,0 +1,82 @@
+"""How operations look on a terminal: status, live progress lines, the final timeline."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from schemas.state import HistoryEntry, OperationState
+
+STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"}
+
+
+def _offset(moment: datetime, origin: datetime) -> str:
+    return f"{(moment - origin).total_seconds():7.1f}s"
+
+
+def progress_line(entry: HistoryEntry, origin: datetime) -> str:
+    mark = STATUS_MARK.get(entry.outcome, "  ")
+    return f"[{_offset(entry.finished_at, origin)}] {mark} {entry.step:<22} {entry.message}  (by {entry.trigger})"
+
+
+def status_text(state: OperationState) -> str:
+    lines = [
+        f"operation   {state.operation_id}",
+        f"status      {state.status}",
+        f"target      {state.config.get('target_cluster_id', state.target_cluster_id or '?')}"
+        f" in {state.config.get('target_region', '?')}",
+        f"date        {state.target_date.isoformat()}",
+        f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
+    ]
+    if state.waiting is not None:
+        lines.append(
+            f"waiting     for {state.waiting.waiting_for}; next check {state.waiting.next_check_at:%H:%M:%S}, "
+            f"deadline {state.waiting.deadline:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if state.error is not None:
+        lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
+        lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
+    if state.outputs.get("cluster_endpoint"):
+        lines.append(
+            f"endpoint    {state.outputs['cluster_endpoint']}:{state.outputs.get('cluster_port', 5432)}"
+        )
+    lines.append("history")
+    for entry in state.history:
+        lines.append("  " + progress_line(entry, state.created_at))
+    return "\n".join(lines)
+
+
+def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = None) -> str:
+    """Per step: when it started and ended, how long it waited, and what advanced it."""
+    origin = state.created_at
+    rows: list[tuple[str, str, str, str, str]] = []
+    by_step: dict[str, list[HistoryEntry]] = {}
+    for entry in state.history:
+        by_step.setdefault(entry.step, []).append(entry)
+    for step, entries in by_step.items():
+        first, last = entries[0], entries[-1]
+        waits = sum(1 for entry in entries if entry.outcome == "waiting")
+        triggers = Counter(entry.trigger for entry in entries)
+        rows.append(
+            (
+                step,
+                _offset(first.started_at, origin).strip(),
+                f"{(last.finished_at - first.started_at).total_seconds():.1f}s",
+                f"{waits} check(s)" if waits else "-",
+                ", ".join(f"{name} x{count}" if count > 1 else name for name, count in triggers.items()),
+            )
+        )
+    header = ("step", "start", "took", "waits", "advanced by")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * width for width in widths))
+    out += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    if rds_events:
+        sent = [event for event in rds_events if event.get("sent")]
+        kinds = Counter(event["detail"]["EventID"] for event in sent)
+        out.append("")
+        out.append(
+            "RDS events delivered: " + (", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())) or "none")
+        )
+    return "\n".join(out)
