@@ -292,6 +292,9 @@ class StepRunner:
             for warning in resolved.warnings:
                 logger.warning(warning)
             outcome = self.logic(context)
+            # Warnings the logic found (a literal password in a String parameter, ...) are logged too.
+            for warning in context.warnings[len(resolved.warnings) :]:
+                logger.warning(warning)
         except StepError as exc:
             if exc.retryable and not trigger.is_direct:
                 logger.warning(
