@@ -73,6 +73,9 @@ class RuntimeOptions:
     recheck_interval_seconds: float = 1.0
     reconcile_interval_seconds: float = 0.5
     workers_per_function: int = 2
+    # The stand-in is one PostgreSQL server whose roles every target shares; two transactions altering the
+    # same role at once fail there ("tuple concurrently updated") though never on separate clusters.
+    serial_functions: tuple[str, ...] = ("setup_db_users",)
     visibility_timeout_seconds: int = 2
     invoke_endpoint: bool = True
     faults: FaultProfile = field(default_factory=FaultProfile)
@@ -160,7 +163,8 @@ class LocalRuntime:
         for function in FUNCTIONS:
             if function == RECONCILE:
                 continue
-            for index in range(self.options.workers_per_function):
+            workers = 1 if function in self.options.serial_functions else self.options.workers_per_function
+            for index in range(workers):
                 self._spawn(f"worker-{function}-{index}", self._worker, function)
         self._spawn("reconciler", self._reconciler)
         if self.options.invoke_endpoint:
