@@ -19,6 +19,10 @@ NOT_FOUND_CODES = frozenset(
         "DBClusterSnapshotNotFoundFault",
     }
 )
+# A concurrent duplicate of the same step got there first: the deletion is under way, which is the goal.
+DELETE_UNDER_WAY = frozenset(
+    {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"}
+)
 RETRYABLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
 )
@@ -38,11 +42,16 @@ class RdsAdapter:
     def _client(self) -> Any:
         return aws.client("rds", self.region)
 
-    def _call(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Any:
+    def _call(
+        self, what: str, call: Callable[..., Any], tolerate: frozenset[str] = frozenset(), **kwargs: Any
+    ) -> Any:
+        """Call RDS. Error codes in `tolerate` mean the change is already under way: None is returned."""
         try:
             return call(**kwargs)
         except ClientError as exc:
             code = error_code(exc)
+            if code in tolerate:
+                return None
             if code in NOT_FOUND_CODES:
                 raise NotFound(f"{what}: {code}") from exc
             message = exc.response.get("Error", {}).get("Message", "")
@@ -109,9 +118,12 @@ class RdsAdapter:
         if kms_key_id:
             kwargs["KmsKeyId"] = kms_key_id
         answer = self._call(
-            f"copying snapshot to {target_snapshot_id}", self._client.copy_db_cluster_snapshot, **kwargs
+            f"copying snapshot to {target_snapshot_id}",
+            self._client.copy_db_cluster_snapshot,
+            tolerate=frozenset({"DBClusterSnapshotAlreadyExistsFault"}),
+            **kwargs,
         )
-        return dict(answer["DBClusterSnapshot"])
+        return dict(answer["DBClusterSnapshot"]) if answer else {}
 
     def delete_cluster_snapshot(self, snapshot_id: str) -> bool:
         try:
@@ -166,6 +178,7 @@ class RdsAdapter:
         self._call(
             f"deleting instance {instance_id}",
             self._client.delete_db_instance,
+            tolerate=DELETE_UNDER_WAY,
             DBInstanceIdentifier=instance_id,
             SkipFinalSnapshot=True,
         )
@@ -177,21 +190,30 @@ class RdsAdapter:
             kwargs["SkipFinalSnapshot"] = False
         else:
             kwargs["SkipFinalSnapshot"] = True
-        self._call(f"deleting cluster {cluster_id}", self._client.delete_db_cluster, **kwargs)
+        self._call(
+            f"deleting cluster {cluster_id}",
+            self._client.delete_db_cluster,
+            tolerate=DELETE_UNDER_WAY,
+            **kwargs,
+        )
 
     def restore_cluster(self, **kwargs: Any) -> dict[str, Any]:
         answer = self._call(
             f"restoring cluster {kwargs['DBClusterIdentifier']}",
             self._client.restore_db_cluster_from_snapshot,
+            tolerate=frozenset({"DBClusterAlreadyExistsFault"}),
             **kwargs,
         )
-        return dict(answer["DBCluster"])
+        return dict(answer["DBCluster"]) if answer else {}
 
     def create_instance(self, **kwargs: Any) -> dict[str, Any]:
         answer = self._call(
-            f"creating instance {kwargs['DBInstanceIdentifier']}", self._client.create_db_instance, **kwargs
+            f"creating instance {kwargs['DBInstanceIdentifier']}",
+            self._client.create_db_instance,
+            tolerate=frozenset({"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"}),
+            **kwargs,
         )
-        return dict(answer["DBInstance"])
+        return dict(answer["DBInstance"]) if answer else {}
 
     def set_master_password(self, cluster_id: str, password: str) -> None:
         self._call(
