@@ -74,7 +74,7 @@ class Trigger:
 @dataclass
 class Wait:
     waiting_for: str
-    timeout_minutes: int
+    timeout_minutes: float
 
 
 @dataclass

@@ -92,9 +92,9 @@ class RestoreConfig(BaseModel):
     snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
     database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
     expected_tables: list[TableName] = Field(default_factory=list)
-    copy_timeout_minutes: int = Field(default=240, ge=1)
-    delete_timeout_minutes: int = Field(default=90, ge=1)
-    restore_timeout_minutes: int = Field(default=180, ge=1)
+    copy_timeout_minutes: float = Field(default=240, gt=0)
+    delete_timeout_minutes: float = Field(default=90, gt=0)
+    restore_timeout_minutes: float = Field(default=180, gt=0)
     recheck_interval_seconds: float = Field(default=60.0, gt=0)
     delete_copied_snapshot: bool = True
     delete_logs: bool = False
