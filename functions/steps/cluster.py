@@ -29,6 +29,12 @@ def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
         raise GuardRefused(
             f"refusing to delete {cluster_id}: deletion protection is on (set allow_deletion_protected to allow it)"
         )
+    # A direct payload may name another target_cluster_id (event > state): only the leased one is deleted.
+    holder = ctx.services.store.lease_holder(cluster_id)
+    if holder != ctx.operation_id:
+        raise GuardRefused(
+            f"refusing to delete {cluster_id}: this operation does not hold its lease (holder: {holder or 'none'})"
+        )
 
 
 def delete_rds(ctx: StepContext) -> Outcome:
