@@ -1,0 +1,188 @@
+"""The deletion guard and the lease: a refused step is recorded as failed and the cluster is untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from integration.world import (
+    OPERATION_ID,
+    SOURCE_CLUSTER,
+    SOURCE_REGION,
+    TARGET_CLUSTER,
+    TARGET_WRITER,
+    World,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def assert_recorded_failure(
+    world: World, response: dict[str, Any], step: str, error_type: str
+) -> dict[str, Any]:
+    assert response["status"] == "error", response
+    assert response["error"]["type"] == error_type
+    assert response["next_step"] is None
+    state = world.state(response["operation_id"])
+    assert state is not None
+    assert state["status"] == "failed"
+    assert state["failed_step"] == step
+    assert state["error"]["message"] == response["message"]
+    [failed] = world.published_of("StepFailed")
+    assert failed["step"] == step and failed["error"]["message"] == response["message"]
+    return state
+
+
+def assert_target_untouched(world: World) -> None:
+    assert world.rds_calls.calls == []
+    assert world.cluster_exists()
+    assert TARGET_WRITER in world.target_rds.databases
+
+
+def test_deletion_protection_without_permission_is_refused(world: World) -> None:
+    # Given the target cluster has deletion protection and the configuration does not allow deleting it
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = True
+    world.advance("delete_rds")
+
+    # When delete_rds runs
+    response = world.run("delete_rds")
+
+    # Then it is refused, recorded as failed, and the cluster and its writer are untouched
+    assert_recorded_failure(world, response, "delete_rds", "GuardRefused")
+    assert "deletion protection is on" in response["message"]
+    assert "allow_deletion_protected" in response["message"]
+    assert_target_untouched(world)
+
+
+@pytest.mark.parametrize("world_config", [{"allow_deletion_protected": True}])
+def test_deletion_protection_with_permission_is_turned_off_then_the_cluster_deleted(world: World) -> None:
+    # Given a protected target cluster and allow_deletion_protected
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = True
+    world.advance("delete_rds")
+
+    # When delete_rds runs until the cluster is gone
+    responses = [world.run("delete_rds") for _ in range(3)]
+
+    # Then the writer, then the protection, then the cluster went, in that order
+    assert [r["deletion_status"] for r in responses] == ["in-progress", "in-progress", "completed"]
+    assert world.rds_calls.names() == ["delete_db_instance", "modify_db_cluster", "delete_db_cluster"]
+    assert not world.cluster_exists()
+
+
+def test_a_protected_target_named_in_the_payload_is_refused(world: World) -> None:
+    # Given the operation is at delete_rds
+    world.advance("delete_rds")
+
+    # When a direct call adds the target to the protected list
+    response = world.invoke(
+        "delete_rds", {"operation_id": OPERATION_ID, "protected_cluster_ids": [TARGET_CLUSTER]}
+    )
+
+    # Then the configuration is refused, the failure recorded, and the target untouched
+    assert_recorded_failure(world, response, "delete_rds", "ConfigError")
+    assert f"target cluster '{TARGET_CLUSTER}' is on the protected list" in response["message"]
+    assert_target_untouched(world)
+
+
+@pytest.mark.parametrize("world_config", [{"protected_cluster_ids": [TARGET_CLUSTER]}])
+def test_a_protected_target_in_ssm_refuses_the_operation_at_the_start(world: World) -> None:
+    # Given the SSM configuration protects the target cluster
+    # When snapshot_check runs
+    response = world.run("snapshot_check")
+
+    # Then the operation fails at once, takes no lease, and touches nothing
+    assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
+    assert "protected list" in response["message"]
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    assert_target_untouched(world)
+
+
+@pytest.mark.parametrize("step", ["snapshot_check", "delete_rds"])
+def test_the_source_cluster_as_target_is_refused(world: World, step: str) -> None:
+    # Given an operation at `step`
+    world.advance(step)
+
+    # When a direct call names the source cluster, in its region, as the target
+    source_as_target = {"target_cluster_id": SOURCE_CLUSTER, "target_region": SOURCE_REGION}
+    response = world.invoke(
+        step, {"operation_id": OPERATION_ID, "target_date": "2023-06-01", **source_as_target}
+    )
+
+    # Then it is refused as restoring over the source, and neither cluster is touched
+    assert_recorded_failure(world, response, step, "ConfigError")
+    assert "refusing to restore over the source" in response["message"]
+    assert_target_untouched(world)
+    assert world.cluster_exists(SOURCE_CLUSTER, SOURCE_REGION)
+
+
+def test_delete_rds_refuses_a_cluster_this_operation_restored(world: World) -> None:
+    # Given an operation at delete_rds whose target cluster carries this operation's tag (it restored it)
+    world.client("rds").add_tags_to_resource(
+        ResourceName=world.target_rds.clusters[TARGET_CLUSTER].db_cluster_arn,
+        Tags=[{"Key": "aurora-restore:operation-id", "Value": "dev-restore-guarded"}],
+    )
+    world.seed_operation("dev-restore-guarded", "delete_rds", target_snapshot="whatever-copy")
+    world.rds_calls.clear()
+
+    # When delete_rds runs
+    response = world.invoke("delete_rds", {"operation_id": "dev-restore-guarded"})
+
+    # Then the guard refuses and the cluster stays
+    assert_recorded_failure(world, response, "delete_rds", "GuardRefused")
+    assert "this operation restored it" in response["message"]
+    assert_target_untouched(world)
+
+
+def test_a_second_operation_on_the_same_target_is_refused_naming_the_holder(world: World) -> None:
+    # Given one operation holds the lease on the target cluster
+    assert world.run("snapshot_check")["status"] == "success"
+
+    # When a second operation starts on the same target
+    response = world.invoke(
+        "snapshot_check", {"operation_id": "dev-restore-second", "target_date": "2023-06-01"}
+    )
+
+    # Then it fails with LeaseHeld naming the holder, and the first operation is unaffected
+    assert_recorded_failure(world, response, "snapshot_check", "LeaseHeld")
+    assert f"held by operation {OPERATION_ID}" in response["message"]
+    first = world.state()
+    assert first is not None and first["status"] == "running" and first["next_step"] == "copy_snapshot"
+    assert world.state(f"lease#{TARGET_CLUSTER}")["holder"] == OPERATION_ID  # type: ignore[index]
+
+
+def test_the_lease_is_free_again_after_cleanup(world: World) -> None:
+    # Given one operation ran to the end
+    world.advance("cleanup")
+    world.run("cleanup")
+
+    # When another operation starts on the same target
+    response = world.invoke(
+        "snapshot_check", {"operation_id": "dev-restore-next", "target_date": "2023-06-01"}
+    )
+
+    # Then it may take the lease
+    assert response["status"] == "success", response
+    assert world.state(f"lease#{TARGET_CLUSTER}")["holder"] == "dev-restore-next"  # type: ignore[index]
+
+
+def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World) -> None:
+    # Given an operation at delete_rds, holding the lease on dev-target-cluster, and another cluster
+    world.client("rds").create_db_cluster(
+        DBClusterIdentifier="dev-other-cluster",
+        Engine="aurora-postgresql",
+        MasterUsername="postgres",
+        MasterUserPassword="other-cluster-password",
+    )
+    world.advance("delete_rds")
+
+    # When a direct call names that other cluster as the target
+    response = world.invoke(
+        "delete_rds", {"operation_id": OPERATION_ID, "target_cluster_id": "dev-other-cluster"}
+    )
+
+    # Then the guard refuses: the operation holds no lease on it, and neither cluster is touched
+    assert_recorded_failure(world, response, "delete_rds", "GuardRefused")
+    assert "does not hold its lease" in response["message"]
+    assert world.cluster_exists("dev-other-cluster")
+    assert_target_untouched(world)

@@ -1,0 +1,251 @@
+"""Running a step twice, or late, changes nothing: no second RDS mutation, the same answer, the same state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from integration.world import (
+    ACCOUNT,
+    COPY_NAME,
+    OPERATION_ID,
+    SNAPSHOT_NAME,
+    TARGET_CLUSTER,
+    TARGET_REGION,
+    TARGET_WRITER,
+    World,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def bus_event(detail_type: str, detail: dict[str, Any], source: str = "aurora-restore") -> dict[str, Any]:
+    """An event as EventBridge hands it to a Lambda target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": "2023-06-01T12:00:00Z",
+        "region": TARGET_REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def version(world: World) -> int:
+    state = world.state()
+    assert state is not None
+    return int(state["version"])
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "snapshot_check",
+        "copy_snapshot",
+        "restore_snapshot",
+        "setup_db_users",
+        "verify_restore",
+        "notify_completion",
+        "cleanup",
+    ],
+)
+def test_a_step_called_twice_does_its_work_once(world: World, step: str) -> None:
+    # Given the operation has reached `step` and the step ran once with the runbook's payload
+    world.advance(step)
+    first = world.run(step)
+    assert first["status"] == "success", first
+    mutations = list(world.rds_calls.calls)
+    recorded_version = version(world)
+
+    # When the very same payload arrives again
+    second = world.run(step)
+
+    # Then the answer is the same and RDS saw no second mutating call
+    assert second == first
+    assert world.rds_calls.calls == mutations
+    # And the state item was not written again
+    assert version(world) == recorded_version
+
+
+def test_notify_completion_twice_sends_one_notification(world: World) -> None:
+    # Given the restore is verified
+    world.advance("notify_completion")
+
+    # When notify_completion is invoked twice
+    first = world.run("notify_completion")
+    second = world.run("notify_completion")
+
+    # Then one message reached the queue, and both answers name it
+    assert second == first
+    assert len(world.notifications()) == 1
+    assert len(world.published_of("StepCompleted")) == 1
+
+
+def test_check_copy_status_in_progress_twice_answers_alike_and_mutates_nothing(world: World) -> None:
+    # Given the copy is still copying
+    world.advance("check_copy_status")
+    world.target_rds.cluster_snapshots[COPY_NAME].status = "copying"
+
+    # When the status is checked twice
+    first = world.run("check_copy_status")
+    second = world.run("check_copy_status")
+
+    # Then both say in progress, RDS was not changed, and only one StepWaiting was published
+    assert first == second
+    assert first["copy_status"] == "in-progress"
+    assert world.rds_calls.calls == []
+    assert len(world.published_of("StepWaiting")) == 1
+
+
+def test_delete_rds_twice_while_rds_is_deleting_deletes_once(world: World) -> None:
+    # Given the copy is available and the old cluster has its writer
+    world.advance("delete_rds")
+    backend = world.target_rds
+    writer = backend.databases[TARGET_WRITER]
+
+    # When delete_rds runs, and RDS takes its time deleting the writer (moto deletes at once)
+    first = world.run("delete_rds")
+    backend.databases[TARGET_WRITER] = writer
+    writer.status = "deleting"
+    second = world.run("delete_rds")
+
+    # Then the writer was deleted once and both answers are the runbook's "in progress"
+    assert first == second
+    assert first["deletion_status"] == "in-progress"
+    assert world.rds_calls.names() == ["delete_db_instance"]
+
+    # When the writer is gone, the cluster deletion starts, and RDS is again slow about it
+    del backend.databases[TARGET_WRITER]
+    cluster = backend.clusters[TARGET_CLUSTER]
+    third = world.run("delete_rds")
+    backend.clusters[TARGET_CLUSTER] = cluster
+    cluster.status = "deleting"
+    fourth = world.run("delete_rds")
+
+    # Then the cluster was deleted once, and the answers agree
+    assert third == fourth
+    assert world.rds_calls.names() == ["delete_db_instance", "delete_db_cluster"]
+
+
+def test_check_restore_status_twice_while_the_writer_is_creating_creates_it_once(world: World) -> None:
+    # Given the cluster is restored and available
+    world.advance("check_restore_status")
+
+    # When check_restore_status sets the password and creates the writer, which RDS is still creating
+    first = world.run("check_restore_status")
+    world.target_rds.databases[f"{TARGET_CLUSTER}-writer"].status = "creating"
+    second = world.run("check_restore_status")
+
+    # Then the password was set once and the writer created once, with the same answer both times
+    assert first == second
+    assert first["cluster_status"] == "creating"
+    assert world.rds_calls.names() == ["modify_db_cluster", "create_db_instance"]
+
+
+def test_a_stray_delete_rds_after_the_restore_replays_and_leaves_the_new_cluster_alone(world: World) -> None:
+    # Given the operation restored the new cluster and is waiting for its writer
+    world.advance("delete_rds")
+    recorded: dict[str, Any] = {}
+    for _ in range(3):
+        recorded = world.run("delete_rds")
+    assert recorded["deletion_status"] == "completed"
+    world.run("restore_snapshot")
+    world.run("check_restore_status")
+    world.rds_calls.clear()
+    before = version(world)
+
+    # When a late delete_rds arrives with the runbook's payload
+    late = world.run("delete_rds")
+
+    # Then it answers the recorded result and touches nothing: the restored cluster is still there
+    assert late == recorded
+    assert world.rds_calls.calls == []
+    assert world.cluster_exists()
+    assert world.cluster_tags()["aurora-restore:operation-id"] == OPERATION_ID
+    assert version(world) == before
+
+
+def test_a_late_copy_snapshot_replays_its_recorded_result(world: World) -> None:
+    # Given the operation is past copy_snapshot
+    world.advance("copy_snapshot")
+    recorded = world.run("copy_snapshot")
+    world.run("check_copy_status")
+    world.rds_calls.clear()
+
+    # When copy_snapshot is invoked again
+    late = world.run("copy_snapshot")
+
+    # Then the recorded answer comes back and no copy is attempted
+    assert late == recorded
+    assert world.rds_calls.calls == []
+
+
+def test_a_duplicated_step_completed_event_runs_the_next_step_once(world: World) -> None:
+    # Given snapshot_check completed and its StepCompleted event is on the bus
+    world.run("snapshot_check")
+    [completed] = world.published_of("StepCompleted")
+    event = bus_event("StepCompleted", completed)
+
+    # When EventBridge delivers that event to copy_snapshot twice
+    first = world.invoke("copy_snapshot", event)
+    second = world.invoke("copy_snapshot", event)
+
+    # Then the copy was made once and the second delivery got the recorded result
+    assert first["target_snapshot"] == COPY_NAME
+    assert second == first
+    assert world.rds_calls.names() == ["copy_db_cluster_snapshot"]
+    assert [e["step"] for e in world.published_of("StepCompleted")] == ["snapshot_check", "copy_snapshot"]
+
+
+def test_a_late_rds_cluster_deleted_event_does_not_touch_the_restored_cluster(world: World) -> None:
+    # Given the operation deleted the old cluster and restored the new one
+    world.advance("check_restore_status")
+    before = version(world)
+    arn = world.target_rds.clusters[TARGET_CLUSTER].db_cluster_arn
+
+    # When RDS's "cluster deleted" event for the old cluster arrives late
+    rds_event = bus_event(
+        "RDS DB Cluster Event",
+        {
+            "EventCategories": ["deletion"],
+            "SourceType": "CLUSTER",
+            "SourceArn": arn,
+            "Date": "2023-06-01T12:00:00Z",
+            "Message": "DB cluster deleted",
+            "SourceIdentifier": f"rds:{TARGET_CLUSTER}",
+            "EventID": "RDS-EVENT-0171",
+        },
+        source="aws.rds",
+    )
+    answer = world.invoke("delete_rds", rds_event)
+
+    # Then delete_rds replays its recorded completion and changes nothing
+    assert answer["deletion_status"] == "completed"
+    assert world.rds_calls.calls == []
+    assert world.cluster_exists()
+    assert version(world) == before
+
+
+def test_restore_requested_twice_starts_one_operation(world: World) -> None:
+    # Given a RestoreRequested event
+    event = bus_event(
+        "RestoreRequested",
+        {"operation_id": OPERATION_ID, "target_date": "2023-06-01", "schema_version": "1.0"},
+    )
+
+    # When it is delivered twice to snapshot_check
+    first = world.invoke("snapshot_check", event)
+    second = world.invoke("snapshot_check", event)
+
+    # Then the second delivery replays the first result; one StepCompleted was published
+    assert first["snapshot_name"] == SNAPSHOT_NAME
+    assert second == first
+    assert len(world.published_of("StepCompleted")) == 1
+    state = world.state()
+    assert state is not None
+    assert [entry["trigger"] for entry in state["history"]] == ["RestoreRequested"]

@@ -1,0 +1,345 @@
+"""Every step, fed the runbook's own payload, answers the runbook's response field for field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integration.world import (
+    COPY_NAME,
+    OPERATION_ID,
+    SNAPSHOT_NAME,
+    TARGET_CLUSTER,
+    TARGET_WRITER,
+    World,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_snapshot_check_finds_the_dated_snapshot(world: World) -> None:
+    # Given the runbook's world, with dev-source-cluster-snapshot-2023-06-01 in us-east-1
+    # When snapshot_check gets the runbook's payload
+    response = world.run("snapshot_check")
+
+    # Then it answers exactly the runbook's response
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Snapshot exists",
+        "snapshot_exists": True,
+        "snapshot_name": SNAPSHOT_NAME,
+        "next_step": "copy_snapshot",
+    }
+    # And it changed nothing in RDS, and routed the choreography to copy_snapshot
+    assert world.rds_calls.calls == []
+    completed = world.published_of("StepCompleted")
+    assert [(event["step"], event["next_step"]) for event in completed] == [
+        ("snapshot_check", "copy_snapshot")
+    ]
+
+
+def test_copy_snapshot_copies_into_the_target_region(world: World) -> None:
+    # Given snapshot_check found the snapshot
+    world.advance("copy_snapshot")
+
+    # When copy_snapshot gets the runbook's payload
+    response = world.run("copy_snapshot")
+
+    # Then the response is the runbook's
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Snapshot copy initiated",
+        "source_snapshot": SNAPSHOT_NAME,
+        "target_snapshot": COPY_NAME,
+        "next_step": "check_copy_status",
+    }
+    # And the copy exists in us-west-2, tagged with the operation id
+    copy = world.target_rds.cluster_snapshots[COPY_NAME]
+    tags = {tag["Key"]: tag["Value"] for tag in copy.tags}
+    assert tags["aurora-restore:operation-id"] == OPERATION_ID
+    assert world.rds_calls.names() == ["copy_db_cluster_snapshot"]
+
+
+def test_check_copy_status_reports_in_progress_then_available(world: World) -> None:
+    # Given the copy was started and RDS still reports it copying
+    world.advance("check_copy_status")
+    world.target_rds.cluster_snapshots[COPY_NAME].status = "copying"
+
+    # When check_copy_status gets the runbook's payload
+    in_progress = world.run("check_copy_status")
+
+    # Then it answers the runbook's "in progress" response and records the wait
+    assert in_progress == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Snapshot copy in progress",
+        "target_snapshot": COPY_NAME,
+        "copy_status": "in-progress",
+        "next_step": "check_copy_status",
+    }
+    state = world.state()
+    assert state is not None and state["status"] == "waiting"
+    assert state["waiting"]["step"] == "check_copy_status"
+    assert world.published_of("StepWaiting")[0]["step"] == "check_copy_status"
+
+    # When the copy becomes available and the runbook's script asks again
+    world.target_rds.cluster_snapshots[COPY_NAME].status = "available"
+    done = world.run("check_copy_status")
+
+    # Then it answers the runbook's "complete" response
+    assert done == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Snapshot copy completed",
+        "target_snapshot": COPY_NAME,
+        "copy_status": "available",
+        "next_step": "delete_rds",
+    }
+    state = world.state()
+    assert state is not None and state["status"] == "running" and state["next_step"] == "delete_rds"
+
+
+def test_delete_rds_reports_in_progress_then_completed(world: World) -> None:
+    # Given the copy is available and the old target cluster still has its writer
+    world.advance("delete_rds")
+
+    # When delete_rds gets the runbook's payload
+    first = world.run("delete_rds")
+
+    # Then the writer is deleted first and the runbook's "in progress" response comes back
+    assert first == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster deletion in progress",
+        "target_cluster_id": TARGET_CLUSTER,
+        "deletion_status": "in-progress",
+        "next_step": "delete_rds",
+    }
+    assert world.rds_calls.calls == [("delete_db_instance", "us-west-2", TARGET_WRITER)]
+
+    # When the writer is gone and the script asks again
+    second = world.run("delete_rds")
+
+    # Then the cluster itself is being deleted
+    assert second["deletion_status"] == "in-progress"
+    assert world.rds_calls.names() == ["delete_db_instance", "delete_db_cluster"]
+    assert not world.cluster_exists()
+
+    # When the cluster is gone
+    third = world.run("delete_rds")
+
+    # Then the runbook's "deletion complete" response comes back
+    assert third == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster deletion completed",
+        "target_cluster_id": TARGET_CLUSTER,
+        "deletion_status": "completed",
+        "next_step": "restore_snapshot",
+    }
+
+
+def test_delete_rds_when_the_cluster_does_not_exist_says_completed(world: World) -> None:
+    # Given there is no target cluster at all
+    world.client("rds").delete_db_instance(DBInstanceIdentifier=TARGET_WRITER, SkipFinalSnapshot=True)
+    world.client("rds").delete_db_cluster(DBClusterIdentifier=TARGET_CLUSTER, SkipFinalSnapshot=True)
+    world.advance("delete_rds")
+    world.rds_calls.clear()
+
+    # When delete_rds gets the runbook's payload
+    response = world.run("delete_rds")
+
+    # Then it moves on to restore, and deletion_status is "completed" (the script loops until it is)
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster does not exist, proceeding to restore",
+        "target_cluster_id": TARGET_CLUSTER,
+        "deletion_status": "completed",
+        "next_step": "restore_snapshot",
+    }
+    assert world.rds_calls.calls == []
+
+
+def test_restore_snapshot_restores_the_copy_under_the_target_name(world: World) -> None:
+    # Given the old target cluster is gone
+    world.advance("restore_snapshot")
+    world.rds_calls.clear()
+
+    # When restore_snapshot gets the runbook's payload
+    response = world.run("restore_snapshot")
+
+    # Then the runbook's response comes back and the cluster is restored with the configured network
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster restore initiated",
+        "target_cluster_id": TARGET_CLUSTER,
+        "target_snapshot": COPY_NAME,
+        "next_step": "check_restore_status",
+    }
+    assert world.rds_calls.names() == ["restore_db_cluster_from_snapshot"]
+    cluster = world.client("rds").describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"][0]
+    assert [group["VpcSecurityGroupId"] for group in cluster["VpcSecurityGroups"]] == ["sg-12345678"]
+    assert world.cluster_tags()["aurora-restore:operation-id"] == OPERATION_ID
+
+
+def test_check_restore_status_reports_creating_then_available(world: World) -> None:
+    # Given the restore was initiated and RDS still reports the cluster creating
+    world.advance("check_restore_status")
+    world.target_rds.clusters[TARGET_CLUSTER].status = "creating"
+    world.rds_calls.clear()
+
+    # When check_restore_status gets the runbook's payload
+    creating = world.run("check_restore_status")
+
+    # Then it answers the runbook's "in progress" response and touches nothing yet
+    assert creating == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster restore in progress",
+        "target_cluster_id": TARGET_CLUSTER,
+        "cluster_status": "creating",
+        "next_step": "check_restore_status",
+    }
+    assert world.rds_calls.calls == []
+
+    # When the cluster is available: the master password is set and the writer created
+    writer_pending = world.run("check_restore_status")
+    assert writer_pending["cluster_status"] == "creating"
+    assert world.rds_calls.names() == ["modify_db_cluster", "create_db_instance"]
+
+    # When the writer is available too
+    done = world.run("check_restore_status")
+
+    # Then the runbook's "complete" response comes back
+    assert done == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": "Cluster restore completed",
+        "target_cluster_id": TARGET_CLUSTER,
+        "cluster_status": "available",
+        "next_step": "setup_db_users",
+    }
+
+
+def test_setup_db_users_answers_the_runbook_response(world: World) -> None:
+    # Given the restored cluster and its writer are available
+    world.advance("setup_db_users")
+
+    # When setup_db_users gets the runbook's payload
+    response = world.run("setup_db_users")
+
+    # Then the runbook's fields come back, with the cluster's endpoint
+    assert response["status"] == "success", response
+    endpoint = response.pop("cluster_endpoint")
+    assert endpoint.startswith(f"{TARGET_CLUSTER}.cluster-") and endpoint.endswith(
+        ".us-west-2.rds.amazonaws.com"
+    )
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": f"Successfully set up 2 users for cluster {TARGET_CLUSTER}",
+        "target_cluster_id": TARGET_CLUSTER,
+        "cluster_port": 5432,
+        "users_created": [
+            {"username": "app_user", "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"]},
+            {"username": "readonly_user", "privileges": ["SELECT"]},
+        ],
+        "next_step": "verify_restore",
+    }
+
+
+def test_verify_restore_reports_the_seed_schema(world: World) -> None:
+    # Given the users are set up
+    world.advance("verify_restore")
+
+    # When verify_restore gets the runbook's payload
+    response = world.run("verify_restore")
+
+    # Then it reports the runbook's schemas and tables
+    assert response["status"] == "success", response
+    assert response["message"] == f"Successfully verified cluster {TARGET_CLUSTER}"
+    assert response["target_cluster_id"] == TARGET_CLUSTER
+    assert response["cluster_endpoint"].startswith(f"{TARGET_CLUSTER}.cluster-")
+    assert response["cluster_port"] == 5432
+    assert response["next_step"] == "notify_completion"
+    info = response["schema_info"]
+    assert sorted(info["schemas"]) == ["app_schema", "public"]
+    assert sorted((table["schema"], table["name"]) for table in info["tables"]) == [
+        ("app_schema", "orders"),
+        ("public", "products"),
+        ("public", "users"),
+    ]
+
+
+def test_notify_completion_says_success_with_the_outcome_and_no_next_step(world: World) -> None:
+    # Given the restore is verified
+    world.advance("notify_completion")
+
+    # When notify_completion gets the runbook's payload
+    response = world.run("notify_completion")
+
+    # Then status is "success", the outcome is under `outcome`, next_step is null for the script
+    assert response["operation_id"] == OPERATION_ID
+    assert response["status"] == "success"
+    assert response["outcome"] == "completed"
+    assert response["next_step"] is None
+    assert response["target_cluster_id"] == TARGET_CLUSTER
+    assert response["message"] == f"Successfully sent completion notifications for cluster {TARGET_CLUSTER}"
+    # And one message went to SNS and one to SQS, with the ids in the response
+    assert response["sns_message_id"] and response["sqs_message_id"]
+    [body] = world.notifications()
+    assert json.loads(body)["outcome"] == "completed"
+    # And the choreography still routes to cleanup
+    last = world.published_of("StepCompleted")[-1]
+    assert (last["step"], last["next_step"]) == ("notify_completion", "cleanup")
+
+
+def test_cleanup_answers_the_runbook_response(world: World) -> None:
+    # Given the operation was notified
+    world.advance("cleanup")
+
+    # When cleanup gets the runbook's payload
+    response = world.run("cleanup")
+
+    # Then the runbook's fields come back, with next_step null
+    assert response == {
+        "operation_id": OPERATION_ID,
+        "status": "success",
+        "message": f"Successfully completed cleanup for operation {OPERATION_ID}",
+        "target_cluster_id": TARGET_CLUSTER,
+        "cleanup_results": {"snapshot_deleted": True, "state_data_deleted": False, "logs_deleted": False},
+        "next_step": None,
+    }
+    # And the copy is gone, the lease released, the operation completed
+    assert COPY_NAME not in world.target_rds.cluster_snapshots
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    state = world.state()
+    assert state is not None and state["status"] == "completed"
+    assert world.published_of("OperationFinished") == [
+        {"operation_id": OPERATION_ID, "schema_version": "1.0", "outcome": "completed"}
+    ]
+
+
+@pytest.mark.parametrize("world_config", [{"delete_state": True, "delete_logs": True}])
+def test_cleanup_deletes_state_and_logs_when_configured(world: World) -> None:
+    # Given a configuration that deletes the state item and the step logs at cleanup
+    world.advance("cleanup")
+    assert world.log_objects()
+
+    # When cleanup runs
+    response = world.run("cleanup")
+
+    # Then it reports all three deleted, and they are
+    assert response["cleanup_results"] == {
+        "snapshot_deleted": True,
+        "state_data_deleted": True,
+        "logs_deleted": True,
+    }
+    assert response["next_step"] is None
+    assert world.state() is None
+    assert world.log_objects() == {}

@@ -1,0 +1,120 @@
+"""Bad input to snapshot_check: a recorded failed state with a clear message, and no RDS mutation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from integration.world import CONFIG_PARAMETER, OPERATION_ID, TARGET_CLUSTER, World
+
+pytestmark = pytest.mark.integration
+
+
+def assert_failed_without_side_effects(world: World, response: dict[str, Any]) -> dict[str, Any]:
+    assert response["status"] == "error", response
+    assert response["next_step"] is None
+    state = world.state()
+    assert state is not None
+    assert state["status"] == "failed" and state["failed_step"] == "snapshot_check"
+    assert state["error"]["message"] == response["message"]
+    assert world.rds_calls.calls == []
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    assert [event["step"] for event in world.published_of("StepFailed")] == ["snapshot_check"]
+    return state
+
+
+def test_a_bad_date_is_refused(world: World) -> None:
+    # Given a payload whose date is not a date
+    payload = {"operation_id": OPERATION_ID, "target_date": "2023-13-45"}
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", payload)
+
+    # Then the failure names the date and the expected format
+    state = assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "InvalidRequest"
+    assert response["message"] == "target_date '2023-13-45' is not a date (YYYY-MM-DD)"
+    assert state["error"]["type"] == "InvalidRequest"
+
+
+def test_an_unknown_override_is_refused(world: World) -> None:
+    # Given a payload overriding a configuration field that does not exist
+    payload = {
+        "operation_id": OPERATION_ID,
+        "target_date": "2023-06-01",
+        "overrides": {"target_clustr_id": "x"},
+    }
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", payload)
+
+    # Then the failure names the unknown key
+    assert_failed_without_side_effects(world, response)
+    assert response["message"] == "unknown override(s): target_clustr_id"
+
+
+def test_a_missing_configuration_is_refused_naming_the_fields(world: World) -> None:
+    # Given the SSM configuration parameter does not exist
+    world.client("ssm").delete_parameter(Name=CONFIG_PARAMETER)
+
+    # When snapshot_check runs
+    response = world.run("snapshot_check")
+
+    # Then the failure names the missing fields
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError"
+    for name in ("source_region", "target_cluster_id", "log_bucket"):
+        assert f"{name}: Field required" in response["message"]
+
+
+def test_a_bad_configuration_value_is_refused_naming_the_field_and_its_source(world: World) -> None:
+    # Given the SSM configuration has a malformed security group
+    world.put_config(target_security_groups=["not-a-group"])
+
+    # When snapshot_check runs
+    response = world.run("snapshot_check")
+
+    # Then the failure names the field and where the value came from
+    assert_failed_without_side_effects(world, response)
+    assert "target_security_groups.0 (from ssm)" in response["message"]
+
+
+def test_a_missing_master_secret_is_refused(world: World) -> None:
+    # Given the master credentials secret does not exist
+    world.client("secretsmanager").delete_secret(
+        SecretId=world.config["master_credentials_secret_id"], ForceDeleteWithoutRecovery=True
+    )
+
+    # When snapshot_check runs
+    response = world.run("snapshot_check")
+
+    # Then the failure names the secret
+    assert_failed_without_side_effects(world, response)
+    assert "dev/master-credentials" in response["message"]
+
+
+def test_no_snapshot_for_the_date_is_a_clear_failure(world: World) -> None:
+    # Given no snapshot exists for 2023-06-02
+    payload = {"operation_id": OPERATION_ID, "target_date": "2023-06-02"}
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", payload)
+
+    # Then the failure says which cluster, region and day, and what was looked for
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "NotFound"
+    assert "no snapshot of dev-source-cluster in us-east-1 for 2023-06-02" in response["message"]
+    assert "dev-source-cluster-snapshot-2023-06-02" in response["message"]
+
+
+def test_a_payload_without_operation_id_is_rejected_before_anything_is_written(world: World) -> None:
+    # Given a payload with no operation_id
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", {"target_date": "2023-06-01"})
+
+    # Then it is rejected naming the field, and nothing is recorded
+    assert response["status"] == "error"
+    assert "operation_id" in response["message"]
+    assert world.table_items() == []
+    assert world.rds_calls.calls == []

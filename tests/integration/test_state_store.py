@@ -1,0 +1,127 @@
+"""The state store against DynamoDB (moto): conditional writes on version, and the lease per target."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from functions.errors import LeaseHeld, StaleWrite
+from functions.state import StateStore
+from integration.world import STATE_TABLE, TARGET_REGION
+from schemas.common import Step, utcnow
+from schemas.state import OperationState
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(mocked_aws: None) -> StateStore:
+    import boto3
+
+    boto3.client("dynamodb", region_name=TARGET_REGION).create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return StateStore(STATE_TABLE, TARGET_REGION)
+
+
+def new_state(operation_id: str = "dev-restore-store") -> OperationState:
+    now = utcnow()
+    return OperationState(
+        operation_id=operation_id,
+        next_step=Step.SNAPSHOT_CHECK,
+        target_date=date(2023, 6, 1),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_create_then_save_bumps_the_version(store: StateStore) -> None:
+    # Given a new operation
+    created = store.create(new_state())
+
+    # When it is read and saved
+    read = store.get(created.operation_id)
+    assert read is not None
+    read.next_step = Step.COPY_SNAPSHOT
+    store.save(read)
+
+    # Then the stored item carries the change and version 2
+    again = store.get(created.operation_id)
+    assert again is not None
+    assert (again.version, again.next_step) == (2, "copy_snapshot")
+
+
+def test_creating_an_existing_operation_is_a_stale_write(store: StateStore) -> None:
+    # Given an operation exists
+    store.create(new_state())
+
+    # When another writer creates the same operation id
+    # Then it loses
+    with pytest.raises(StaleWrite):
+        store.create(new_state())
+
+
+def test_a_stale_save_raises_and_changes_nothing(store: StateStore) -> None:
+    # Given two readers of the same operation
+    store.create(new_state())
+    first = store.get("dev-restore-store")
+    second = store.get("dev-restore-store")
+    assert first is not None and second is not None
+
+    # When the first saves, then the second saves what it read before
+    first.next_step = Step.COPY_SNAPSHOT
+    store.save(first)
+    second.next_step = Step.CLEANUP
+
+    # Then the second save raises StaleWrite, keeps its version, and the first write stands
+    with pytest.raises(StaleWrite):
+        store.save(second)
+    assert second.version == 1
+    stored = store.get("dev-restore-store")
+    assert stored is not None and (stored.version, stored.next_step) == (2, "copy_snapshot")
+
+
+def test_a_second_operation_gets_lease_held_naming_the_holder(store: StateStore) -> None:
+    # Given operation A holds the lease on the target
+    store.acquire_lease("dev-target-cluster", "dev-restore-a")
+
+    # When operation B asks for it
+    # Then it gets LeaseHeld naming A
+    with pytest.raises(LeaseHeld, match="held by operation dev-restore-a"):
+        store.acquire_lease("dev-target-cluster", "dev-restore-b")
+    assert store.lease_holder("dev-target-cluster") == "dev-restore-a"
+
+
+def test_the_holder_may_take_its_lease_again_and_release_it(store: StateStore) -> None:
+    # Given operation A holds the lease
+    store.acquire_lease("dev-target-cluster", "dev-restore-a")
+
+    # When A takes it again (a retried snapshot_check), and B tries to release it
+    store.acquire_lease("dev-target-cluster", "dev-restore-a")
+    released_by_b = store.release_lease("dev-target-cluster", "dev-restore-b")
+
+    # Then B could not release it; A can, after which B may take it
+    assert released_by_b is False
+    assert store.lease_holder("dev-target-cluster") == "dev-restore-a"
+    assert store.release_lease("dev-target-cluster", "dev-restore-a") is True
+    store.acquire_lease("dev-target-cluster", "dev-restore-b")
+    assert store.lease_holder("dev-target-cluster") == "dev-restore-b"
+
+
+def test_lease_and_resource_items_are_not_operations(store: StateStore) -> None:
+    # Given an operation, a lease and a resource index entry in the same table
+    store.create(new_state())
+    store.acquire_lease("dev-target-cluster", "dev-restore-store")
+    store.index_resource("dev-target-cluster", "dev-restore-store")
+
+    # When operations are listed
+    operations = store.scan_operations()
+
+    # Then only the operation is listed, and the other items are found by their own lookups
+    assert [state.operation_id for state in operations] == ["dev-restore-store"]
+    assert store.get("lease#dev-target-cluster") is None
+    assert store.lookup_resource("dev-target-cluster") == "dev-restore-store"
