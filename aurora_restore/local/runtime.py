@@ -78,6 +78,9 @@ class RuntimeOptions:
     serial_functions: tuple[str, ...] = ("setup_db_users",)
     visibility_timeout_seconds: int = 2
     invoke_endpoint: bool = True
+    # False: no workers and no reconciler, so only a driver that invokes the functions directly (the
+    # runbook's polling script, the benchmark) advances operations.
+    choreography: bool = True
     faults: FaultProfile = field(default_factory=FaultProfile)
     config_overrides: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
@@ -160,13 +163,14 @@ class LocalRuntime:
         self._wire_bus()
         if self.options.faults.aws_failure_rate > 0:
             self.moto.app.fault_hook = self._aws_fault
-        for function in FUNCTIONS:
+        for function in FUNCTIONS if self.options.choreography else ():
             if function == RECONCILE:
                 continue
             workers = 1 if function in self.options.serial_functions else self.options.workers_per_function
             for index in range(workers):
                 self._spawn(f"worker-{function}-{index}", self._worker, function)
-        self._spawn("reconciler", self._reconciler)
+        if self.options.choreography:
+            self._spawn("reconciler", self._reconciler)
         if self.options.invoke_endpoint:
             self.invoke_server = InvokeServer(self.invoke).start()
         return self

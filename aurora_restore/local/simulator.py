@@ -41,6 +41,17 @@ class Durations:
 
 
 @dataclass
+class SimulatedWork:
+    """One simulated RDS operation: when it began and when it finished (wall clock, `time.time()`)."""
+
+    action: str
+    resource: str
+    started: float
+    due: float
+    finished: float | None = None
+
+
+@dataclass
 class SimulatorOptions:
     durations: Durations = field(default_factory=Durations)
     send_events: bool = True
@@ -154,6 +165,7 @@ class RdsSimulator:
         self.scheduler = Scheduler()
         self.calls: Counter[tuple[str, str]] = Counter()  # (action, resource id) -> count of mutating calls
         self.events: list[dict[str, Any]] = []
+        self.works: list[SimulatedWork] = []  # every timed operation, for the benchmark's timelines
         self._originals: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -197,6 +209,19 @@ class RdsSimulator:
                 setattr(backend, name, original)
         self._originals = {}
 
+    def _after(self, action: str, resource: str, seconds: float, done: Callable[[], None]) -> None:
+        """Schedule `done` and keep a record of the work with the time it actually finished."""
+        now = time.time()
+        work = SimulatedWork(action, resource, now, now + seconds)
+        with self._lock:
+            self.works.append(work)
+
+        def finish() -> None:
+            done()
+            work.finished = time.time()
+
+        self.scheduler.after(seconds, finish)
+
     def _count(self, action: str, resource: str) -> None:
         with self._lock:
             self.calls[(action, resource)] += 1
@@ -213,7 +238,12 @@ class RdsSimulator:
             snapshot.percent_progress = 100
             # Aurora sends no event for a cluster-snapshot copy: nothing is published here.
 
-        self.scheduler.after(self.options.durations.copy, done)
+        self._after(
+            "CopyDBClusterSnapshot",
+            snapshot.db_cluster_snapshot_identifier,
+            self.options.durations.copy,
+            done,
+        )
         return snapshot
 
     def _delete_instance(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -240,7 +270,7 @@ class RdsSimulator:
                 "DB_INSTANCE",
             )
 
-        self.scheduler.after(self.options.durations.delete_instance, done)
+        self._after("DeleteDBInstance", instance_id, self.options.durations.delete_instance, done)
         return instance
 
     def _delete_cluster(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -271,7 +301,7 @@ class RdsSimulator:
                 "CLUSTER",
             )
 
-        self.scheduler.after(self.options.durations.delete_cluster, done)
+        self._after("DeleteDBCluster", cluster_id, self.options.durations.delete_cluster, done)
         return cluster
 
     def _restore(self, backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
@@ -295,7 +325,7 @@ class RdsSimulator:
                 "CLUSTER",
             )
 
-        self.scheduler.after(self.options.durations.restore, done)
+        self._after("RestoreDBClusterFromSnapshot", cluster_id, self.options.durations.restore, done)
         return cluster
 
     def _create_instance(self, backend: Any, db_kwargs: dict[str, Any]) -> Any:
@@ -319,7 +349,7 @@ class RdsSimulator:
                 "DB_INSTANCE",
             )
 
-        self.scheduler.after(self.options.durations.create_instance, done)
+        self._after("CreateDBInstance", instance_id, self.options.durations.create_instance, done)
         return instance
 
     def _modify_cluster(self, backend: Any, kwargs: dict[str, Any]) -> Any:
