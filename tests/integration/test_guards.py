@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -186,3 +187,41 @@ def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World)
     assert "does not hold its lease" in response["message"]
     assert world.cluster_exists("dev-other-cluster")
     assert_target_untouched(world)
+
+
+def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stays_failed(
+    world: World,
+) -> None:
+    # Given delete_rds was refused (deletion protection) and published StepFailed
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = True
+    world.advance("delete_rds")
+    refused = world.run("delete_rds")
+    [failed] = world.published_of("StepFailed")
+    event = {
+        "version": "0",
+        "id": "b0c3f1e6-0000-4000-8000-000000000001",
+        "detail-type": "StepFailed",
+        "source": "aurora-restore",
+        "account": "123456789012",
+        "time": "2023-06-01T12:00:00Z",
+        "region": "us-west-2",
+        "resources": [],
+        "detail": failed,
+    }
+
+    # When the bus routes it to notify_completion
+    response = world.invoke("notify_completion", event)
+
+    # Then a failure notification names the step, the error and what was left in place
+    assert response["status"] == "success" and response["outcome"] == "failed"
+    assert response["next_step"] is None
+    [body] = world.notifications()
+    message = json.loads(body)
+    assert message["outcome"] == "failed"
+    assert message["failed_step"] == "delete_rds"
+    assert message["error"]["message"] == refused["message"]
+    assert message["left_in_place"]["target_snapshot"].endswith("-copy")
+    # And the operation stays failed, with nothing routed on to cleanup
+    state = world.state()
+    assert state is not None and state["status"] == "failed"
+    assert [e["next_step"] for e in world.published_of("StepCompleted")] == []
