@@ -44,6 +44,13 @@ class LeaseHeld(StepError):
     error_type = "LeaseHeld"
 
 
+class ClaimHeld(StepError):
+    """Another invocation is running this step now; the trigger is delivered again later."""
+
+    error_type = "ClaimHeld"
+    retryable = True
+
+
 class AwsError(StepError):
     error_type = "AwsError"
 

@@ -78,13 +78,7 @@ def _no_logic(context: Any) -> Any:
     raise AssertionError("the reconciler never runs a step's logic")
 
 
-_services: Services | None = None
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _services
-    if _services is None:
-        _services = Services(get_settings())
     logger.append_keys(step="reconcile")
-    return reconcile(_services)
+    return reconcile(Services(get_settings()))

@@ -9,6 +9,7 @@ A duplicate or late trigger replays the step's recorded result and changes nothi
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -20,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from functions import config as config_resolver
 from functions.bus import EventPublisher, Publisher
-from functions.errors import InvalidRequest, StaleWrite, StepError, UnknownOperation
+from functions.errors import ClaimHeld, InvalidRequest, StaleWrite, StepError, UnknownOperation
 from functions.notify import StepLog
 from functions.observability import logger, record_metric
 from functions.rds import RdsAdapter
@@ -40,7 +41,7 @@ from schemas.events import (
     StepWaiting,
 )
 from schemas.rds_events import RdsEvent, RdsEventDetail
-from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState, Waiting
+from schemas.state import TERMINAL_STATUSES, Claim, HistoryEntry, OperationState, Waiting
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
@@ -199,11 +200,22 @@ def _first_error(exc: ValidationError) -> str:
 
 
 # -- the runner ---------------------------------------------------------------------------------------------
+_handler_runners: list[StepRunner] = []
+
+
+def reset_services() -> None:
+    """Forget the adapters every handler cached (when the AWS endpoint changes: tests, the local runtime)."""
+    for runner in _handler_runners:
+        runner._services = None
+
 class StepRunner:
     def __init__(self, step: Step, logic: StepLogic, services: Services | None = None) -> None:
         self.step = step
         self.logic = logic
         self._services = services
+        self._token = uuid.uuid4().hex
+        if services is None:
+            _handler_runners.append(self)
 
     @property
     def services(self) -> Services:
@@ -212,6 +224,7 @@ class StepRunner:
         return self._services
 
     def __call__(self, event: Any) -> dict[str, Any]:
+        self._token = uuid.uuid4().hex
         started = time.monotonic()
         logger.append_keys(step=self.step.value)
         outcome_label = "error"
@@ -276,6 +289,8 @@ class StepRunner:
         refusal = self._refusal(state, trigger)
         if refusal is not None:
             return refusal
+        if not trigger.is_direct:
+            state = self._claim(state)
 
         started_at = utcnow()
         try:
@@ -300,11 +315,37 @@ class StepRunner:
                 logger.warning(
                     "retryable failure; the trigger will be delivered again", extra={"error": exc.message}
                 )
+                self._release_claim(state)
                 raise
             return self.record_failure(state, trigger, exc, started_at)
         return self._record_success(state, trigger, outcome, started_at, resolved.config)
 
     # -- decisions ----------------------------------------------------------------------------------------
+    def _claim(self, state: OperationState) -> OperationState:
+        """Take this step for this invocation, so a duplicate trigger never makes the same AWS calls.
+
+        A duplicate finding a live claim raises a retryable error: its trigger is delivered again later
+        and then finds the step's recorded result. A claim left by a crashed invocation expires.
+        """
+        now = utcnow()
+        claim = state.claim
+        if claim is not None and claim.token != self._token and claim.until > now:
+            raise ClaimHeld(f"{claim.step} is being run by another invocation until {claim.until:%H:%M:%S}")
+        state.claim = Claim(step=self.step, token=self._token, until=now + self._claim_ttl())
+        return self.services.store.save(state)
+
+    def _release_claim(self, state: OperationState) -> None:
+        if state.claim is None or state.claim.token != self._token:
+            return
+        state.claim = None
+        try:
+            self.services.store.save(state)
+        except (StaleWrite, StepError):
+            logger.info("claim not released; it expires by itself")
+
+    def _claim_ttl(self) -> timedelta:
+        return timedelta(seconds=self.services.settings.claim_seconds)
+
     def _runs_again(self, state: OperationState, trigger: Trigger) -> bool:
         """notify_completion runs again on a StepFailed; every other recorded step only replays."""
         return self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed"
@@ -499,6 +540,8 @@ class StepRunner:
 
     def _commit(self, state: OperationState, events: list[BusEvent]) -> None:
         """Write the transition with its events in the outbox, put them on the bus, then clear the outbox."""
+        if state.claim is not None and state.claim.token == self._token:
+            state.claim = None
         state.outbox = [{"detail_type": e.detail_type, "detail": e.model_dump(mode="json")} for e in events]
         self.services.store.save(state)
         if events:

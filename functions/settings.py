@@ -23,6 +23,9 @@ class Settings(BaseModel):
     db_users_parameter: str
     state_ttl_days: int = 30
     metrics_enabled: bool = True
+    claim_seconds: float = Field(
+        default=300.0, gt=0, description="How long a step invocation's claim lasts: the function's timeout"
+    )
     pg_dsn: str | None = Field(
         default=None,
         description="Local runtime only: host and port of the stand-in database (never carries a password)",
@@ -49,6 +52,7 @@ def get_settings() -> Settings:
             db_users_parameter=os.environ.get("AURORA_RESTORE_DB_USERS_PARAMETER")
             or f"/aurora-restore/{env}/db_users",
             state_ttl_days=int(os.environ.get("AURORA_RESTORE_STATE_TTL_DAYS", "30")),
+            claim_seconds=float(os.environ.get("AURORA_RESTORE_CLAIM_SECONDS", "300")),
             metrics_enabled=os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
             pg_dsn=os.environ.get("AURORA_RESTORE_PG_DSN") or None,
         )

@@ -37,6 +37,16 @@ class Waiting(BaseModel):
     since: datetime
 
 
+class Claim(BaseModel):
+    """One invocation of a step at work: duplicates of its trigger wait until it is done or expired."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    step: Step
+    token: str
+    until: datetime
+
+
 class OperationState(BaseModel):
     """One operation. Every write is conditional on `version`; no secret value is ever stored here."""
 
@@ -62,6 +72,7 @@ class OperationState(BaseModel):
     waiting: Waiting | None = None
     error: ErrorInfo | None = None
     failed_step: Step | None = None
+    claim: Claim | None = None
     outbox: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Events written with the transition and not yet confirmed on the bus",

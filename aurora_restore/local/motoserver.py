@@ -18,6 +18,14 @@ from werkzeug.serving import make_server
 from aurora_restore.local.postgres import free_port
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
+_request = threading.local()
+
+
+def request_access_key() -> str:
+    """The access key that signed the request being answered on this thread (for fault hooks)."""
+    return str(getattr(_request, "access_key", ""))
+
 
 # (service, action) -> an error to answer with instead of calling moto, or None to go ahead.
 FaultHook = Callable[[str, str], "Fault | None"]
@@ -59,6 +67,8 @@ class CountingApp:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         service, _region, action = describe_request(environ, body)
+        key = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+        _request.access_key = key.group(1) if key else ""
         with self._lock:
             self.calls[(service, action)] += 1
         hook = self.fault_hook
@@ -115,6 +125,13 @@ class LocalMotoServer(ThreadedMotoServer):
         )
         self._server_ready_event.set()
         self._server.serve_forever()
+
+    def reset(self) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(
+            urllib.request.Request(self.url + "/moto-api/reset", method="POST"), timeout=10
+        ).close()
 
     @property
     def url(self) -> str:

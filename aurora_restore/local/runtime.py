@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from aurora_restore.local.invoke import InvokeServer
-from aurora_restore.local.motoserver import Fault, LocalMotoServer
+from aurora_restore.local.motoserver import Fault, LocalMotoServer, request_access_key
 from aurora_restore.local.postgres import PostgresServer
 from aurora_restore.local.simulator import Durations, RdsSimulator, SimulatorOptions, StandIn
 from functions.routes import FUNCTIONS, RECONCILE, build_routes
 from functions.settings import function_name
 
 ACCOUNT = "123456789012"
+# The runtime's own clients (seeding, workers' polling, RDS events, checks) sign with this key, the functions
+# and the CLI with the environment's: injected AWS faults hit only the latter.
+PLUMBING_ACCESS_KEY = "testing-runtime"
 SOURCE_CLUSTER = "dev-source-cluster"
 TARGET_CLUSTER = "dev-target-cluster"
 DATABASE = "appdb"
@@ -58,10 +61,14 @@ class FaultProfile:
     max_delivery_delay: float = 0.0  # each delivery held back up to this many seconds: late and out of order
     drop_rds_events: bool = False  # RDS events are never delivered: the reconciler must carry the waits
     aws_failure_rate: float = 0.0  # share of AWS calls answered with throttling or a transient error
-    crash_steps: frozenset[str] = (
-        frozenset()
-    )  # these steps crash once after their AWS calls, before state write
+    # Each of these steps crashes once per operation after its AWS calls and before its state write: an
+    # RDS-mutating step right after the run that made its mutating call, any other step on its first run.
+    crash_steps: frozenset[str] = frozenset()
     seed: int = 7
+
+
+# The steps whose runs call RDS's mutating APIs; the crash profile crashes them after such a call.
+RDS_MUTATING_STEPS = frozenset({"copy_snapshot", "delete_rds", "restore_snapshot", "check_restore_status"})
 
 
 @dataclass
@@ -124,6 +131,7 @@ class LocalRuntime:
         self.invoke_server: InvokeServer | None = None
         self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
         self.deliveries: list[Delivery] = []
+        self.event_bodies: list[str] = []  # every event a worker received, raw (for scans of what travelled)
         self.errors: list[str] = []
         self.log_lines: list[str] = []
         self.database_names: dict[str, str] = {TARGET_CLUSTER: DATABASE}
@@ -132,6 +140,7 @@ class LocalRuntime:
         self._lock = threading.Lock()
         self._queues: dict[str, str] = {}
         self._crashed: set[tuple[str, str]] = set()
+        self._mutations_seen: dict[str, int] = {}
         self._random = random.Random(self.options.faults.seed)
         self._saved_env: dict[str, str | None] = {}
         self._log_stream: Any = None
@@ -144,6 +153,7 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         self.started_at = time.monotonic()
         self.moto.start()
+        self.moto.reset()  # moto's backends live in this process: start from nothing
         self.postgres = PostgresServer().start()
         self._set_environment()
         self._reset_function_caches()
@@ -161,8 +171,7 @@ class LocalRuntime:
         self._settle_seeded_clusters()
         self._load_handlers()
         self._wire_bus()
-        if self.options.faults.aws_failure_rate > 0:
-            self.moto.app.fault_hook = self._aws_fault
+        self.moto.app.fault_hook = self._aws_fault
         for function in FUNCTIONS if self.options.choreography else ():
             if function == RECONCILE:
                 continue
@@ -229,6 +238,8 @@ class LocalRuntime:
         env.update(
             {
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                # A step's claim lasts as long as the function may run: short here, as local runs are quick.
+                "AURORA_RESTORE_CLAIM_SECONDS": "5",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": "false",
                 "AWS_MAX_ATTEMPTS": "",
@@ -246,9 +257,11 @@ class LocalRuntime:
         from aws_lambda_powertools.utilities import parameters
 
         from functions import aws
+        from functions.runner import reset_services
         from functions.settings import get_settings
 
         aws.reset_clients()
+        reset_services()
         get_settings.cache_clear()
         parameters.clear_caches()
 
@@ -280,7 +293,7 @@ class LocalRuntime:
             service,
             region_name=region or self.options.target_region,
             endpoint_url=self.moto.url,
-            aws_access_key_id="testing",
+            aws_access_key_id=PLUMBING_ACCESS_KEY,
             aws_secret_access_key="testing",
         )
 
@@ -483,27 +496,65 @@ class LocalRuntime:
         self._install_crash_hook()
 
     def _install_crash_hook(self) -> None:
-        """Crash profile: a step dies once per operation after its AWS calls, before its state write."""
-        crash_steps = self.options.faults.crash_steps
-        if not crash_steps:
-            return
+        """Crash profile: a step dies once per operation after its AWS calls, before its state write.
+
+        Installed always and reading the current profile, so `set_faults` can switch it on later.
+        """
         from functions.runner import StepRunner
 
+        if self._restore_commit is not None:
+            return
         runtime = self
         original = StepRunner._commit
 
         def crashing_commit(runner: StepRunner, state: Any, events: list[Any]) -> None:
-            key = (state.operation_id, runner.step.value)
-            if runner.step.value in crash_steps and state.status != "failed":
-                with runtime._lock:
-                    first = key not in runtime._crashed
-                    runtime._crashed.add(key)
-                if first:
-                    raise SimulatedCrash(f"{runner.step.value} crashed before writing state")
+            step = runner.step.value
+            if step in runtime.options.faults.crash_steps and state.status != "failed":
+                if runtime._crash_due(state, step):
+                    raise SimulatedCrash(f"{step} crashed after its AWS calls, before writing state")
             original(runner, state, events)
+            runtime._note_mutations(state)
 
         StepRunner._commit = crashing_commit  # type: ignore[method-assign,assignment]
         self._restore_commit = original
+
+    def _crash_due(self, state: Any, step: str) -> bool:
+        """Crash this run? Once per (operation, step); an RDS-mutating step only after a mutating call."""
+        key = (state.operation_id, step)
+        with self._lock:
+            if key in self._crashed:
+                return False
+            if step in RDS_MUTATING_STEPS:
+                made = self._operation_mutations(state)
+                if made <= self._mutations_seen.get(state.operation_id, 0):
+                    return False
+            self._crashed.add(key)
+        return True
+
+    def _note_mutations(self, state: Any) -> None:
+        made = self._operation_mutations(state)
+        with self._lock:
+            self._mutations_seen[state.operation_id] = max(
+                made, self._mutations_seen.get(state.operation_id, 0)
+            )
+
+    def _operation_mutations(self, state: Any) -> int:
+        if self.simulator is None:
+            return 0
+        return sum(self.simulator.mutating_calls(operation_resources(state)).values())
+
+    @property
+    def crashes(self) -> set[tuple[str, str]]:
+        """(operation, step) pairs the crash profile crashed."""
+        with self._lock:
+            return set(self._crashed)
+
+    def set_faults(self, faults: FaultProfile) -> None:
+        """Switch the fault profile of a running runtime (the chaos run goes through its profiles this way)."""
+        self.options.faults = faults
+        self._random = random.Random(faults.seed)
+        if self.simulator is not None:
+            self.simulator.options.send_events = not faults.drop_rds_events
 
     def invoke(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Run a function by its Lambda name (aurora-restore-<step>-<env>) or step name."""
@@ -527,8 +578,8 @@ class LocalRuntime:
     def _worker(self, function: str) -> None:
         sqs = self.client("sqs")
         url = self._queues[function]
-        faults = self.options.faults
         while not self._stop.is_set():
+            faults = self.options.faults
             try:
                 messages = sqs.receive_message(
                     QueueUrl=url,
@@ -542,15 +593,30 @@ class LocalRuntime:
                     self._stop.wait(0.2)
                 continue
             for message in messages:
+                with self._lock:
+                    self.event_bodies.append(message["Body"])
                 event = json.loads(message["Body"])
                 if faults.max_delivery_delay:
                     self._stop.wait(self._random.uniform(0, faults.max_delivery_delay))
-                copies = 2 if faults.duplicate_deliveries else 1
-                delivered = True
-                for _ in range(copies):
-                    delivered = self._deliver(function, event) and delivered
+                if faults.duplicate_deliveries:
+                    delivered = self._deliver_twice_at_once(function, event)
+                else:
+                    delivered = self._deliver(function, event)
                 if delivered or int(message["Attributes"].get("ApproximateReceiveCount", "1")) >= 6:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver_twice_at_once(self, function: str, event: dict[str, Any]) -> bool:
+        """The duplicate profile: two invocations with the same event, running at the same time."""
+        results: list[bool] = []
+        twin = threading.Thread(
+            target=lambda: results.append(self._deliver(function, event)),
+            name=f"{threading.current_thread().name}-twin",
+            daemon=True,
+        )
+        twin.start()
+        first = self._deliver(function, event)
+        twin.join()
+        return first and all(results)
 
     def _deliver(self, function: str, event: dict[str, Any]) -> bool:
         detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
@@ -586,9 +652,7 @@ class LocalRuntime:
 
     def _aws_fault(self, service: str, action: str) -> Fault | None:
         """Throttle or fail a share of the functions' AWS calls (never the runtime's own plumbing)."""
-        if threading.current_thread().name.startswith(("worker-", "reconciler")) is False:
-            return None
-        if service in ("sqs",) and action in ("ReceiveMessage", "DeleteMessage"):
+        if self.options.faults.aws_failure_rate <= 0 or request_access_key() == PLUMBING_ACCESS_KEY:
             return None
         if self._random.random() >= self.options.faults.aws_failure_rate:
             return None
@@ -614,6 +678,17 @@ class LocalRuntime:
                 return state
             time.sleep(poll)
         return state
+
+
+def operation_resources(state: Any) -> set[str]:
+    """The RDS resources one operation's mutating calls touch: its target cluster, writer and copy."""
+    cluster = state.config.get("target_cluster_id") or state.outputs.get("target_cluster_id")
+    resources: set[str] = set()
+    if cluster:
+        resources |= {cluster, f"{cluster}-writer"[:63], f"{cluster}-instance-1"}
+    if state.outputs.get("target_snapshot"):
+        resources.add(str(state.outputs["target_snapshot"]))
+    return resources
 
 
 class _MemoryStream:
