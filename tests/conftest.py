@@ -25,7 +25,7 @@ from integration.world import (
 
 
 # -- speed ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def shared_botocore_loader() -> Iterator[None]:
     """One botocore data loader for every session the tests create.
 
@@ -73,7 +73,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def mocked_aws(aws_env: None) -> Iterator[None]:
+def mocked_aws(aws_env: None, shared_botocore_loader: None) -> Iterator[None]:
     from moto import mock_aws
 
     with mock_aws():
