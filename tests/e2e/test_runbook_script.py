@@ -21,7 +21,15 @@ BIN = Path(sys.executable).parent
 
 def _serve(env_file: Path, log_file: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(BIN / "aurora-restore"), "local", "serve", "--env-file", str(env_file), "--log-file", str(log_file)],
+        [
+            str(BIN / "aurora-restore"),
+            "local",
+            "serve",
+            "--env-file",
+            str(env_file),
+            "--log-file",
+            str(log_file),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,8 +74,15 @@ def test_runbook_script_completes_against_local_serve(tmp_path: Path) -> None:
     try:
         printed = _wait_ready(server)
         exports = _exports(env_file)
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-                     "AWS_SECRET_ACCESS_KEY", "AURORA_RESTORE_ENV", "AURORA_RESTORE_PG_DSN"):
+        for name in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_LAMBDA",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AURORA_RESTORE_ENV",
+            "AURORA_RESTORE_PG_DSN",
+        ):
             assert exports.get(name), f"{name} missing from {exports}"
         assert "password" not in env_file.read_text().lower()
         assert not [line for line in printed if "password" in line.lower()]
