@@ -165,6 +165,14 @@ class RdsAdapter:
         answer = self._call(f"listing tags of {arn}", self._client.list_tags_for_resource, ResourceName=arn)
         return {tag["Key"]: tag["Value"] for tag in answer.get("TagList", [])}
 
+    def add_tags(self, arn: str, tags: dict[str, str]) -> None:
+        self._call(
+            f"tagging {arn}",
+            self._client.add_tags_to_resource,
+            ResourceName=arn,
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )
+
     def disable_deletion_protection(self, cluster_id: str) -> None:
         self._call(
             f"turning off deletion protection of {cluster_id}",

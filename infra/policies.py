@@ -282,7 +282,10 @@ def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
     return [
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        # ListTagsForResource: the master-password tag says an earlier run already set it.
+        _statement(
+            "DescribeTarget", ["rds:DescribeDBClusters", "rds:ListTagsForResource"], [refs.target_cluster_arn]
+        ),
         # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
         _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
         _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),

@@ -12,6 +12,9 @@ from schemas.common import Step
 from schemas.rds_events import FAILURE_EVENT_IDS
 
 GONE = ("deleting",)
+# Put on the restored cluster right after its master password is set, valued with the operation id: a run
+# that dies before recording `master_password_set` in state leaves it, and the next run does not set it again.
+MASTER_PASSWORD_TAG = "aurora-restore:master-password-set"
 
 
 def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
@@ -154,8 +157,12 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         "master_username": cluster.get("MasterUsername"),
     }
     if not ctx.outputs.get("master_password_set"):
-        credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
-        rds.set_master_password(cluster_id, credentials.password.get_secret_value())
+        if rds.tags(cluster["DBClusterArn"]).get(MASTER_PASSWORD_TAG) != ctx.operation_id:
+            credentials = secrets.master_credentials(
+                config.master_credentials_secret_id, config.target_region
+            )
+            rds.set_master_password(cluster_id, credentials.password.get_secret_value())
+            rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
         outputs["master_password_set"] = True
         ctx.outputs["master_password_set"] = True
     writer = writer_id(cluster_id)

@@ -259,6 +259,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     },
     "check_restore_status": {
         "rds:DescribeDBClusters",
+        "rds:ListTagsForResource",
         "rds:ModifyDBCluster",
         "rds:DescribeDBInstances",
         "rds:CreateDBInstance",
