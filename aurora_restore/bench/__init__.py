@@ -1,0 +1,1 @@
+"""Benchmarks: the choreography against the runbook's polling loop, scale, cold start and the DB steps."""

@@ -1,0 +1,123 @@
+"""`python -m aurora_restore.bench [--quick]` (`make bench`): results on the terminal and as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aurora_restore.bench.coldstart import measure_cold_start
+from aurora_restore.bench.database import measure_database
+from aurora_restore.bench.pipeline import (
+    AWS_MINUTES,
+    RECHECK_SECONDS,
+    RECONCILE_SECONDS,
+    RUNBOOK_POLL_SECONDS,
+    Scale,
+    measure_isolated,
+)
+from aurora_restore.bench.report import render
+from aurora_restore.bench.scale import measure_scale_isolated
+
+FULL = {
+    "wall_per_aws_minute": 0.5,
+    "operations": 50,
+    "repeats": 2,
+    "users": 1000,
+    "schemas": 20,
+    "naive_users": 200,
+}
+QUICK = {
+    "wall_per_aws_minute": 0.2,
+    "operations": 5,
+    "repeats": 1,
+    "users": 100,
+    "schemas": 2,
+    "naive_users": 50,
+}
+TABLES_PER_SCHEMA = 500
+
+
+def run(quick: bool, output: Path) -> dict[str, Any]:
+    plan = QUICK if quick else FULL
+    scale = Scale(float(plan["wall_per_aws_minute"]))
+    began = time.monotonic()
+    results: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
+        "time_scale": {
+            "wall_s_per_aws_minute": scale.wall_per_aws_minute,
+            "aws_minutes": dict(AWS_MINUTES.__dict__),
+            "runbook_poll_s": RUNBOOK_POLL_SECONDS,
+            "recheck_interval_s": RECHECK_SECONDS,
+            "reconcile_every_s": RECONCILE_SECONDS,
+            "note": "durations, the runbook's sleep 30, recheck_interval_seconds and the reconciler's "
+            "rate(1 minute) are all scaled by the same factor; times are AWS-equivalent seconds",
+        },
+    }
+    timeout = scale.wall(sum(AWS_MINUTES.__dict__.values()) * 60) * 4 + 120
+    _say(f"pipeline: the choreography ({scale.wall_per_aws_minute:g}s wall per AWS minute) ...")
+    choreography = measure_isolated("choreography", scale, timeout)
+    _say("pipeline: the runbook's polling script ...")
+    polling = measure_isolated("polling_runbook", scale, timeout)
+    results["pipeline"] = {
+        "choreography": choreography,
+        "polling_runbook": polling,
+        "ratios": {
+            "invocations": _ratio(choreography["invocations_per_op"], polling["invocations_per_op"]),
+            "rds_api_calls": _ratio(choreography["rds_api_calls_per_op"], polling["rds_api_calls_per_op"]),
+        },
+    }
+    _say(f"scale: {plan['operations']} operations on {plan['operations']} targets at once ...")
+    results["scale"] = measure_scale_isolated(int(plan["operations"]), timeout=420.0)
+    _say("cold start: each handler module imported in a fresh interpreter ...")
+    results["cold_start"] = measure_cold_start(int(plan["repeats"]))
+    _say("database: setup_db_users and verify_restore on the local PostgreSQL ...")
+    db = measure_database(
+        int(plan["users"]), int(plan["schemas"]), TABLES_PER_SCHEMA, int(plan["naive_users"])
+    )
+    db.setdefault("setup_users_1000_s", None)
+    db.setdefault("verify_10000_tables_s", None)
+    if quick:
+        db["note"] = (
+            "quick run: smaller sizes (see setup_users and verify); the 1,000/10,000 figures are null"
+        )
+    results["db"] = db
+    results["bench_wall_s"] = round(time.monotonic() - began, 1)
+    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return results
+
+
+def _ratio(ours: float, theirs: float) -> float | None:
+    return round(ours / theirs, 3) if theirs else None
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aurora_restore.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about a minute)")
+    parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args(argv)
+    results = run(args.quick, args.output)
+    print(render(results))
+    print(f"\nJSON: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The DB steps at scale on the real local PostgreSQL, each against the naive one-query-per-object way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from psycopg2 import sql
+from pydantic import SecretStr
+
+from aurora_restore.local.postgres import PostgresServer
+from functions import database
+from functions.database import Endpoint, UserGrant
+from schemas.config import DbUser
+
+PRIVILEGE_SETS = (["SELECT"], ["SELECT", "INSERT", "UPDATE", "DELETE"])
+VERIFY_USERS = 2  # the runbook's two users
+DDL_BATCH = 500
+
+
+def grants(count: int, prefix: str) -> list[UserGrant]:
+    return [
+        UserGrant(
+            DbUser(
+                username=f"{prefix}_{index:04d}", privileges=list(PRIVILEGE_SETS[index % 2]), password="x"
+            ),
+            SecretStr(f"bench-password-{index}"),
+        )
+        for index in range(count)
+    ]
+
+
+def naive_setup_users(conn: Any, dbname: str, users: list[UserGrant]) -> None:
+    """One execute and one commit per statement per user: what a first version usually does."""
+    conn.autocommit = False
+    with conn.cursor() as cursor:
+        schemas = database.application_schemas(cursor)
+        conn.commit()
+        for grant in users:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (grant.user.username,))
+            exists = cursor.fetchone() is not None
+            for statement in database.user_statements(grant, exists, dbname, schemas):
+                cursor.execute(statement)
+                conn.commit()
+
+
+def naive_verify(conn: Any, usernames: list[str], expected: list[tuple[str, str]]) -> int:
+    """One query per table: does it exist, and what does each user hold on it."""
+    checked = 0
+    with conn.cursor() as cursor:
+        for schema, table in expected:
+            cursor.execute(
+                "SELECT r.rolname, p.privilege FROM pg_roles r "
+                "CROSS JOIN unnest(%s::text[]) AS p(privilege) "
+                "WHERE r.rolname = ANY(%s) AND to_regclass(%s) IS NOT NULL "
+                "AND has_table_privilege(r.oid, to_regclass(%s), p.privilege)",
+                (
+                    ["SELECT", "INSERT", "UPDATE", "DELETE"],
+                    usernames,
+                    f"{schema}.{table}",
+                    f"{schema}.{table}",
+                ),
+            )
+            cursor.fetchall()
+            checked += 1
+    return checked
+
+
+def _create_tables(conn: Any, schemas: int, per_schema: int) -> list[tuple[str, str]]:
+    names = [(f"bench_schema_{s:02d}", f"table_{t:04d}") for s in range(schemas) for t in range(per_schema)]
+    with conn.cursor() as cursor:
+        for s in range(schemas):
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(f"bench_schema_{s:02d}")))
+        for start in range(0, len(names), DDL_BATCH):
+            cursor.execute(
+                sql.SQL(";").join(
+                    sql.SQL("CREATE TABLE {}.{} (id bigint PRIMARY KEY, name text)").format(
+                        sql.Identifier(schema), sql.Identifier(table)
+                    )
+                    for schema, table in names[start : start + DDL_BATCH]
+                )
+            )
+    return names
+
+
+def _fresh_database(server: PostgresServer, name: str) -> None:
+    admin = server.connect("postgres")
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        admin.close()
+
+
+def _timed(action: Any) -> float:
+    began = time.perf_counter()
+    action()
+    return round(time.perf_counter() - began, 3)
+
+
+def measure_database(users: int, schemas: int, per_schema: int, naive_users: int) -> dict[str, Any]:
+    server = PostgresServer().start()
+    try:
+        _fresh_database(server, "bench_users")
+        _fresh_database(server, "bench_naive")
+        conn = server.connect("bench_users", autocommit=False)
+        try:
+            setup_s = _timed(lambda: database.setup_users(conn, "bench_users", grants(users, "bench_user")))
+        finally:
+            conn.close()
+        naive_conn = server.connect("bench_naive", autocommit=False)
+        try:
+            naive_s = _timed(
+                lambda: naive_setup_users(naive_conn, "bench_naive", grants(naive_users, "naive"))
+            )
+        finally:
+            naive_conn.close()
+        naive_per_user = naive_s / max(naive_users, 1)
+
+        _fresh_database(server, "bench_tables")
+        conn = server.connect("bench_tables")
+        try:
+            began = time.perf_counter()
+            expected = _create_tables(conn, schemas, per_schema)
+            create_s = round(time.perf_counter() - began, 1)
+        finally:
+            conn.close()
+        checked = grants(VERIFY_USERS, "verify_user")
+        conn = server.connect("bench_tables", autocommit=False)
+        try:
+            database.setup_users(conn, "bench_tables", checked)
+            endpoint = Endpoint(server.host, server.port, "bench_tables")
+            wanted = [f"{s}.{t}" for s, t in expected]
+            outcome: dict[str, Any] = {}
+
+            def verify() -> None:
+                outcome["result"] = database.verify(conn, endpoint, checked, wanted)
+
+            verify_s = _timed(verify)
+            result = outcome["result"]
+            if result.missing_tables or result.problems:
+                raise RuntimeError(
+                    f"verify found problems: {result.problems[:3]} {result.missing_tables[:3]}"
+                )
+            usernames = [g.user.username for g in checked]
+            conn.autocommit = True
+            naive_verify_s = _timed(lambda: naive_verify(conn, usernames, expected))
+        finally:
+            conn.close()
+        return {
+            "setup_users_1000_s" if users == 1000 else f"setup_users_{users}_s": setup_s,
+            "verify_10000_tables_s"
+            if schemas * per_schema == 10000
+            else f"verify_{schemas * per_schema}_tables_s": verify_s,
+            "setup_users": {
+                "users": users,
+                "batched_s": setup_s,
+                "naive_users_timed": naive_users,
+                "naive_s": round(naive_s, 2),
+                "naive_s_for_all_users": round(naive_per_user * users, 1),
+                "naive_extrapolated": naive_users != users,
+            },
+            "verify": {
+                "schemas": schemas,
+                "tables": schemas * per_schema,
+                "users": VERIFY_USERS,
+                "catalog_s": verify_s,
+                "naive_s": naive_verify_s,
+                "tables_created_in_s": create_s,
+            },
+        }
+    finally:
+        server.stop()

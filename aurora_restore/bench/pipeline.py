@@ -1,0 +1,190 @@
+"""One restore by the choreography, one by the runbook's polling script, on the same simulated AWS."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from aurora_restore.bench.timeline import CallRecorder, read_timeline
+from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
+from aurora_restore.local.simulator import Durations
+from functions.routes import RECONCILE
+
+# AWS-like durations in AWS minutes; the simulator gets them time-scaled.
+AWS_MINUTES = Durations(copy=20, delete_instance=5, delete_cluster=3, restore=15, create_instance=10)
+RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
+RECHECK_SECONDS = 60.0  # recheck_interval_seconds' default
+RECONCILE_SECONDS = 60.0  # the reconciler's schedule: rate(1 minute)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """`wall_per_aws_minute` wall seconds stand for one AWS minute."""
+
+    wall_per_aws_minute: float
+
+    @property
+    def factor(self) -> float:  # wall seconds per AWS second
+        return self.wall_per_aws_minute / 60.0
+
+    def wall(self, aws_seconds: float) -> float:
+        return aws_seconds * self.factor
+
+    def durations(self) -> Durations:
+        return AWS_MINUTES.scaled(self.wall_per_aws_minute)
+
+
+class RunbookFailed(RuntimeError):
+    pass
+
+
+def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: str, poll: float) -> int:
+    """The runbook's "Automated Execution Script", step for step; returns how many polls slept."""
+    sleeps = 0
+
+    def invoke(step: str, payload: dict[str, Any], expected: str) -> dict[str, Any]:
+        response = runtime.invoke(f"aurora-restore-{step}-{runtime.options.environment}", payload)
+        next_step = "null" if response.get("next_step") is None else str(response["next_step"])
+        if response.get("status") != "success":
+            raise RunbookFailed(f"{step}: {response.get('message')}")
+        if expected not in ("any", next_step):
+            raise RunbookFailed(f"{step}: expected next_step {expected}, got {next_step}")
+        return response
+
+    def jq(response: dict[str, Any], key: str) -> str:  # `jq -r .key`: a missing key reads "null"
+        value = response.get(key)
+        return "null" if value is None else str(value)
+
+    op = {"operation_id": operation_id}
+    response = invoke("snapshot-check", {**op, "target_date": target_date}, "copy_snapshot")
+    response = invoke(
+        "copy-snapshot", {**op, "snapshot_name": jq(response, "snapshot_name")}, "check_copy_status"
+    )
+    target_snapshot = jq(response, "target_snapshot")
+    while True:
+        response = invoke("check-copy-status", {**op, "target_snapshot": target_snapshot}, "any")
+        if jq(response, "copy_status") == "available":
+            break
+        time.sleep(poll)
+        sleeps += 1
+    while True:
+        response = invoke("delete-rds", op, "any")
+        if jq(response, "deletion_status") in ("completed", ""):
+            break
+        time.sleep(poll)
+        sleeps += 1
+    invoke("restore-snapshot", {**op, "target_snapshot": target_snapshot}, "check_restore_status")
+    while True:
+        response = invoke("check-restore-status", op, "any")
+        if jq(response, "cluster_status") == "available":
+            break
+        time.sleep(poll)
+        sleeps += 1
+    invoke("setup-db-users", op, "verify_restore")
+    invoke("verify-restore", op, "notify_completion")
+    invoke("notify-completion", op, "null")
+    invoke("cleanup", op, "null")
+    return sleeps
+
+
+def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:
+    return LocalRuntime(
+        RuntimeOptions(
+            durations=scale.durations(),
+            recheck_interval_seconds=scale.wall(RECHECK_SECONDS),
+            reconcile_interval_seconds=scale.wall(RECONCILE_SECONDS),
+            choreography=choreography,
+        )
+    )
+
+
+def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -> dict[str, Any]:
+    """Run one operation with `contender` ("choreography" or "polling_runbook") and read it back."""
+    choreography = contender == "choreography"
+    runtime = _runtime(scale, choreography).start()
+    try:
+        assert runtime.simulator is not None
+        recorder = CallRecorder(runtime)
+        operation_id = f"bench-{contender.replace('_', '-')}-{time.strftime('%H%M%S')}"
+        target_date = date.today().isoformat()
+        rds_before = runtime.moto.app.count("rds")
+        sleeps = 0
+        began = time.time()
+        if choreography:
+            runtime.put_restore_requested(operation_id, target_date)
+            runtime.wait_for(operation_id, timeout=timeout, poll=0.05)
+        else:
+            sleeps = run_runbook_script(runtime, operation_id, target_date, scale.wall(RUNBOOK_POLL_SECONDS))
+        state = runtime.state(operation_id)
+        calls = recorder.snapshot()
+        finished = [c.finished for c in calls if c.operation_id == operation_id and c.function == "cleanup"]
+        ended = max(finished) if finished else time.time()
+        rds_calls = runtime.moto.app.count("rds") - rds_before
+        status = state.status if state is not None else "missing"
+        if status != "completed":
+            raise RuntimeError(f"{contender}: operation {operation_id} ended {status}")
+        reading = read_timeline(
+            operation_id=operation_id,
+            began=began,
+            ended=ended,
+            works=list(runtime.simulator.works),
+            history=list(state.history),
+            calls=calls,
+            scale=scale.factor,
+        )
+        step_calls = [c for c in calls if c.operation_id == operation_id and c.function != RECONCILE]
+        ticks = [c for c in calls if c.function == RECONCILE and began <= c.started <= ended]
+        acting = [c for c in ticks if operation_id in c.response.get("rechecked", [])]
+        invocations = len(step_calls) + len(ticks)  # one operation at a time: every tick is its own
+        result: dict[str, Any] = {
+            "status": status,
+            "invocations_per_op": invocations,
+            "rds_api_calls_per_op": rds_calls,
+            "overhead_s": reading.overhead_s,
+            "e2e_s": reading.e2e_s,
+            "aws_work_s": reading.work_s,
+            "downtime_s": reading.downtime_s,
+            "detection_delay_s": reading.detection_s,
+            "invocations": {
+                "steps": len(step_calls),
+                "reconciler_ticks": len(ticks),
+                "reconciler_ticks_that_rechecked": len(acting),
+                "by_function": _by_function(step_calls),
+            },
+            "wall": {
+                "e2e_s": reading.e2e_wall_s,
+                "aws_work_s": reading.work_wall_s,
+                "waiting_for_timer_s": reading.timer_wall_s,
+            },
+        }
+        if not choreography:
+            result["polls_slept"] = sleeps
+        if trace:
+            result["trace"] = [
+                f"{c.started - began:7.2f} +{c.finished - c.started:5.2f} {c.function} by {c.trigger}: "
+                f"{c.response.get('status')} {c.response.get('message', '')}"[:160]
+                for c in sorted(calls, key=lambda c: c.started)
+                if c.operation_id == operation_id or c.response.get("rechecked")
+            ] + [
+                f"{w.started - began:7.2f} ~{w.due - began:7.2f} {w.action}" for w in runtime.simulator.works
+            ]
+        return result
+    finally:
+        runtime.stop()
+
+
+def measure_isolated(contender: str, scale: Scale, timeout: float, trace: bool = False) -> dict[str, Any]:
+    """`measure` in a fresh interpreter: one local runtime per process, as the demo and the CLI run it."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return dict(pool.apply(measure, (contender, scale, timeout, trace)))
+
+
+def _by_function(calls: list[Any]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for call in calls:
+        counted[call.function] = counted.get(call.function, 0) + 1
+    return dict(sorted(counted.items()))

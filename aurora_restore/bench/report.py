@@ -1,0 +1,112 @@
+"""The benchmark's terminal table, with each target of the issue marked met or missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WAIT_NAMES = ("copy", "delete_instance", "delete_cluster", "restore", "create_instance")
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    chor, poll = results["pipeline"]["choreography"], results["pipeline"]["polling_runbook"]
+    scale, cold, db = results["scale"], results["cold_start"], results["db"]
+
+    def fifth(key: str) -> tuple[bool, str]:
+        return chor[key] * 5 <= poll[key], f"{chor[key]} vs {poll[key]} ({chor[key] / poll[key]:.2f}x)"
+
+    inv_ok, inv_text = fifth("invocations_per_op")
+    rds_ok, rds_text = fifth("rds_api_calls_per_op")
+    rows: list[tuple[str, bool | None, str]] = [
+        ("Lambda invocations per op <= 1/5 of the runbook's", inv_ok, inv_text),
+        ("RDS API calls per op <= 1/5 of the runbook's", rds_ok, rds_text),
+        (
+            "time beyond AWS work <= the runbook's",
+            chor["overhead_s"] <= poll["overhead_s"],
+            f"{chor['overhead_s']} s vs {poll['overhead_s']} s",
+        ),
+        (
+            f"{scale['operations']} concurrent operations all complete",
+            scale["completed"] == scale["operations"],
+            f"{scale['completed']}/{scale['operations']}",
+        ),
+        (
+            "slowest handler import < 250 ms",
+            cold["max_import_ms"] < 250,
+            f"{cold['max_import_ms']} ms ({cold['slowest_module']})",
+        ),
+    ]
+    setup, verify = db.get("setup_users_1000_s"), db.get("verify_10000_tables_s")
+    rows.append(
+        ("1,000 users set up < 3 s", None if setup is None else setup < 3, _fmt(setup, " s")),
+    )
+    rows.append(
+        ("10,000 tables verified < 1 s", None if verify is None else verify < 1, _fmt(verify, " s")),
+    )
+    return rows
+
+
+def render(results: dict[str, Any]) -> str:
+    chor, poll = results["pipeline"]["choreography"], results["pipeline"]["polling_runbook"]
+    scale_info = results["time_scale"]
+    lines = [
+        f"aurora-restore benchmark ({results['mode']}; "
+        f"{scale_info['wall_s_per_aws_minute']:g} s wall = 1 AWS minute for durations, the runbook's sleep 30, recheck {scale_info['recheck_interval_s']:g} s and "
+        f"the reconciler's rate(1 minute); times in AWS-equivalent seconds)",
+        "",
+        f"{'one restore':<44}{'choreography':>16}{'polling runbook':>18}",
+    ]
+
+    def row(label: str, left: Any, right: Any, unit: str = "") -> None:
+        lines.append(f"{label:<44}{_fmt(left, unit):>16}{_fmt(right, unit):>18}")
+
+    row("end to end (s)", chor["e2e_s"], poll["e2e_s"])
+    row("  simulated AWS work, the floor (s)", chor["aws_work_s"], poll["aws_work_s"])
+    row("  time beyond AWS work (s)", chor["overhead_s"], poll["overhead_s"])
+    for name in WAIT_NAMES:
+        row(
+            f"  detection delay: {name} (s)",
+            chor["detection_delay_s"].get(name),
+            poll["detection_delay_s"].get(name),
+        )
+    row("target downtime, delete -> users ready (s)", chor["downtime_s"], poll["downtime_s"])
+    row("Lambda invocations per op", chor["invocations_per_op"], poll["invocations_per_op"])
+    row(
+        "  of which reconciler ticks",
+        chor["invocations"]["reconciler_ticks"],
+        poll["invocations"]["reconciler_ticks"],
+    )
+    row("RDS API calls per op", chor["rds_api_calls_per_op"], poll["rds_api_calls_per_op"])
+    row("wall seconds (unscaled)", chor["wall"]["e2e_s"], poll["wall"]["e2e_s"])
+    scale, cold, db = results["scale"], results["cold_start"], results["db"]
+    lines += [
+        "",
+        f"scale: {scale['completed']}/{scale['operations']} operations completed in {scale['wall_s']} s "
+        f"({scale['throughput_ops_per_min']} ops/min; slowest {scale['slowest_op_s']} s, median "
+        f"{scale['median_op_s']} s, {scale['simulated_aws_s_per_op']} s simulated AWS work each); "
+        f"{scale['invocations_per_op']} invocations and {scale['rds_api_calls_per_op']} RDS calls per op",
+        f"cold start: slowest import {cold['max_import_ms']} ms ({cold['slowest_module']}, best of "
+        f"{cold['repeats']}); artifact {_fmt(cold['artifact'].get('mb'), ' MB')}"
+        + (f" ({cold['artifact']['note']})" if cold["artifact"].get("note") else ""),
+    ]
+    setup, verify = db["setup_users"], db["verify"]
+    extrapolated = f", extrapolated from {setup['naive_users_timed']}" if setup["naive_extrapolated"] else ""
+    lines += [
+        f"db: {setup['users']} users set up in {setup['batched_s']} s (naive, one statement and commit at a "
+        f"time: {setup['naive_s_for_all_users']} s{extrapolated})",
+        f"db: {verify['tables']} tables in {verify['schemas']} schemas verified in {verify['catalog_s']} s "
+        f"(naive, one query per table: {verify['naive_s']} s)",
+        "",
+        "targets:",
+    ]
+    for label, ok, text in targets(results):
+        mark = "n/a " if ok is None else ("met " if ok else "MISS")
+        lines.append(f"  [{mark}] {label:<50} {text}")
+    return "\n".join(lines)

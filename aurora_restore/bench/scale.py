@@ -1,0 +1,85 @@
+"""Many operations at once on the local runtime: each on its own target cluster, all started together."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from datetime import date
+from typing import Any
+
+from aurora_restore.bench.timeline import CallRecorder
+from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
+from aurora_restore.local.simulator import Durations
+from functions.routes import RECONCILE
+
+# Short, so the run measures the system's throughput rather than the simulated AWS.
+SCALE_DURATIONS = Durations(
+    copy=2.0, delete_instance=1.0, delete_cluster=1.0, restore=2.0, create_instance=1.5
+)
+
+
+def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
+    runtime = LocalRuntime(
+        RuntimeOptions(
+            durations=SCALE_DURATIONS, recheck_interval_seconds=1.0, reconcile_interval_seconds=1.0
+        )
+    ).start()
+    try:
+        targets = [f"bench-target-{index:02d}" for index in range(operations)]
+        for index, target in enumerate(targets):
+            runtime.add_target_cluster(target, database=f"bench_{index:02d}")
+        recorder = CallRecorder(runtime)
+        rds_before = runtime.moto.app.count("rds")
+        stamp = time.strftime("%H%M%S")
+        ids = [f"bench-scale-{stamp}-{index:02d}" for index in range(operations)]
+        began = time.time()
+        for index, (operation_id, target) in enumerate(zip(ids, targets, strict=True)):
+            # Every operation restores the same source snapshot, so they share its `-copy`: keep it.
+            overrides = {
+                "target_cluster_id": target,
+                "database_name": f"bench_{index:02d}",
+                "delete_copied_snapshot": False,
+            }
+            runtime.put_restore_requested(operation_id, date.today(), overrides)
+        deadline = began + timeout
+        finished: dict[str, tuple[str, float]] = {}
+        while len(finished) < operations and time.time() < deadline:
+            for operation_id in ids:
+                if operation_id in finished:
+                    continue
+                state = runtime.state(operation_id)
+                if (
+                    state is not None
+                    and state.status in ("completed", "failed", "aborted")
+                    and not state.outbox
+                ):
+                    finished[operation_id] = (state.status, time.time())
+            time.sleep(0.5)
+        ended = time.time()
+        calls = recorder.snapshot()
+        completed = [op for op, (status, _) in finished.items() if status == "completed"]
+        durations = sorted(at - began for _, at in finished.values())
+        step_calls = [c for c in calls if c.operation_id in set(ids) and c.function != RECONCILE]
+        ticks = [c for c in calls if c.function == RECONCILE]
+        return {
+            "operations": operations,
+            "completed": len(completed),
+            "failed": sorted(op for op, (status, _) in finished.items() if status != "completed"),
+            "unfinished": operations - len(finished),
+            "wall_s": round(ended - began, 1),
+            "throughput_ops_per_min": round(len(completed) / max(ended - began, 1e-9) * 60, 1),
+            "slowest_op_s": round(durations[-1], 1) if durations else None,
+            "median_op_s": round(durations[len(durations) // 2], 1) if durations else None,
+            "invocations_per_op": round((len(step_calls) + len(ticks)) / operations, 1),
+            "reconciler_ticks_per_op": round(len(ticks) / operations, 2),
+            "rds_api_calls_per_op": round((runtime.moto.app.count("rds") - rds_before) / operations, 1),
+            "simulated_aws_s_per_op": round(sum(SCALE_DURATIONS.__dict__.values()), 1),
+            "errors": runtime.errors[:5],
+        }
+    finally:
+        runtime.stop()
+
+
+def measure_scale_isolated(operations: int, timeout: float) -> dict[str, Any]:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return dict(pool.apply(measure_scale, (operations, timeout)))

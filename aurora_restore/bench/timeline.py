@@ -1,0 +1,169 @@
+"""Handler calls recorded with their times, and the AWS-equivalent reading of a scaled timeline.
+
+The simulated AWS work and the waits for a poll or recheck timer are time-scaled, so they are read back
+in AWS seconds (wall / scale). Everything else (a function running, an event in transit) takes the same
+real time here as in AWS, so it is counted at face value.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.routes import RECONCILE
+
+# The simulated works of one restore, in order, and the step that notices each one is done.
+WAITS: tuple[tuple[str, str, str], ...] = (
+    ("copy", "CopyDBClusterSnapshot", "check_copy_status"),
+    ("delete_instance", "DeleteDBInstance", "delete_rds"),
+    ("delete_cluster", "DeleteDBCluster", "delete_rds"),
+    ("restore", "RestoreDBClusterFromSnapshot", "check_restore_status"),
+    ("create_instance", "CreateDBInstance", "check_restore_status"),
+)
+
+
+@dataclass
+class Call:
+    function: str
+    operation_id: str | None
+    trigger: str  # "direct", an event's detail-type, or "schedule"
+    started: float  # time.time()
+    finished: float
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+class CallRecorder:
+    """Wraps every handler of a runtime so each invocation is recorded (direct, event or schedule)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        for name, handler in list(runtime.handlers.items()):
+            runtime.handlers[name] = self._wrap(name, handler)
+
+    def _wrap(self, name: str, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Any:
+        def recorded(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            started = time.time()
+            response: dict[str, Any] = {}
+            try:
+                response = handler(event, context)
+                return response
+            finally:
+                self._record(name, event, started, response)
+
+        return recorded
+
+    def _record(self, name: str, event: dict[str, Any], started: float, response: dict[str, Any]) -> None:
+        detail = event.get("detail") if isinstance(event.get("detail"), dict) else None
+        if name == RECONCILE:
+            trigger, operation_id = "schedule", None
+        elif "detail-type" in event:
+            trigger = str(event["detail-type"])
+            operation_id = (detail or {}).get("operation_id") or (response or {}).get("operation_id")
+        else:
+            trigger, operation_id = "direct", event.get("operation_id")
+        call = Call(name, operation_id, trigger, started, time.time(), dict(response or {}))
+        with self._lock:
+            self.calls.append(call)
+
+    def snapshot(self) -> list[Call]:
+        with self._lock:
+            return list(self.calls)
+
+
+@dataclass
+class Reading:
+    """One operation's timeline read back in AWS-equivalent seconds."""
+
+    e2e_s: float
+    work_s: float
+    overhead_s: float
+    downtime_s: float | None
+    detection_s: dict[str, float]
+    e2e_wall_s: float
+    work_wall_s: float
+    timer_wall_s: float
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def read_timeline(
+    *,
+    operation_id: str,
+    began: float,
+    ended: float,
+    works: list[Any],
+    history: list[Any],
+    calls: list[Call],
+    scale: float,
+) -> Reading:
+    """`scale` is wall seconds per AWS second. `works` are the simulator's, `history` the state's."""
+    by_action = {w.action: w for w in works if began <= w.started <= ended and w.finished is not None}
+    mine = [c for c in calls if c.operation_id == operation_id]
+    reconciles = [
+        c for c in calls if c.function == RECONCILE and operation_id in c.response.get("rechecked", [])
+    ]
+
+    def success_at(step: str) -> float | None:
+        for entry in history:
+            if entry.step == step and entry.outcome == "success":
+                return float(entry.finished_at.timestamp())
+        return None
+
+    # The work ends when the simulator's timer is due; its own bookkeeping after that counts at face value.
+    scaled: list[tuple[float, float]] = [(w.started, w.due) for w in by_action.values()]
+    detection: dict[str, float] = {}
+    timer_total = 0.0
+    for index, (name, action, step) in enumerate(WAITS):
+        work = by_action.get(action)
+        if work is None:
+            continue
+        done = float(work.due)
+        following = by_action.get(WAITS[index + 1][1]) if index + 1 < len(WAITS) else None
+        if following is not None and WAITS[index + 1][2] == step:
+            noticed: float | None = following.started  # the step's next AWS call is when it noticed
+        else:
+            noticed = success_at(step)
+        if noticed is None:
+            continue
+        detector = next(
+            (c for c in mine if c.function == step and c.started <= noticed <= c.finished + 0.05), None
+        )
+        timer_end = done
+        if detector is not None and detector.trigger == "direct":
+            timer_end = detector.started
+        elif detector is not None and detector.trigger == "RecheckDue":
+            fired = [c.started for c in reconciles if c.started <= detector.started]
+            timer_end = max(fired) if fired else done
+        timer = (done, max(done, min(timer_end, noticed)))
+        scaled.append(timer)
+        timer_total += timer[1] - timer[0]
+        delay = max(0.0, noticed - done)
+        detection[name] = round((timer[1] - timer[0]) / scale + (delay - (timer[1] - timer[0])), 1)
+
+    def aws_seconds(window: tuple[float, float]) -> float:
+        inside = sum(_overlap(window, part) for part in scaled)
+        return inside / scale + (window[1] - window[0] - inside)
+
+    work_wall = sum(_overlap((began, ended), (w.started, w.due)) for w in by_action.values())
+    e2e = aws_seconds((began, ended))
+    downtime = None
+    deletion = by_action.get("DeleteDBInstance") or by_action.get("DeleteDBCluster")
+    users_ready = success_at("setup_db_users")
+    if deletion is not None and users_ready is not None:
+        downtime = aws_seconds((deletion.started, users_ready))
+    return Reading(
+        e2e_s=round(e2e, 1),
+        work_s=round(work_wall / scale, 1),
+        overhead_s=round(e2e - work_wall / scale, 1),
+        downtime_s=None if downtime is None else round(downtime, 1),
+        detection_s=detection,
+        e2e_wall_s=round(ended - began, 2),
+        work_wall_s=round(work_wall, 2),
+        timer_wall_s=round(timer_total, 2),
+    )

@@ -1,0 +1,47 @@
+"""The benchmark's quick run end to end: it writes every required figure, measured, not assumed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_path: Path) -> None:
+    # Given a quick benchmark run writing its JSON to a temporary file
+    output = tmp_path / "bench-results.json"
+
+    # When it runs as `make bench` would run it
+    run = subprocess.run(
+        [sys.executable, "-m", "aurora_restore.bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    # Then it succeeded, printed its table and wrote every required key
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "polling runbook" in run.stdout
+    results = json.loads(output.read_text())
+    pipeline = results["pipeline"]
+    for contender in ("choreography", "polling_runbook"):
+        for key in ("invocations_per_op", "rds_api_calls_per_op", "overhead_s", "e2e_s"):
+            assert isinstance(pipeline[contender][key], int | float), (contender, key)
+        assert pipeline[contender]["status"] == "completed"
+    assert results["scale"]["operations"] > 0
+    assert results["scale"]["completed"] == results["scale"]["operations"]
+    assert results["cold_start"]["max_import_ms"] > 0
+    assert {"setup_users_1000_s", "verify_10000_tables_s"} <= set(results["db"])
+    # and both contenders did the same simulated AWS work, the choreography with fewer calls
+    choreography, polling = pipeline["choreography"], pipeline["polling_runbook"]
+    assert choreography["aws_work_s"] == pytest.approx(polling["aws_work_s"], rel=0.05)
+    assert choreography["rds_api_calls_per_op"] < polling["rds_api_calls_per_op"]
+    assert choreography["invocations_per_op"] < polling["invocations_per_op"]
