@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
@@ -58,6 +57,9 @@ def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def ssm_values(parameter_name: str, region: str | None = None) -> dict[str, Any]:
     """The JSON document in /aurora-restore/<env>/config; absent is an empty document."""
+    # Imported here: only the first step reads SSM, and Powertools' parameters module is slow to import.
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         # A provider per call: get_parameter() would pass boto3_client on to the SSM API as a parameter.
         provider = parameters.SSMProvider(boto3_client=aws.client("ssm", region))

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from functions.observability import logger
+from functions.observability import logger, tracer
 from functions.runner import StepLogic, StepRunner
 from schemas.common import Step
 
@@ -17,9 +17,16 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 def make_handler(step: Step, logic: StepLogic) -> Handler:
     runner = StepRunner(step, logic)
 
+    def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return runner(event)
+
+    traced = tracer()
+    if traced is not None:
+        run = traced.capture_lambda_handler(run, capture_response=False)
+
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return runner(event)
+        return run(event, context)
 
     handler.runner = runner  # type: ignore[attr-defined]
     return handler

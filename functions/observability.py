@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+
 from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -11,8 +14,17 @@ SERVICE = "aurora-restore"
 NAMESPACE = "AuroraRestore"
 
 logger = Logger(service=SERVICE)
-# Tracing is off unless POWERTOOLS_TRACE_DISABLED=false and the X-Ray SDK is packaged.
-tracer = Tracer(service=SERVICE)
+
+
+@lru_cache(maxsize=1)
+def tracer() -> Tracer | None:
+    """X-Ray tracing, only when switched on (POWERTOOLS_TRACE_DISABLED=false, the X-Ray SDK packaged).
+
+    Off by default: merely constructing a Tracer imports the X-Ray SDK, some 300 ms of cold start.
+    """
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() != "false":
+        return None
+    return Tracer(service=SERVICE)
 
 
 def record_metric(name: str, unit: MetricUnit, value: float, *, step: str, settings: Settings) -> None:

@@ -148,3 +148,13 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":
+    # `python -m aurora_restore.local.postgres`: say where the binaries are, or exactly what is missing.
+    import sys
+
+    try:
+        print(f"PostgreSQL server binaries: {find_bindir()}")
+    except PostgresUnavailable as missing:
+        sys.exit(str(missing))
