@@ -8,6 +8,7 @@ A duplicate or late trigger replays the step's recorded result and changes nothi
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -208,12 +209,16 @@ def reset_services() -> None:
     for runner in _handler_runners:
         runner._services = None
 
+
 class StepRunner:
     def __init__(self, step: Step, logic: StepLogic, services: Services | None = None) -> None:
         self.step = step
         self.logic = logic
         self._services = services
-        self._token = uuid.uuid4().hex
+        # One token per invocation. Lambda runs one invocation per process at a time, but the local runtime
+        # runs one runner on several threads: a shared attribute let two concurrent duplicates both see
+        # their own token in the claim and both go ahead, so the token is kept per thread.
+        self._invocation = threading.local()
         if services is None:
             _handler_runners.append(self)
 
@@ -223,8 +228,15 @@ class StepRunner:
             self._services = Services(get_settings())
         return self._services
 
+    @property
+    def _token(self) -> str:
+        token = getattr(self._invocation, "token", None)
+        if token is None:
+            token = self._invocation.token = uuid.uuid4().hex
+        return str(token)
+
     def __call__(self, event: Any) -> dict[str, Any]:
-        self._token = uuid.uuid4().hex
+        self._invocation.token = uuid.uuid4().hex
         started = time.monotonic()
         logger.append_keys(step=self.step.value)
         outcome_label = "error"
