@@ -84,6 +84,9 @@ class RuntimeOptions:
     # same role at once fail there ("tuple concurrently updated") though never on separate clusters.
     serial_functions: tuple[str, ...] = ("setup_db_users",)
     visibility_timeout_seconds: int = 2
+    # A failed delivery comes again after the visibility timeout, up to this many times (EventBridge retries
+    # for hours): enough to outlast a crashed invocation's claim (AURORA_RESTORE_CLAIM_SECONDS here).
+    max_receives: int = 20
     invoke_endpoint: bool = True
     # False: no workers and no reconciler, so only a driver that invokes the functions directly (the
     # runbook's polling script, the benchmark) advances operations.
@@ -602,7 +605,11 @@ class LocalRuntime:
                     delivered = self._deliver_twice_at_once(function, event)
                 else:
                     delivered = self._deliver(function, event)
-                if delivered or int(message["Attributes"].get("ApproximateReceiveCount", "1")) >= 6:
+                if (
+                    delivered
+                    or int(message["Attributes"].get("ApproximateReceiveCount", "1"))
+                    >= self.options.max_receives
+                ):
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def _deliver_twice_at_once(self, function: str, event: dict[str, Any]) -> bool:
