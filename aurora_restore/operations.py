@@ -6,6 +6,7 @@ Uses the functions' own state store and event publisher, so the CLI and the func
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -119,6 +120,25 @@ def resume(target: Target, operation_id: str) -> tuple[OperationState, str]:
     return state, step.value
 
 
+def _update(
+    target: Target,
+    operation_id: str,
+    change: Callable[[OperationState], None],
+    doing: str,
+    attempts: int = 10,
+) -> OperationState:
+    """Apply `change` with a conditional write, re-reading when a running operation moved meanwhile."""
+    store = target.store()
+    for _ in range(attempts):
+        state = load(target, operation_id)
+        change(state)
+        try:
+            return store.save(state)
+        except StaleWrite:
+            continue
+    raise OperatorError(f"operation {operation_id} kept changing while {doing}; try again")
+
+
 def _previous(step: Step) -> Step:
     order = list(Step)
     return order[max(order.index(step) - 1, 0)]
@@ -126,19 +146,17 @@ def _previous(step: Step) -> Step:
 
 def abort(target: Target, operation_id: str) -> OperationState:
     """Stop an operation: release the lease and leave the target cluster as it is."""
-    store = target.store()
-    state = load(target, operation_id)
-    if state.status in TERMINAL_STATUSES and state.status != "failed":
-        raise OperatorError(f"operation {operation_id} is {state.status} already")
-    state.status = "aborted"
-    state.waiting = None
-    state.next_step = None
-    try:
-        store.save(state)
-    except StaleWrite as exc:
-        raise OperatorError(f"operation {operation_id} changed while aborting; try again") from exc
+
+    def change(state: OperationState) -> None:
+        if state.status in TERMINAL_STATUSES and state.status != "failed":
+            raise OperatorError(f"operation {operation_id} is {state.status} already")
+        state.status = "aborted"
+        state.waiting = None
+        state.next_step = None
+
+    state = _update(target, operation_id, change, "aborting")
     cluster = state.config.get("target_cluster_id")
     if cluster:
-        store.release_lease(str(cluster), operation_id)
+        target.store().release_lease(str(cluster), operation_id)
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     return state
