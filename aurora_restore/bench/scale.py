@@ -43,17 +43,18 @@ def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
             runtime.put_restore_requested(operation_id, date.today(), overrides)
         deadline = began + timeout
         finished: dict[str, tuple[str, float]] = {}
-        while len(finished) < operations and time.time() < deadline:
-            for operation_id in ids:
-                if operation_id in finished:
+        pending = set(ids)
+        while pending and time.time() < deadline:
+            # The handlers' own answers say when an operation ends: cheaper than reading 50 states a second.
+            for call in recorder.snapshot():
+                if call.operation_id not in pending:
                     continue
-                state = runtime.state(operation_id)
-                if (
-                    state is not None
-                    and state.status in ("completed", "failed", "aborted")
-                    and not state.outbox
-                ):
-                    finished[operation_id] = (state.status, time.time())
+                if call.function == "cleanup" and call.response.get("status") == "success":
+                    finished[call.operation_id] = ("completed", call.finished)
+                    pending.discard(call.operation_id)
+                elif call.trigger == "StepFailed" and call.function == "notify_completion":
+                    finished[call.operation_id] = ("failed", call.finished)
+                    pending.discard(call.operation_id)
             time.sleep(0.5)
         ended = time.time()
         calls = recorder.snapshot()
