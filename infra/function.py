@@ -96,7 +96,10 @@ class StepFunction(pulumi.ComponentResource):
             code=code,
             memory_size=sizing.memory_mb,
             timeout=sizing.timeout_s,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(environment)),
+            # A step's claim (functions/runner.py) lasts as long as the function may run.
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={**environment, "AURORA_RESTORE_CLAIM_SECONDS": str(sizing.timeout_s)}
+            ),
             # Async invocations (EventBridge) that still fail after Lambda's own retries land here.
             dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=failure_queue_arn),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(

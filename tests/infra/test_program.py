@@ -78,6 +78,7 @@ def test_every_function_exists_with_its_name_handler_runtime_and_environment(
         "AURORA_RESTORE_CONFIG_PARAMETER": "/aurora-restore/dev/config",
         "AURORA_RESTORE_DB_USERS_PARAMETER": "/aurora-restore/dev/db_users",
         "AURORA_RESTORE_STATE_TTL_DAYS": "30",
+        "AURORA_RESTORE_CLAIM_SECONDS": str(int(inputs["timeout"])),
         "POWERTOOLS_SERVICE_NAME": "aurora-restore",
         "POWERTOOLS_METRICS_NAMESPACE": "AuroraRestore",
         "POWERTOOLS_TRACE_DISABLED": "true",
