@@ -13,10 +13,11 @@ from typing import Any
 
 from functions.bus import EventPublisher
 from functions.errors import StaleWrite
+from functions.runner import restart_event
 from functions.state import StateStore
-from schemas.common import WAITING_STEPS, Step, utcnow
+from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
-from schemas.events import OperationFinished, RecheckDue, RestoreRequested, StepCompleted
+from schemas.events import OperationFinished, RestoreRequested
 from schemas.state import TERMINAL_STATUSES, OperationState
 
 
@@ -100,22 +101,7 @@ def resume(target: Target, operation_id: str) -> tuple[OperationState, str]:
         store.save(state)
     except StaleWrite as exc:
         raise OperatorError(f"operation {operation_id} changed while resuming; try again") from exc
-    event: Any
-    if step is Step.SNAPSHOT_CHECK:
-        event = RestoreRequested(
-            operation_id=operation_id, target_date=state.target_date, overrides=state.overrides or None
-        )
-    elif step in WAITING_STEPS:
-        event = RecheckDue(operation_id=operation_id, step=step)
-    else:
-        previous = _previous(step)
-        event = StepCompleted(
-            operation_id=operation_id,
-            step=previous,
-            next_step=step,
-            message=f"resumed by the operator at {step.value}",
-            result={},
-        )
+    event = restart_event(state, step, f"resumed by the operator at {step.value}")
     target.publisher().publish([event])
     return state, step.value
 
@@ -137,11 +123,6 @@ def _update(
         except StaleWrite:
             continue
     raise OperatorError(f"operation {operation_id} kept changing while {doing}; try again")
-
-
-def _previous(step: Step) -> Step:
-    order = list(Step)
-    return order[max(order.index(step) - 1, 0)]
 
 
 def abort(target: Target, operation_id: str) -> OperationState:

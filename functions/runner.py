@@ -37,6 +37,7 @@ from schemas.events import (
     ErrorInfo,
     OperationFinished,
     RecheckDue,
+    RestoreRequested,
     StepCompleted,
     StepFailed,
     StepWaiting,
@@ -638,4 +639,20 @@ def recheck_event(state: OperationState) -> RecheckDue:
     return RecheckDue(operation_id=state.operation_id, step=Step(state.waiting.step))
 
 
-__all__ = ["Outcome", "StepContext", "StepRunner", "Wait", "WAITING_STEPS", "recheck_event"]
+def restart_event(state: OperationState, step: Step, reason: str) -> BusEvent:
+    """The event whose route starts `step` again for this operation: the operator's resume, or the
+    reconciler re-driving a step whose trigger was lost or whose invocation died."""
+    if step is Step.SNAPSHOT_CHECK:
+        return RestoreRequested(
+            operation_id=state.operation_id, target_date=state.target_date, overrides=state.overrides or None
+        )
+    if step in WAITING_STEPS:
+        return RecheckDue(operation_id=state.operation_id, step=step)
+    order = list(Step)
+    previous = order[order.index(step) - 1]
+    return StepCompleted(
+        operation_id=state.operation_id, step=previous, next_step=step, message=reason, result={}
+    )
+
+
+__all__ = ["Outcome", "StepContext", "StepRunner", "Wait", "WAITING_STEPS", "recheck_event", "restart_event"]

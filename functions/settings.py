@@ -22,6 +22,9 @@ class Settings(BaseModel):
     config_parameter: str
     db_users_parameter: str
     state_ttl_days: int = 30
+    stall_seconds: float = Field(
+        default=900.0, gt=0, description="A running operation unmoved this long without a claim is re-driven"
+    )
     metrics_enabled: bool = True
     claim_seconds: float = Field(
         default=300.0, gt=0, description="How long a step invocation's claim lasts: the function's timeout"
@@ -53,6 +56,7 @@ def get_settings() -> Settings:
             or f"/aurora-restore/{env}/db_users",
             state_ttl_days=int(os.environ.get("AURORA_RESTORE_STATE_TTL_DAYS", "30")),
             claim_seconds=float(os.environ.get("AURORA_RESTORE_CLAIM_SECONDS", "300")),
+            stall_seconds=float(os.environ.get("AURORA_RESTORE_STALL_SECONDS", "900")),
             metrics_enabled=os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
             pg_dsn=os.environ.get("AURORA_RESTORE_PG_DSN") or None,
         )
