@@ -186,7 +186,7 @@ class RdsAdapter:
         self._call(
             f"deleting instance {instance_id}",
             self._client.delete_db_instance,
-            tolerate=DELETE_UNDER_WAY,
+            tolerate=DELETE_UNDER_WAY | {"DBInstanceNotFound", "DBInstanceNotFoundFault"},
             DBInstanceIdentifier=instance_id,
             SkipFinalSnapshot=True,
         )

@@ -29,6 +29,9 @@ def reconcile(services: Services) -> dict[str, Any]:
     flushed: list[str] = []
     redriven: list[str] = []
     store = services.store
+    settings = services.settings
+    # With wake-ups scheduled, a wait is overdue only once its wake-up is clearly late.
+    grace = timedelta(seconds=settings.wakeup_grace_seconds if settings.scheduler_role_arn else 0)
     for state in store.scan_operations():
         if state.outbox and now - state.updated_at > OUTBOX_GRACE:
             StepRunner(Step(state.current_step or Step.SNAPSHOT_CHECK), _no_logic, services).flush_outbox(
@@ -60,7 +63,7 @@ def reconcile(services: Services) -> dict[str, Any]:
                     now,
                 )
                 timed_out.append(state.operation_id)
-            elif now >= waiting.next_check_at:
+            elif now >= waiting.next_check_at + grace:
                 interval = timedelta(
                     seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds
                 )

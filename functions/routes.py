@@ -23,7 +23,8 @@ from schemas.rds_events import (
 )
 
 RECONCILE = "reconcile"
-RECONCILE_SCHEDULE = "rate(1 minute)"
+# A safety net: waits are woken by one-shot schedules (functions/wakeup.py) and RDS events.
+RECONCILE_SCHEDULE = "rate(10 minutes)"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from functions import config as config_resolver
+from functions import wakeup
 from functions.bus import EventPublisher, Publisher
 from functions.errors import ClaimHeld, InvalidRequest, StaleWrite, StepError, UnknownOperation
 from functions.notify import StepLog
@@ -78,6 +79,8 @@ class Trigger:
 class Wait:
     waiting_for: str
     timeout_minutes: float
+    # When the next check is worth it; None: the configured recheck_interval_seconds.
+    recheck_after_seconds: float | None = None
 
 
 @dataclass
@@ -448,16 +451,18 @@ class StepRunner:
         )
         state.current_step = self.step
         events: list[BusEvent] = []
+        previous: Waiting | None = None
         if outcome.waiting is not None:
             previous = state.waiting if state.waiting and state.waiting.step == self.step.value else None
-            interval = timedelta(seconds=config.recheck_interval_seconds)
+            recheck = outcome.waiting.recheck_after_seconds or config.recheck_interval_seconds
+            deadline = (
+                previous.deadline if previous else now + timedelta(minutes=outcome.waiting.timeout_minutes)
+            )
             state.waiting = Waiting(
                 step=self.step,
                 waiting_for=outcome.waiting.waiting_for,
-                next_check_at=now + interval,
-                deadline=previous.deadline
-                if previous
-                else now + timedelta(minutes=outcome.waiting.timeout_minutes),
+                next_check_at=min(now + timedelta(seconds=recheck), deadline),
+                deadline=deadline,
                 since=previous.since if previous else now,
             )
             state.status = "waiting"
@@ -504,6 +509,14 @@ class StepRunner:
         if outcome.final_status in TERMINAL_STATUSES:
             state.expires_at = expiry(config.state_retention_days, now)
         self._commit(state, events)
+        if state.waiting is not None:
+            wakeup.reschedule(
+                self.services.settings,
+                state.operation_id,
+                self.step,
+                state.waiting.next_check_at,
+                previous.next_check_at if previous is not None else None,
+            )
         self._log_step(state, config, response, trigger)
         if outcome.after_commit is not None:
             outcome.after_commit()

@@ -25,6 +25,13 @@ class Settings(BaseModel):
     stall_seconds: float = Field(
         default=900.0, gt=0, description="A running operation unmoved this long without a claim is re-driven"
     )
+    scheduler_role_arn: str | None = Field(
+        default=None, description="Role EventBridge Scheduler assumes to put wake-ups on the bus"
+    )
+    event_bus_arn: str | None = None
+    wakeup_grace_seconds: float = Field(
+        default=120.0, ge=0, description="How late a wake-up may be before the reconciler re-checks instead"
+    )
     metrics_enabled: bool = True
     claim_seconds: float = Field(
         default=300.0, gt=0, description="How long a step invocation's claim lasts: the function's timeout"
@@ -57,6 +64,9 @@ def get_settings() -> Settings:
             state_ttl_days=int(os.environ.get("AURORA_RESTORE_STATE_TTL_DAYS", "30")),
             claim_seconds=float(os.environ.get("AURORA_RESTORE_CLAIM_SECONDS", "300")),
             stall_seconds=float(os.environ.get("AURORA_RESTORE_STALL_SECONDS", "900")),
+            scheduler_role_arn=os.environ.get("AURORA_RESTORE_SCHEDULER_ROLE_ARN") or None,
+            event_bus_arn=os.environ.get("AURORA_RESTORE_EVENT_BUS_ARN") or None,
+            wakeup_grace_seconds=float(os.environ.get("AURORA_RESTORE_WAKEUP_GRACE_SECONDS", "120")),
             metrics_enabled=os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
             pg_dsn=os.environ.get("AURORA_RESTORE_PG_DSN") or None,
         )

@@ -95,7 +95,14 @@ class RestoreConfig(BaseModel):
     copy_timeout_minutes: float = Field(default=240, gt=0)
     delete_timeout_minutes: float = Field(default=90, gt=0)
     restore_timeout_minutes: float = Field(default=180, gt=0)
-    recheck_interval_seconds: float = Field(default=60.0, gt=0)
+    recheck_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Shortest time between two checks of a wait (and the copy's first re-check)",
+    )
+    event_wait_recheck_seconds: float = Field(
+        default=600.0, gt=0, description="Safety re-check of a wait that RDS events end (deletion, restore)"
+    )
     delete_copied_snapshot: bool = True
     delete_logs: bool = False
     delete_state: bool = False

@@ -78,6 +78,7 @@ class RuntimeOptions:
     target_region: str = "us-west-2"
     durations: Durations = field(default_factory=Durations)
     recheck_interval_seconds: float = 1.0
+    event_wait_recheck_seconds: float = 2.0
     reconcile_interval_seconds: float = 0.5
     workers_per_function: int = 2
     # The stand-in is one PostgreSQL server whose roles every target shares; two transactions altering the
@@ -134,6 +135,7 @@ class LocalRuntime:
         self.invoke_server: InvokeServer | None = None
         self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
         self.deliveries: list[Delivery] = []
+        self.wakeups_fired = 0
         self.event_bodies: list[str] = []  # every event a worker received, raw (for scans of what travelled)
         self.errors: list[str] = []
         self.log_lines: list[str] = []
@@ -183,6 +185,7 @@ class LocalRuntime:
                 self._spawn(f"worker-{function}-{index}", self._worker, function)
         if self.options.choreography:
             self._spawn("reconciler", self._reconciler)
+            self._spawn("scheduler", self._scheduler)
         if self.options.invoke_endpoint:
             self.invoke_server = InvokeServer(self.invoke).start()
         return self
@@ -245,6 +248,12 @@ class LocalRuntime:
                 "AURORA_RESTORE_CLAIM_SECONDS": "5",
                 # A running step unmoved this long without a claim lost its trigger: the reconciler re-drives it.
                 "AURORA_RESTORE_STALL_SECONDS": "15",
+                # Wake-ups through (moto's) EventBridge Scheduler, fired by the runtime's scheduler thread.
+                "AURORA_RESTORE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-scheduler",
+                "AURORA_RESTORE_EVENT_BUS_ARN": (
+                    f"arn:aws:events:{self.options.target_region}:{ACCOUNT}:event-bus/aurora-restore-{self.options.environment}"
+                ),
+                "AURORA_RESTORE_WAKEUP_GRACE_SECONDS": "1",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": "false",
                 "AWS_MAX_ATTEMPTS": "",
@@ -321,6 +330,7 @@ class LocalRuntime:
             "database_name": DATABASE,
             "expected_tables": ["public.users", "public.products", "app_schema.orders"],
             "recheck_interval_seconds": self.options.recheck_interval_seconds,
+            "event_wait_recheck_seconds": self.options.event_wait_recheck_seconds,
         }
         document.update(self.options.config_overrides)
         return document
@@ -658,6 +668,40 @@ class LocalRuntime:
                 self.handlers[RECONCILE]({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
             except Exception as exc:  # noqa: BLE001 - the schedule fires again
                 self.errors.append(f"reconcile: {exc}")
+
+    def _scheduler(self) -> None:
+        """EventBridge Scheduler's part: fire each one-time `at()` schedule when due, then delete it."""
+        from moto.backends import get_backend
+
+        events = self.client("events")
+        while not self._stop.wait(0.05):
+            backend = get_backend("scheduler")[ACCOUNT][self.options.target_region]
+            now = datetime.now(UTC).replace(tzinfo=None)
+            due = []
+            for group in list(backend.schedule_groups.values()):
+                for name, schedule in list(group.schedules.items()):
+                    expression = schedule.schedule_expression
+                    if expression.startswith("at(") and datetime.fromisoformat(expression[3:-1]) <= now:
+                        due.append((group, name, schedule))
+            for group, name, schedule in due:
+                group.schedules.pop(name, None)
+                target = schedule.target
+                parameters = target.get("EventBridgeParameters", {})
+                try:
+                    events.put_events(
+                        Entries=[
+                            {
+                                "Source": parameters.get("Source"),
+                                "DetailType": parameters.get("DetailType"),
+                                "Detail": target.get("Input") or "{}",
+                                "EventBusName": target["Arn"],
+                            }
+                        ]
+                    )
+                    with self._lock:
+                        self.wakeups_fired += 1
+                except Exception as exc:  # noqa: BLE001 - a lost wake-up is what the reconciler is for
+                    self.errors.append(f"scheduler: {exc}")
 
     def _aws_fault(self, service: str, action: str) -> Fault | None:
         """Throttle or fail a share of the functions' AWS calls (never the runtime's own plumbing)."""

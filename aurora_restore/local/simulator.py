@@ -244,6 +244,14 @@ class RdsSimulator:
             self.options.durations.copy,
             done,
         )
+        # PercentProgress grows as the copy runs, as RDS reports it.
+        for tenth in range(1, 10):
+
+            def advance(percent: int = tenth * 10) -> None:
+                if snapshot.status == "copying":
+                    snapshot.percent_progress = percent
+
+            self.scheduler.after(self.options.durations.copy * tenth / 10, advance)
         return snapshot
 
     def _delete_instance(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -276,7 +284,9 @@ class RdsSimulator:
     def _delete_cluster(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
         cluster_id = kwargs.get("cluster_identifier") or args[0]
         cluster = backend.clusters.get(cluster_id)
-        if cluster is None or cluster.deletion_protection or cluster.members:
+        # Like RDS: refused while an instance is not yet `deleting`; accepted once every one is.
+        live_members = [m for m in cluster.members if m.status != "deleting"] if cluster is not None else []
+        if cluster is None or cluster.deletion_protection or live_members:
             return self._originals["delete_db_cluster"](backend, *args, **kwargs)
         if cluster._status == "deleting":
             raise InvalidDBClusterStateFault(f"DbCluster {cluster_id} is already being deleted.")
@@ -301,7 +311,14 @@ class RdsSimulator:
                 "CLUSTER",
             )
 
-        self._after("DeleteDBCluster", cluster_id, self.options.durations.delete_cluster, done)
+        # The cluster goes after its instances: its own time runs from when the last of them is gone.
+        member_ids = {m.db_instance_identifier for m in cluster.members}
+        with self._lock:
+            dues = [w.due for w in self.works if w.action == "DeleteDBInstance" and w.resource in member_ids]
+        wait_for_members = max([due - time.time() for due in dues] + [0.0])
+        self._after(
+            "DeleteDBCluster", cluster_id, wait_for_members + self.options.durations.delete_cluster, done
+        )
         return cluster
 
     def _restore(self, backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:

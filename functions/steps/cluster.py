@@ -17,6 +17,11 @@ GONE = ("deleting",)
 MASTER_PASSWORD_TAG = "aurora-restore:master-password-set"
 
 
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
+    """Tags as RDS describes them with the resource (no ListTagsForResource call)."""
+    return {tag["Key"]: tag["Value"] for tag in resource.get("TagList", [])}
+
+
 def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
     """The deletion guard: never the source, never a protected cluster, never one we restored ourselves."""
     config = ctx.config
@@ -25,8 +30,7 @@ def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
         raise GuardRefused(f"refusing to delete {cluster_id}: it is the source cluster")
     if cluster_id in config.protected_cluster_ids:
         raise GuardRefused(f"refusing to delete {cluster_id}: it is on the protected list")
-    tags = ctx.target_rds.tags(cluster["DBClusterArn"])
-    if tags.get(OPERATION_TAG) == ctx.operation_id:
+    if tags_of(cluster).get(OPERATION_TAG) == ctx.operation_id:
         raise GuardRefused(f"refusing to delete {cluster_id}: this operation restored it")
     if cluster.get("DeletionProtection") and not config.allow_deletion_protected:
         raise GuardRefused(
@@ -59,18 +63,16 @@ def delete_rds(ctx: StepContext) -> Outcome:
     outputs: dict[str, Any] = {"deletion_started": True}
     if cluster.get("Status") not in GONE:
         _guard(ctx, cluster)
-        members = [member["DBInstanceIdentifier"] for member in cluster.get("DBClusterMembers", [])]
-        pending = []
-        for instance_id in members:
-            instance = rds.instance(instance_id)
-            if instance is None:
-                continue
-            pending.append(instance_id)
-            if instance.get("DBInstanceStatus") != "deleting":
+        # Instances first. RDS accepts the cluster's deletion as soon as every instance is `deleting`, so
+        # both are asked for in one run; a refusal (an instance not yet deleting) is retried at the next check.
+        requested = set(ctx.outputs.get("instances_deleting", []))
+        for member in cluster.get("DBClusterMembers", []):
+            instance_id = member["DBInstanceIdentifier"]
+            if instance_id not in requested:
                 ctx.services.store.index_resource(instance_id, ctx.operation_id)
                 rds.delete_instance(instance_id)
-        if pending:
-            return _deleting(ctx, fields, outputs, f"instances {', '.join(pending)} to be deleted")
+                requested.add(instance_id)
+        outputs["instances_deleting"] = sorted(requested)
         if cluster.get("DeletionProtection"):
             rds.disable_deletion_protection(cluster_id)
         final = f"{cluster_id}-final-{ctx.operation_id}"[:255] if config.final_snapshot else None
@@ -82,7 +84,7 @@ def _deleting(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any],
     return Outcome(
         message="Cluster deletion in progress",
         fields={**fields, "deletion_status": "in-progress"},
-        waiting=Wait(what, ctx.config.delete_timeout_minutes),
+        waiting=Wait(what, ctx.config.delete_timeout_minutes, ctx.config.event_wait_recheck_seconds),
         outputs=outputs,
     )
 
@@ -94,36 +96,32 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         raise InvalidRequest(f"target_snapshot {target_snapshot!r} is not this operation's copy")
     rds = ctx.target_rds
     cluster_id = config.target_cluster_id
-    existing = rds.cluster(cluster_id)
-    if existing is not None:
-        if rds.tags(existing["DBClusterArn"]).get(OPERATION_TAG) != ctx.operation_id:
-            raise StepError(
-                f"cluster {cluster_id} exists and was not restored by this operation", retryable=False
-            )
-        message = "Cluster restore initiated (already under way)"
-    else:
-        kwargs: dict[str, Any] = {
-            "DBClusterIdentifier": cluster_id,
-            "SnapshotIdentifier": target_snapshot,
-            "Engine": config.engine,
-            "DBSubnetGroupName": config.target_subnet_group,
-            "VpcSecurityGroupIds": list(config.target_security_groups),
-            "Tags": ctx.tags(),
-            "DeletionProtection": False,
-            "CopyTagsToSnapshot": True,
+    kwargs: dict[str, Any] = {
+        "DBClusterIdentifier": cluster_id,
+        "SnapshotIdentifier": target_snapshot,
+        "Engine": config.engine,
+        "DBSubnetGroupName": config.target_subnet_group,
+        "VpcSecurityGroupIds": list(config.target_security_groups),
+        "Tags": ctx.tags(),
+        "DeletionProtection": False,
+        "CopyTagsToSnapshot": True,
+    }
+    if config.engine_version:
+        kwargs["EngineVersion"] = config.engine_version
+    if config.kms_key_id:
+        kwargs["KmsKeyId"] = config.kms_key_id
+    if config.serverless:
+        kwargs["ServerlessV2ScalingConfiguration"] = {
+            "MinCapacity": config.serverless_min_capacity,
+            "MaxCapacity": config.serverless_max_capacity,
         }
-        if config.engine_version:
-            kwargs["EngineVersion"] = config.engine_version
-        if config.kms_key_id:
-            kwargs["KmsKeyId"] = config.kms_key_id
-        if config.serverless:
-            kwargs["ServerlessV2ScalingConfiguration"] = {
-                "MinCapacity": config.serverless_min_capacity,
-                "MaxCapacity": config.serverless_max_capacity,
-            }
-        ctx.services.store.index_resource(cluster_id, ctx.operation_id)
-        rds.restore_cluster(**kwargs)
-        message = "Cluster restore initiated"
+    ctx.services.store.index_resource(cluster_id, ctx.operation_id)
+    message = "Cluster restore initiated"
+    if not rds.restore_cluster(**kwargs):  # a cluster of that name exists: ours already, or a stranger
+        existing = rds.cluster(cluster_id)
+        if existing is None or tags_of(existing).get(OPERATION_TAG) != ctx.operation_id:
+            raise StepError(f"cluster {cluster_id} exists and was not restored by this operation")
+        message = "Cluster restore initiated (already under way)"
     return Outcome(
         message=message,
         fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
@@ -157,7 +155,7 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         "master_username": cluster.get("MasterUsername"),
     }
     if not ctx.outputs.get("master_password_set"):
-        if rds.tags(cluster["DBClusterArn"]).get(MASTER_PASSWORD_TAG) != ctx.operation_id:
+        if tags_of(cluster).get(MASTER_PASSWORD_TAG) != ctx.operation_id:
             credentials = secrets.master_credentials(
                 config.master_credentials_secret_id, config.target_region
             )
@@ -166,10 +164,9 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         outputs["master_password_set"] = True
         ctx.outputs["master_password_set"] = True
     writer = writer_id(cluster_id)
-    instance = rds.instance(writer)
-    if instance is None:
+    if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(writer, ctx.operation_id)
-        rds.create_instance(
+        rds.create_instance(  # an existing writer (a re-run after a crash) is tolerated
             DBInstanceIdentifier=writer,
             DBClusterIdentifier=cluster_id,
             DBInstanceClass=config.instance_class,
@@ -177,7 +174,11 @@ def check_restore_status(ctx: StepContext) -> Outcome:
             Tags=ctx.tags(),
             PubliclyAccessible=False,
         )
+        outputs["writer_requested"] = True
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+    instance = rds.instance(writer)
+    if instance is None:
+        raise NotFound(f"the writer instance {writer} does not exist")
     instance_status = instance.get("DBInstanceStatus")
     if instance_status in ("failed", "incompatible-parameters", "storage-full"):
         raise StepError(f"the writer instance {writer} is {instance_status}")
@@ -198,6 +199,6 @@ def _restoring(
     return Outcome(
         message="Cluster restore in progress",
         fields={**fields, "cluster_status": status},
-        waiting=Wait(what, ctx.config.restore_timeout_minutes),
+        waiting=Wait(what, ctx.config.restore_timeout_minutes, ctx.config.event_wait_recheck_seconds),
         outputs=outputs,
     )

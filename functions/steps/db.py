@@ -26,10 +26,15 @@ class Connection:
 
 def _connection(ctx: StepContext) -> Connection:
     config = ctx.config
-    cluster = ctx.target_rds.cluster(config.target_cluster_id)
-    if cluster is None or not cluster.get("Endpoint"):
-        raise NotFound(f"cluster {config.target_cluster_id} has no endpoint")
-    host, port = str(cluster["Endpoint"]), int(cluster.get("Port") or 5432)
+    # check_restore_status recorded where the cluster answers; describe it only when that is missing.
+    host, port = ctx.outputs.get("cluster_endpoint"), ctx.outputs.get("cluster_port")
+    master_username = ctx.outputs.get("master_username")
+    if not host:
+        cluster = ctx.target_rds.cluster(config.target_cluster_id)
+        if cluster is None or not cluster.get("Endpoint"):
+            raise NotFound(f"cluster {config.target_cluster_id} has no endpoint")
+        host, port, master_username = cluster["Endpoint"], cluster.get("Port"), cluster.get("MasterUsername")
+    host, port = str(host), int(port or 5432)
     endpoint = database.Endpoint(host=host, port=port, dbname=config.database_name)
     if ctx.settings.pg_dsn:
         # The local runtime's stand-in database answers for the cluster endpoint.
@@ -40,7 +45,7 @@ def _connection(ctx: StepContext) -> Connection:
             dbname=config.database_name,
         )
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
-    master_user = credentials.username or cluster.get("MasterUsername") or "postgres"
+    master_user = credentials.username or master_username or "postgres"
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
     grants = [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from functions import config as config_resolver
 from functions import secrets
 from functions.errors import ConfigError, InvalidRequest, NotFound, StepError
 from functions.runner import Outcome, StepContext, Wait
-from schemas.common import Step
+from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 
 OPERATION_TAG = "aurora-restore:operation-id"
@@ -81,18 +82,17 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
             f"snapshot_name {source_name!r} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
         )
     target_name = f"{source_name}-copy"
-    existing = ctx.target_rds.cluster_snapshot(target_name)
-    if existing is None:
-        source_arn = ctx.outputs["snapshot_arn"]
-        ctx.target_rds.copy_cluster_snapshot(
-            source_arn=source_arn,
-            source_region=config.source_region,
-            target_snapshot_id=target_name,
-            tags=ctx.tags(),
-            kms_key_id=config.kms_key_id if ctx.outputs.get("snapshot_encrypted") else None,
-        )
-        message = "Snapshot copy initiated"
-    else:
+    ctx.services.store.index_resource(target_name, ctx.operation_id)
+    created = ctx.target_rds.copy_cluster_snapshot(
+        source_arn=ctx.outputs["snapshot_arn"],
+        source_region=config.source_region,
+        target_snapshot_id=target_name,
+        tags=ctx.tags(),
+        kms_key_id=config.kms_key_id if ctx.outputs.get("snapshot_encrypted") else None,
+    )
+    message = "Snapshot copy initiated"
+    if not created:  # the copy exists already: ours from an earlier run, or another operation's
+        _adopt_copy(ctx, target_name)
         message = "Snapshot copy initiated (the copy already existed)"
     ctx.services.store.index_resource(target_name, ctx.operation_id)
     return Outcome(
@@ -101,6 +101,39 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         next_step=Step.CHECK_COPY_STATUS,
         outputs={"target_snapshot": target_name},
     )
+
+
+def _copy_recheck(snapshot: dict[str, Any], shortest: float) -> float:
+    """Aurora sends no event for a copy: check again when its progress says it will be done."""
+    progress = float(snapshot.get("PercentProgress") or 0)
+    started = snapshot.get("SnapshotCreateTime")
+    if not started or not 0 < progress < 100:
+        return shortest
+    elapsed = (utcnow() - started).total_seconds()
+    remaining = elapsed * (100 - progress) / progress
+    return max(shortest, remaining * 1.02 + 1)
+
+
+def _adopt_copy(ctx: StepContext, target_name: str) -> None:
+    """Reuse an existing copy, unless an operation still running owns it (its cleanup would delete it)."""
+    existing = ctx.target_rds.cluster_snapshot(target_name)
+    if existing is None:
+        raise StepError(
+            f"the snapshot copy {target_name} exists and vanished; run copy_snapshot again", retryable=True
+        )
+    tags = {tag["Key"]: tag["Value"] for tag in existing.get("TagList", [])}
+    owner = tags.get(OPERATION_TAG)
+    if owner in (None, ctx.operation_id):
+        if owner is None:
+            ctx.target_rds.add_tags(existing["DBClusterSnapshotArn"], {OPERATION_TAG: ctx.operation_id})
+        return
+    other = ctx.services.store.get(owner)
+    if other is not None and other.status not in ("completed", "failed", "aborted"):
+        raise StepError(
+            f"the snapshot copy {target_name} belongs to operation {owner}, which is {other.status}: "
+            "wait for it to finish (its cleanup deletes the copy), then resume this operation"
+        )
+    ctx.target_rds.add_tags(existing["DBClusterSnapshotArn"], {OPERATION_TAG: ctx.operation_id})
 
 
 def check_copy_status(ctx: StepContext) -> Outcome:
@@ -122,6 +155,10 @@ def check_copy_status(ctx: StepContext) -> Outcome:
         return Outcome(
             message="Snapshot copy in progress",
             fields={"target_snapshot": target_name, "copy_status": "in-progress"},
-            waiting=Wait(f"snapshot copy {target_name}", ctx.config.copy_timeout_minutes),
+            waiting=Wait(
+                f"snapshot copy {target_name}",
+                ctx.config.copy_timeout_minutes,
+                recheck_after_seconds=_copy_recheck(snapshot, ctx.config.recheck_interval_seconds),
+            ),
         )
     raise StepError(f"the snapshot copy {target_name} is {status}")

@@ -107,28 +107,27 @@ def test_delete_rds_twice_while_rds_is_deleting_deletes_once(world: World) -> No
     world.advance("delete_rds")
     backend = world.target_rds
     writer = backend.databases[TARGET_WRITER]
+    cluster = backend.clusters[TARGET_CLUSTER]
 
-    # When delete_rds runs, and RDS takes its time deleting the writer (moto deletes at once)
+    # When delete_rds runs (the writer, then at once the cluster: RDS takes it once every instance is
+    # deleting), and RDS takes its time deleting both (moto deletes at once)
     first = world.run("delete_rds")
     backend.databases[TARGET_WRITER] = writer
     writer.status = "deleting"
-    second = world.run("delete_rds")
-
-    # Then the writer was deleted once and both answers are the runbook's "in progress"
-    assert first == second
-    assert first["deletion_status"] == "in-progress"
-    assert world.rds_calls.names() == ["delete_db_instance"]
-
-    # When the writer is gone, the cluster deletion starts, and RDS is again slow about it
-    del backend.databases[TARGET_WRITER]
-    cluster = backend.clusters[TARGET_CLUSTER]
-    third = world.run("delete_rds")
     backend.clusters[TARGET_CLUSTER] = cluster
     cluster.status = "deleting"
-    fourth = world.run("delete_rds")
+    second = world.run("delete_rds")
 
-    # Then the cluster was deleted once, and the answers agree
-    assert third == fourth
+    # Then each was deleted once and both answers are the runbook's "in progress"
+    assert first == second
+    assert first["deletion_status"] == "in-progress"
+    assert world.rds_calls.names() == ["delete_db_instance", "delete_db_cluster"]
+
+    # When both are gone, delete_rds finds nothing left and deletes nothing more
+    del backend.databases[TARGET_WRITER]
+    del backend.clusters[TARGET_CLUSTER]
+    third = world.run("delete_rds")
+    assert third["deletion_status"] == "completed"
     assert world.rds_calls.names() == ["delete_db_instance", "delete_db_cluster"]
 
 

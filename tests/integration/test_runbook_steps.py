@@ -109,7 +109,8 @@ def test_delete_rds_reports_in_progress_then_completed(world: World) -> None:
     # When delete_rds gets the runbook's payload
     first = world.run("delete_rds")
 
-    # Then the writer is deleted first and the runbook's "in progress" response comes back
+    # Then the writer is deleted first, the cluster right after (RDS takes it once every instance is
+    # deleting), and the runbook's "in progress" response comes back
     assert first == {
         "operation_id": OPERATION_ID,
         "status": "success",
@@ -118,17 +119,13 @@ def test_delete_rds_reports_in_progress_then_completed(world: World) -> None:
         "deletion_status": "in-progress",
         "next_step": "delete_rds",
     }
-    assert world.rds_calls.calls == [("delete_db_instance", "us-west-2", TARGET_WRITER)]
-
-    # When the writer is gone and the script asks again
-    second = world.run("delete_rds")
-
-    # Then the cluster itself is being deleted
-    assert second["deletion_status"] == "in-progress"
-    assert world.rds_calls.names() == ["delete_db_instance", "delete_db_cluster"]
+    assert world.rds_calls.calls == [
+        ("delete_db_instance", "us-west-2", TARGET_WRITER),
+        ("delete_db_cluster", "us-west-2", TARGET_CLUSTER),
+    ]
     assert not world.cluster_exists()
 
-    # When the cluster is gone
+    # When the cluster is gone and the script asks again
     third = world.run("delete_rds")
 
     # Then the runbook's "deletion complete" response comes back
