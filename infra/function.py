@@ -17,6 +17,8 @@ def environment_variables(
     bus_name: pulumi.Input[str],
     config_parameter: pulumi.Input[str],
     db_users_parameter: pulumi.Input[str],
+    bus_arn: pulumi.Input[str],
+    wakeup_role_arn: pulumi.Input[str],
 ) -> dict[str, pulumi.Input[str]]:
     """What functions.settings reads, and Powertools' own settings."""
     return {
@@ -26,6 +28,8 @@ def environment_variables(
         "AURORA_RESTORE_CONFIG_PARAMETER": config_parameter,
         "AURORA_RESTORE_DB_USERS_PARAMETER": db_users_parameter,
         "AURORA_RESTORE_STATE_TTL_DAYS": str(settings.state_ttl_days),
+        "AURORA_RESTORE_EVENT_BUS_ARN": bus_arn,
+        "AURORA_RESTORE_SCHEDULER_ROLE_ARN": wakeup_role_arn,
         "POWERTOOLS_SERVICE_NAME": "aurora-restore",
         "POWERTOOLS_METRICS_NAMESPACE": "AuroraRestore",
         "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",

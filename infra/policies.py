@@ -53,6 +53,8 @@ class PolicyRefs:
     in_vpc: bool = False
     tracing: bool = False
     partition: str = "aws"
+    environment: str = ""
+    wakeup_role_arn: str = ""
 
     # -- ARNs -----------------------------------------------------------------------------------------
     def rds(self, kind: str, name: str, region: str | None = None) -> str:
@@ -224,18 +226,31 @@ def _copy_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
     ]
 
 
+def _wakeups(refs: PolicyRefs) -> list[dict[str, Any]]:
+    """functions.wakeup: a waiting step schedules its one-shot RecheckDue and drops the one it replaces."""
+    schedules = f"arn:{refs.partition}:scheduler:{refs.region}:{refs.account}:schedule/default/aurora-restore-{refs.environment}-*"
+    return [
+        _statement("WakeUps", ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], [schedules]),
+        _statement(
+            "PassWakeUpRole",
+            ["iam:PassRole"],
+            [refs.wakeup_role_arn],
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        ),
+    ]
+
+
 def _check_copy_status(refs: PolicyRefs) -> list[dict[str, Any]]:
-    return [_statement("DescribeCopy", ["rds:DescribeDBClusterSnapshots"], [refs.copy_snapshot_arn])]
+    return [
+        _statement("DescribeCopy", ["rds:DescribeDBClusterSnapshots"], [refs.copy_snapshot_arn]),
+        *_wakeups(refs),
+    ]
 
 
 def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
     statements = [
-        _statement(
-            "DescribeTarget",
-            ["rds:DescribeDBClusters", "rds:ListTagsForResource"],
-            [refs.target_cluster_arn],
-        ),
-        _statement("DescribeTargetInstances", ["rds:DescribeDBInstances"], refs.target_instance_arns),
+        # DescribeDBClusters returns the cluster's tags too (the deletion guard reads them).
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
         _statement("DeleteTargetInstances", ["rds:DeleteDBInstance"], refs.target_instance_arns),
         # ModifyDBCluster: only to turn deletion protection off, when allow_deletion_protected says so.
         _statement(
@@ -250,16 +265,13 @@ def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
                 [refs.target_cluster_arn, refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")],
             )
         )
-    return statements
+    return statements + _wakeups(refs)
 
 
 def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
     return [
-        _statement(
-            "DescribeTarget",
-            ["rds:DescribeDBClusters", "rds:ListTagsForResource"],
-            [refs.target_cluster_arn],
-        ),
+        # Only when a cluster of the target's name exists already: is it this operation's (its tags)?
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
         _statement(
             "RestoreTarget",
             ["rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource"],
@@ -282,10 +294,8 @@ def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
     return [
-        # ListTagsForResource: the master-password tag says an earlier run already set it.
-        _statement(
-            "DescribeTarget", ["rds:DescribeDBClusters", "rds:ListTagsForResource"], [refs.target_cluster_arn]
-        ),
+        # DescribeDBClusters returns the tags: the master-password tag says an earlier run already set it.
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
         # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
         _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
         _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),
@@ -300,6 +310,7 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
             [refs.rds("pg", "*"), refs.rds("subgrp", refs.target_subnet_group)],
         ),
         _statement("MasterSecret", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn]),
+        *_wakeups(refs),
     ]
 
 

@@ -73,6 +73,7 @@ def main() -> dict[str, Any]:
         account=account,
         table_arn=state.table.arn,
         bus_arn=bus.bus.arn,
+        wakeup_role_arn=bus.wakeup_role.arn,
         config_parameter_arn=parameters.config.arn,
         db_users_parameter_arn=parameters.db_users.arn,
         bucket_name=logs.bucket.bucket,
@@ -98,11 +99,18 @@ def main() -> dict[str, Any]:
             final_snapshot=bool(restore.get("final_snapshot", False)),
             in_vpc=settings.in_vpc,
             tracing=settings.tracing,
+            environment=settings.environment,
             **{**values, "user_secret_ids": tuple(values["user_secret_ids"])},
         )
     )
     environment = environment_variables(
-        settings, state.table.name, bus.bus.name, parameters.config.name, parameters.db_users.name
+        settings,
+        state.table.name,
+        bus.bus.name,
+        parameters.config.name,
+        parameters.db_users.name,
+        bus.bus.arn,
+        bus.wakeup_role.arn,
     )
     code = lambda_code(settings)
 

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from functions.routes import Route
 from infra.messaging import dead_letter_queue
+from infra.policies import assume_role_policy
 from infra.settings import StackSettings
 
 # EventBridge retries a failed delivery with backoff for at most this long, then dead-letters it.
@@ -82,7 +83,36 @@ class EventBus(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.register_outputs({"name": self.bus.name, "arn": self.bus.arn, "dlq_url": self.dead_letters.url})
+        # EventBridge Scheduler assumes this role to put a waiting step's one-shot wake-up (RecheckDue) on
+        # the bus (functions/wakeup.py); it may do nothing else.
+        self.wakeup_role = aws.iam.Role(
+            f"{name}-wakeups",
+            name=settings.name("wakeups"),
+            assume_role_policy=json.dumps(assume_role_policy("scheduler.amazonaws.com")),
+            opts=child,
+        )
+        self.wakeup_policy = aws.iam.RolePolicy(
+            f"{name}-wakeups-policy",
+            name=settings.name("wakeups") + "-put-events",
+            role=self.wakeup_role.id,
+            policy=self.bus.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": arn}],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "name": self.bus.name,
+                "arn": self.bus.arn,
+                "dlq_url": self.dead_letters.url,
+                "wakeup_role_arn": self.wakeup_role.arn,
+            }
+        )
 
 
 def lambda_target(

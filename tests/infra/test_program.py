@@ -32,6 +32,8 @@ def policies(run: ProgramRun) -> dict[str, dict[str, Any]]:
     """function -> its role's policy document."""
     found = {}
     for resource in run.of_type(ROLE_POLICY):
+        if not resource.inputs["name"].endswith("-least-privilege"):
+            continue  # not a function's role (the wake-up role is tested on its own)
         name = resource.inputs["name"].removesuffix("-least-privilege")
         function = name.removeprefix("aurora-restore-").removesuffix(f"-{run.stack}").replace("-", "_")
         found[function] = json.loads(resource.inputs["policy"])
@@ -78,6 +80,8 @@ def test_every_function_exists_with_its_name_handler_runtime_and_environment(
         "AURORA_RESTORE_CONFIG_PARAMETER": "/aurora-restore/dev/config",
         "AURORA_RESTORE_DB_USERS_PARAMETER": "/aurora-restore/dev/db_users",
         "AURORA_RESTORE_STATE_TTL_DAYS": "30",
+        "AURORA_RESTORE_EVENT_BUS_ARN": f"arn:aws:events:us-west-2:{ACCOUNT}:event-bus/aurora-restore-dev",
+        "AURORA_RESTORE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-wakeups-dev",
         "AURORA_RESTORE_CLAIM_SECONDS": str(int(inputs["timeout"])),
         "POWERTOOLS_SERVICE_NAME": "aurora-restore",
         "POWERTOOLS_METRICS_NAMESPACE": "AuroraRestore",
@@ -174,7 +178,8 @@ def test_the_bus_is_archived_and_its_dlq_takes_only_our_rules(dev: ProgramRun) -
 # -- IAM --------------------------------------------------------------------------------------------------
 def test_every_function_has_its_own_role_and_policy(dev: ProgramRun) -> None:
     assert set(policies(dev)) == set(FUNCTIONS)
-    assert len(dev.of_type("aws:iam/role:Role")) == len(FUNCTIONS)
+    # one role per function, and the wake-up role EventBridge Scheduler assumes
+    assert len(dev.of_type("aws:iam/role:Role")) == len(FUNCTIONS) + 1
     assert not dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")  # no managed policies
 
 
@@ -235,6 +240,8 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
     }
 
 
+# A waiting step schedules its one-shot wake-up (functions/wakeup.py).
+WAKEUP_ACTIONS = {"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "iam:PassRole"}
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     "snapshot_check": {
         "rds:DescribeDBClusterSnapshots",
@@ -243,29 +250,27 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "kms:Decrypt",
     },
     "copy_snapshot": {"rds:CopyDBClusterSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusterSnapshots"},
-    "check_copy_status": {"rds:DescribeDBClusterSnapshots"},
+    "check_copy_status": {"rds:DescribeDBClusterSnapshots", *WAKEUP_ACTIONS},
     "delete_rds": {
         "rds:DescribeDBClusters",
-        "rds:ListTagsForResource",
-        "rds:DescribeDBInstances",
         "rds:DeleteDBInstance",
         "rds:DeleteDBCluster",
         "rds:ModifyDBCluster",
+        *WAKEUP_ACTIONS,
     },
     "restore_snapshot": {
         "rds:DescribeDBClusters",
-        "rds:ListTagsForResource",
         "rds:RestoreDBClusterFromSnapshot",
         "rds:AddTagsToResource",
     },
     "check_restore_status": {
         "rds:DescribeDBClusters",
-        "rds:ListTagsForResource",
         "rds:ModifyDBCluster",
         "rds:DescribeDBInstances",
         "rds:CreateDBInstance",
         "rds:AddTagsToResource",
         "secretsmanager:GetSecretValue",
+        *WAKEUP_ACTIONS,
     },
     "setup_db_users": {
         "rds:DescribeDBClusters",
@@ -492,3 +497,22 @@ def test_a_second_environment_gets_its_own_names(staging: ProgramRun) -> None:
         "email",
         "https",
     }
+
+
+def test_the_wakeup_role_may_only_put_events_on_the_bus(dev: ProgramRun) -> None:
+    # Given the dev stack
+    # When the program has run
+    role = dev.one("aws:iam/role:Role", name="aurora-restore-wakeups-dev")
+    policy = dev.one(ROLE_POLICY, name="aurora-restore-wakeups-dev-put-events")
+    # Then EventBridge Scheduler, and nothing else, assumes the wake-up role
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "scheduler.amazonaws.com"}]
+    # And all it may do is put events on the environment's bus
+    document = json.loads(policy.inputs["policy"])
+    assert document["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "events:PutEvents",
+            "Resource": f"arn:aws:events:us-west-2:{ACCOUNT}:event-bus/aurora-restore-dev",
+        }
+    ]
