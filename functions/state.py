@@ -20,6 +20,7 @@ from schemas.state import Lease, OperationState
 
 LEASE_PREFIX = "lease#"
 RESOURCE_PREFIX = "resource#"
+COPY_PREFIX = "copy#"
 
 
 def _to_item(document: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +160,27 @@ class StateStore:
                 return False
             raise AwsError(f"releasing the lease on {target_cluster_id}: {exc}", retryable=True) from exc
         return True
+
+    # -- shared snapshot copies: every operation restoring one day's snapshot uses the same copy ----------
+    def join_copy(self, copy_id: str, operation_id: str) -> None:
+        """Count `operation_id` among the copy's users (idempotent)."""
+        self.table.update_item(
+            Key={"operation_id": COPY_PREFIX + copy_id},
+            UpdateExpression="ADD #users :me SET item_kind = :kind",
+            ExpressionAttributeNames={"#users": "users"},
+            ExpressionAttributeValues={":me": {operation_id}, ":kind": "copy"},
+        )
+
+    def leave_copy(self, copy_id: str, operation_id: str) -> int:
+        """Stop counting `operation_id`; how many operations still use the copy (0: it may be deleted)."""
+        answer = self.table.update_item(
+            Key={"operation_id": COPY_PREFIX + copy_id},
+            UpdateExpression="DELETE #users :me",
+            ExpressionAttributeNames={"#users": "users"},
+            ExpressionAttributeValues={":me": {operation_id}},
+            ReturnValues="ALL_NEW",
+        )
+        return len(answer.get("Attributes", {}).get("users", set()))
 
     # -- resource index: which operation an RDS event belongs to ----------------------------------------
     def index_resource(self, identifier: str, operation_id: str, ttl_days: int = 7) -> None:

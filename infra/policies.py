@@ -139,6 +139,8 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
         actions = ["dynamodb:GetItem", "dynamodb:PutItem"]
         if function == Step.CLEANUP.value:
             actions.append("dynamodb:DeleteItem")
+        if function in (Step.COPY_SNAPSHOT.value, Step.CLEANUP.value):
+            actions.append("dynamodb:UpdateItem")  # join_copy / leave_copy: who still uses a shared copy
         statements.append(_statement("StateTable", actions, [refs.table_arn]))
         # functions.config.resolve reads the config document while the operation has none recorded.
         statements.append(_statement("ConfigParameter", ["ssm:GetParameter"], [refs.config_parameter_arn]))

@@ -12,12 +12,15 @@ from aurora_restore.bench.timeline import CallRecorder, read_timeline
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
+from schemas.config import RestoreConfig
 
 # AWS-like durations in AWS minutes; the simulator gets them time-scaled.
 AWS_MINUTES = Durations(copy=20, delete_instance=5, delete_cluster=3, restore=15, create_instance=10)
 RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
-RECHECK_SECONDS = 60.0  # recheck_interval_seconds' default
-RECONCILE_SECONDS = 60.0  # the reconciler's schedule: rate(1 minute)
+RECHECK_SECONDS = RestoreConfig.model_fields["recheck_interval_seconds"].default
+EVENT_WAIT_RECHECK_SECONDS = RestoreConfig.model_fields["event_wait_recheck_seconds"].default
+RECONCILE_SECONDS = 600.0  # the reconciler's schedule (functions.routes.RECONCILE_SCHEDULE): rate(10 minutes)
+WAKEUP_GRACE_SECONDS = 120.0  # functions.settings: how late a wake-up may be before the reconciler acts
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:
         RuntimeOptions(
             durations=scale.durations(),
             recheck_interval_seconds=scale.wall(RECHECK_SECONDS),
+            event_wait_recheck_seconds=scale.wall(EVENT_WAIT_RECHECK_SECONDS),
             reconcile_interval_seconds=scale.wall(RECONCILE_SECONDS),
+            wakeup_grace_seconds=scale.wall(WAKEUP_GRACE_SECONDS),
             choreography=choreography,
         )
     )

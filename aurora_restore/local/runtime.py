@@ -79,6 +79,7 @@ class RuntimeOptions:
     durations: Durations = field(default_factory=Durations)
     recheck_interval_seconds: float = 1.0
     event_wait_recheck_seconds: float = 2.0
+    wakeup_grace_seconds: float = 1.0
     reconcile_interval_seconds: float = 0.5
     workers_per_function: int = 2
     # The stand-in is one PostgreSQL server whose roles every target shares; two transactions altering the
@@ -253,7 +254,7 @@ class LocalRuntime:
                 "AURORA_RESTORE_EVENT_BUS_ARN": (
                     f"arn:aws:events:{self.options.target_region}:{ACCOUNT}:event-bus/aurora-restore-{self.options.environment}"
                 ),
-                "AURORA_RESTORE_WAKEUP_GRACE_SECONDS": "1",
+                "AURORA_RESTORE_WAKEUP_GRACE_SECONDS": str(self.options.wakeup_grace_seconds),
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": "false",
                 "AWS_MAX_ATTEMPTS": "",

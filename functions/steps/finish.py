@@ -66,7 +66,9 @@ def cleanup(ctx: StepContext) -> Outcome:
     config = ctx.config
     snapshot_deleted = False
     target_snapshot = ctx.outputs.get("target_snapshot")
-    if config.delete_copied_snapshot and target_snapshot:
+    # The copy goes with the last operation that uses it (others restoring the same day may still need it).
+    still_used = ctx.services.store.leave_copy(target_snapshot, ctx.operation_id) if target_snapshot else 0
+    if config.delete_copied_snapshot and target_snapshot and not still_used:
         snapshot_deleted = ctx.target_rds.delete_cluster_snapshot(target_snapshot)
         if not snapshot_deleted:
             snapshot_deleted = ctx.target_rds.cluster_snapshot(target_snapshot) is None

@@ -83,6 +83,8 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         )
     target_name = f"{source_name}-copy"
     ctx.services.store.index_resource(target_name, ctx.operation_id)
+    # Operations restoring the same day's snapshot share its copy; the last one to finish deletes it.
+    ctx.services.store.join_copy(target_name, ctx.operation_id)
     created = ctx.target_rds.copy_cluster_snapshot(
         source_arn=ctx.outputs["snapshot_arn"],
         source_region=config.source_region,
@@ -90,10 +92,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         tags=ctx.tags(),
         kms_key_id=config.kms_key_id if ctx.outputs.get("snapshot_encrypted") else None,
     )
-    message = "Snapshot copy initiated"
-    if not created:  # the copy exists already: ours from an earlier run, or another operation's
-        _adopt_copy(ctx, target_name)
-        message = "Snapshot copy initiated (the copy already existed)"
+    message = "Snapshot copy initiated" if created else "Snapshot copy initiated (the copy already existed)"
     ctx.services.store.index_resource(target_name, ctx.operation_id)
     return Outcome(
         message=message,
@@ -112,28 +111,6 @@ def _copy_recheck(snapshot: dict[str, Any], shortest: float) -> float:
     elapsed = (utcnow() - started).total_seconds()
     remaining = elapsed * (100 - progress) / progress
     return max(shortest, remaining * 1.02 + 1)
-
-
-def _adopt_copy(ctx: StepContext, target_name: str) -> None:
-    """Reuse an existing copy, unless an operation still running owns it (its cleanup would delete it)."""
-    existing = ctx.target_rds.cluster_snapshot(target_name)
-    if existing is None:
-        raise StepError(
-            f"the snapshot copy {target_name} exists and vanished; run copy_snapshot again", retryable=True
-        )
-    tags = {tag["Key"]: tag["Value"] for tag in existing.get("TagList", [])}
-    owner = tags.get(OPERATION_TAG)
-    if owner in (None, ctx.operation_id):
-        if owner is None:
-            ctx.target_rds.add_tags(existing["DBClusterSnapshotArn"], {OPERATION_TAG: ctx.operation_id})
-        return
-    other = ctx.services.store.get(owner)
-    if other is not None and other.status not in ("completed", "failed", "aborted"):
-        raise StepError(
-            f"the snapshot copy {target_name} belongs to operation {owner}, which is {other.status}: "
-            "wait for it to finish (its cleanup deletes the copy), then resume this operation"
-        )
-    ctx.target_rds.add_tags(existing["DBClusterSnapshotArn"], {OPERATION_TAG: ctx.operation_id})
 
 
 def check_copy_status(ctx: StepContext) -> Outcome:

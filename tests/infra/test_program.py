@@ -249,7 +249,12 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "ssm:GetParameter",
         "kms:Decrypt",
     },
-    "copy_snapshot": {"rds:CopyDBClusterSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusterSnapshots"},
+    "copy_snapshot": {
+        "rds:CopyDBClusterSnapshot",
+        "rds:AddTagsToResource",
+        "rds:DescribeDBClusterSnapshots",
+        "dynamodb:UpdateItem",
+    },
     "check_copy_status": {"rds:DescribeDBClusterSnapshots", *WAKEUP_ACTIONS},
     "delete_rds": {
         "rds:DescribeDBClusters",
@@ -285,6 +290,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "s3:ListBucket",
         "s3:DeleteObject",
         "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
     },
     "reconcile": {"dynamodb:Scan"},
 }
