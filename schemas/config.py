@@ -101,7 +101,7 @@ class RestoreConfig(BaseModel):
         description="Shortest time between two checks of a wait (and the copy's first re-check)",
     )
     event_wait_recheck_seconds: float = Field(
-        default=600.0, gt=0, description="Safety re-check of a wait that RDS events end (deletion, restore)"
+        default=900.0, gt=0, description="Safety re-check of a wait that RDS events end (deletion, restore)"
     )
     delete_copied_snapshot: bool = True
     delete_logs: bool = False
