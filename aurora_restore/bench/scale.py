@@ -34,12 +34,8 @@ def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
         ids = [f"bench-scale-{stamp}-{index:02d}" for index in range(operations)]
         began = time.time()
         for index, (operation_id, target) in enumerate(zip(ids, targets, strict=True)):
-            # Every operation restores the same source snapshot, so they share its `-copy`: keep it.
-            overrides = {
-                "target_cluster_id": target,
-                "database_name": f"bench_{index:02d}",
-                "delete_copied_snapshot": False,
-            }
+            # All restore the same day's snapshot and so share its copy: the last to finish deletes it.
+            overrides = {"target_cluster_id": target, "database_name": f"bench_{index:02d}"}
             runtime.put_restore_requested(operation_id, date.today(), overrides)
         deadline = began + timeout
         finished: dict[str, tuple[str, float]] = {}
