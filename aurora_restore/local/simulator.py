@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.rds import models as rds_models
-from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault
+from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault, RDSClientError
 
 SEED_SQL = Path(__file__).with_name("seed.sql")
 
@@ -322,6 +322,10 @@ class RdsSimulator:
         return cluster
 
     def _restore(self, backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
+        wanted = overrides.get("db_cluster_identifier") or overrides.get("DBClusterIdentifier")
+        if wanted and wanted in backend.clusters:
+            # As RDS answers (moto would replace the cluster): the name is taken.
+            raise RDSClientError("DBClusterAlreadyExistsFault", f"DB Cluster {wanted} already exists")
         cluster = self._originals["restore_db_cluster_from_snapshot"](backend, snapshot_id, overrides)
         cluster_id = cluster.db_cluster_identifier
         self._count("RestoreDBClusterFromSnapshot", cluster_id)
