@@ -161,10 +161,6 @@ class RdsAdapter:
         instances = found.get("DBInstances", [])
         return instances[0] if instances else None
 
-    def tags(self, arn: str) -> dict[str, str]:
-        answer = self._call(f"listing tags of {arn}", self._client.list_tags_for_resource, ResourceName=arn)
-        return {tag["Key"]: tag["Value"] for tag in answer.get("TagList", [])}
-
     def add_tags(self, arn: str, tags: dict[str, str]) -> None:
         self._call(
             f"tagging {arn}",

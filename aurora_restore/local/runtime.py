@@ -45,9 +45,6 @@ RUNBOOK_USERS = [
     },
     {"username": "readonly_user", "password": "readonly_password", "privileges": ["SELECT"]},
 ]
-SECRET_VALUES_NOTE = (
-    "The runbook's literal DB-user passwords are known values; scans for secrets look for them."
-)
 
 _log = logging.getLogger("aurora_restore.local")
 
