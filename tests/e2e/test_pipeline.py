@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from aurora_restore.local.runtime import DATABASE, RUNBOOK_USERS, TARGET_CLUSTER, FaultProfile, LocalRuntime
-from schemas.common import WAITING_STEPS
+from schemas.common import WAITING_STEPS, Step
 
 pytestmark = pytest.mark.e2e
 
@@ -37,18 +37,7 @@ def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRunti
     # Then it completes, through all ten steps in order
     assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
     done = [entry.step for entry in state.history if entry.outcome == "success"]
-    assert done == [
-        "snapshot_check",
-        "copy_snapshot",
-        "check_copy_status",
-        "delete_rds",
-        "restore_snapshot",
-        "check_restore_status",
-        "setup_db_users",
-        "verify_restore",
-        "notify_completion",
-        "cleanup",
-    ]
+    assert done == [step.value for step in Step]
     # And each waiting step was entered by StepCompleted, waited, and was advanced to success only by a
     # RecheckDue (a wake-up) or an RDS event: never by a step's event, never by sleeping
     for step in WAITING_STEPS:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.common import Step
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 SOURCE_REGION = "us-east-1"
@@ -55,18 +57,7 @@ RDS_MUTATIONS = (
     "restore_db_cluster_from_snapshot",
 )
 
-STEP_MODULES = (
-    "snapshot_check",
-    "copy_snapshot",
-    "check_copy_status",
-    "delete_rds",
-    "restore_snapshot",
-    "check_restore_status",
-    "setup_db_users",
-    "verify_restore",
-    "notify_completion",
-    "cleanup",
-)
+STEP_MODULES = tuple(step.value for step in Step)  # the ten steps, in order
 
 
 # Each step's direct payload exactly as the runbook's `aws lambda invoke` examples send it.
