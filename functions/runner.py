@@ -30,7 +30,7 @@ from functions.rds import RdsAdapter
 from functions.settings import Settings, get_settings
 from functions.state import StateStore, expiry
 from schemas.common import WAITING_STEPS, OperationId, Step, utcnow
-from schemas.config import RestoreConfig
+from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import (
     BUS_EVENT_BY_TYPE,
     EVENT_SOURCE,
@@ -402,7 +402,11 @@ class StepRunner:
             status="running",
             next_step=Step.SNAPSHOT_CHECK,
             target_date=target_date,
-            overrides=overrides if isinstance(overrides, dict) else {},
+            # Only configuration fields are kept: an unknown key (refused by snapshot_check) could hold
+            # anything, and the state item must never hold a secret.
+            overrides={k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
+            if isinstance(overrides, dict)
+            else {},
             created_at=now,
             updated_at=now,
             expires_at=expiry(self.services.settings.state_ttl_days, now),

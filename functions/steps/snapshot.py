@@ -17,7 +17,8 @@ OPERATION_TAG = "aurora-restore:operation-id"
 
 def snapshot_check(ctx: StepContext) -> Outcome:
     """Check everything that can be checked, then take the lease on the target: nothing else changes."""
-    unknown = sorted(set(ctx.state.overrides) - set(CONFIG_FIELDS))
+    requested = ctx.trigger.payload.get("overrides") or {}
+    unknown = sorted(set(requested) - set(CONFIG_FIELDS)) if isinstance(requested, dict) else ["overrides"]
     if unknown:
         raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
     raw_date = ctx.trigger.payload.get("target_date")

@@ -43,15 +43,19 @@ def test_an_unknown_override_is_refused(world: World) -> None:
     payload = {
         "operation_id": OPERATION_ID,
         "target_date": "2023-06-01",
-        "overrides": {"target_clustr_id": "x"},
+        "overrides": {"target_clustr_id": "x", "master_password": "s3cret-value"},
     }
 
     # When snapshot_check runs
     response = world.invoke("snapshot_check", payload)
 
-    # Then the failure names the unknown key
+    # Then the failure names the unknown keys
     assert_failed_without_side_effects(world, response)
-    assert response["message"] == "unknown override(s): target_clustr_id"
+    assert response["message"] == "unknown override(s): master_password, target_clustr_id"
+    # And what they held was not recorded: the state item keeps configuration fields only
+    state = world.state()
+    assert state is not None and state["overrides"] == {}
+    assert "s3cret-value" not in str(state)
 
 
 def test_a_missing_configuration_is_refused_naming_the_fields(world: World) -> None:
