@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 from pydantic import SecretStr
 
@@ -187,7 +188,11 @@ def setup_users(conn: Any, dbname: str, grants: Sequence[UserGrant]) -> list[str
                 existing = {row[0] for row in cursor.fetchall()}
                 _execute_batched(cursor, setup_statements(grants, existing, dbname, schemas))
     except psycopg2.Error as exc:
-        raise DatabaseError(f"setting up DB users failed and was rolled back: {_pg_message(exc)}") from exc
+        # A concurrent run creating the same role, or a serialization conflict: running again succeeds.
+        conflict = isinstance(exc, psycopg2.errors.UniqueViolation | psycopg2.errors.TransactionRollbackError)
+        raise DatabaseError(
+            f"setting up DB users failed and was rolled back: {_pg_message(exc)}", retryable=conflict
+        ) from exc
     return schemas
 
 

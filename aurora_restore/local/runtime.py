@@ -243,7 +243,7 @@ class LocalRuntime:
             {
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 # A step's claim lasts as long as the function may run: short here, as local runs are quick.
-                "AURORA_RESTORE_CLAIM_SECONDS": "5",
+                "AURORA_RESTORE_CLAIM_SECONDS": "20",
                 # A running step unmoved this long without a claim lost its trigger: the reconciler re-drives it.
                 "AURORA_RESTORE_STALL_SECONDS": "15",
                 # Wake-ups through (moto's) EventBridge Scheduler, fired by the runtime's scheduler thread.
