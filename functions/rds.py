@@ -187,19 +187,22 @@ class RdsAdapter:
             SkipFinalSnapshot=True,
         )
 
-    def delete_cluster(self, cluster_id: str, final_snapshot_id: str | None) -> None:
+    def delete_cluster(self, cluster_id: str, final_snapshot_id: str | None) -> bool:
+        """Ask for the cluster's deletion; False when RDS refused it for now (an instance not yet deleting,
+        or the cluster already deleting)."""
         kwargs: dict[str, Any] = {"DBClusterIdentifier": cluster_id}
         if final_snapshot_id:
             kwargs["FinalDBSnapshotIdentifier"] = final_snapshot_id
             kwargs["SkipFinalSnapshot"] = False
         else:
             kwargs["SkipFinalSnapshot"] = True
-        self._call(
+        answer = self._call(
             f"deleting cluster {cluster_id}",
             self._client.delete_db_cluster,
             tolerate=DELETE_UNDER_WAY,
             **kwargs,
         )
+        return answer is not None
 
     def restore_cluster(self, **kwargs: Any) -> dict[str, Any]:
         answer = self._call(

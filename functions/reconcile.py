@@ -1,99 +1,118 @@
-"""The reconciler, on a schedule: re-check overdue waits, fail waits past their deadline, flush stuck outboxes,
-and re-drive a step whose trigger was lost or whose invocation died holding its claim.
+"""The reconciler: re-check overdue waits, fail waits past their deadline, flush stuck outboxes, and re-drive
+a step whose trigger was lost or whose invocation died holding its claim.
 
-This is how the cluster-snapshot copy completes (Aurora sends no copy event) and how lost RDS events,
-lost step events and crashed invocations are survived.
+It runs for one operation when that operation's watchdog fires (StallCheckDue, see functions/wakeup.py),
+and over every operation on an hourly schedule: the net for a wake-up that could not be scheduled.
+This is how lost RDS events, lost step events and crashed invocations are survived.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
 
-from functions.errors import StaleWrite, WaitTimedOut
+from functions import wakeup
+from functions.errors import InvalidRequest, StaleWrite, WaitTimedOut
 from functions.observability import logger, record_metric
 from functions.runner import OUTBOX_GRACE, Services, StepRunner, Trigger, recheck_event, restart_event
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
-from schemas.state import OperationState
+from schemas.events import StallCheckDue
+from schemas.state import TERMINAL_STATUSES, OperationState
+
+
+@dataclass
+class Report:
+    rechecked: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    flushed: list[str] = field(default_factory=list)
+    redriven: list[str] = field(default_factory=list)
 
 
 def reconcile(services: Services) -> dict[str, Any]:
-    now = utcnow()
-    rechecked: list[str] = []
-    timed_out: list[str] = []
-    flushed: list[str] = []
-    redriven: list[str] = []
+    """The hourly scan: every operation in the table."""
+    now, report = utcnow(), Report()
+    for state in services.store.scan_operations():
+        _reconcile_state(state, now, services, report)
+    return _finish(report, services)
+
+
+def reconcile_operation(operation_id: str, services: Services) -> dict[str, Any]:
+    """An operation's watchdog fired: look at that operation alone, and keep a watchdog on it while it runs
+    (a long stretch that is still moving gets another one)."""
+    now, report = utcnow(), Report()
+    state = services.store.get(operation_id)
+    if state is not None and state.status not in TERMINAL_STATUSES:
+        _reconcile_state(state, now, services, report)
+        if state.status == "running" and operation_id not in report.redriven:
+            moved = max(state.updated_at, state.claim.until if state.claim else state.updated_at)
+            at = max(moved, now) + timedelta(seconds=services.settings.stall_seconds)
+            wakeup.arm_watchdog(services.settings, operation_id, at)
+    return _finish(report, services)
+
+
+def _reconcile_state(state: OperationState, now: datetime, services: Services, report: Report) -> None:
     store = services.store
-    settings = services.settings
     # With wake-ups scheduled, a wait is overdue only once its wake-up is clearly late.
+    settings = services.settings
     grace = timedelta(seconds=settings.wakeup_grace_seconds if settings.scheduler_role_arn else 0)
-    for state in store.scan_operations():
-        if state.outbox and now - state.updated_at > OUTBOX_GRACE:
-            StepRunner(Step(state.current_step or Step.SNAPSHOT_CHECK), _no_logic, services).flush_outbox(
-                state
-            )
-            flushed.append(state.operation_id)
-        if _stalled(state, now, services):
-            try:
-                redrive(state, services, now)
-                redriven.append(state.operation_id)
-            except StaleWrite:
-                logger.info("operation moved while being re-driven", extra={"op": state.operation_id})
-            continue
-        waiting = state.waiting
-        if state.status != "waiting" or waiting is None:
-            continue
-        step = Step(waiting.step)
+    if state.outbox and now - state.updated_at > OUTBOX_GRACE:
+        StepRunner(Step(state.current_step or Step.SNAPSHOT_CHECK), _no_logic, services).flush_outbox(state)
+        report.flushed.append(state.operation_id)
+    if _stalled(state, now, services):
         try:
-            if now >= waiting.deadline:
-                runner = StepRunner(step, _no_logic, services)
-                trigger = Trigger("reconcile", "reconcile", state.operation_id, {})
-                minutes = int((waiting.deadline - waiting.since).total_seconds() // 60)
-                runner.record_failure(
-                    state,
-                    trigger,
-                    WaitTimedOut(
-                        f"{step.value} waited for {waiting.waiting_for} past its deadline ({minutes} min)"
-                    ),
-                    now,
-                )
-                timed_out.append(state.operation_id)
-            elif now >= waiting.next_check_at + grace:
-                interval = timedelta(
-                    seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds
-                )
-                waiting.next_check_at = now + interval
-                store.save(state)
-                services.publisher.publish([recheck_event(state)])
-                rechecked.append(state.operation_id)
+            redrive(state, services, now)
+            report.redriven.append(state.operation_id)
         except StaleWrite:
-            logger.info(
-                "operation moved while reconciling; it is looked at next time",
-                extra={"op": state.operation_id},
+            logger.info("operation moved while being re-driven", extra={"op": state.operation_id})
+        return
+    waiting = state.waiting
+    if state.status != "waiting" or waiting is None:
+        return
+    step = Step(waiting.step)
+    try:
+        if now >= waiting.deadline:
+            runner = StepRunner(step, _no_logic, services)
+            trigger = Trigger("reconcile", "reconcile", state.operation_id, {})
+            minutes = int((waiting.deadline - waiting.since).total_seconds() // 60)
+            runner.record_failure(
+                state,
+                trigger,
+                WaitTimedOut(
+                    f"{step.value} waited for {waiting.waiting_for} past its deadline ({minutes} min)"
+                ),
+                now,
             )
-    if rechecked or timed_out or flushed or redriven:
+            report.timed_out.append(state.operation_id)
+        elif now >= waiting.next_check_at + grace:
+            interval = timedelta(seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds)
+            waiting.next_check_at = now + interval
+            store.save(state)
+            services.publisher.publish([recheck_event(state)])
+            report.rechecked.append(state.operation_id)
+    except StaleWrite:
         logger.info(
-            "reconciled",
-            extra={"rechecked": rechecked, "timed_out": timed_out, "flushed": flushed, "redriven": redriven},
+            "operation moved while reconciling; it is looked at next time",
+            extra={"op": state.operation_id},
         )
+
+
+def _finish(report: Report, services: Services) -> dict[str, Any]:
+    if report.rechecked or report.timed_out or report.flushed or report.redriven:
+        logger.info("reconciled", extra=asdict(report))
     record_metric(
-        "RecheckDue", MetricUnit.Count, len(rechecked), step="reconcile", settings=services.settings
+        "RecheckDue", MetricUnit.Count, len(report.rechecked), step="reconcile", settings=services.settings
     )
     record_metric(
-        "WaitTimedOut", MetricUnit.Count, len(timed_out), step="reconcile", settings=services.settings
+        "WaitTimedOut", MetricUnit.Count, len(report.timed_out), step="reconcile", settings=services.settings
     )
-    return {
-        "status": "success",
-        "rechecked": rechecked,
-        "timed_out": timed_out,
-        "flushed": flushed,
-        "redriven": redriven,
-    }
+    return {"status": "success", **asdict(report)}
 
 
 def _stalled(state: OperationState, now: datetime, services: Services) -> bool:
@@ -112,6 +131,10 @@ def redrive(state: OperationState, services: Services, now: datetime) -> None:
     state.claim = None
     services.store.save(state)
     services.publisher.publish([restart_event(state, step, f"re-driven by the reconciler at {now:%H:%M:%S}")])
+    # Keep watching it: the re-driven step's own trigger could be lost too.
+    wakeup.arm_watchdog(
+        services.settings, state.operation_id, now + timedelta(seconds=services.settings.stall_seconds)
+    )
 
 
 def _no_logic(context: Any) -> Any:
@@ -120,5 +143,14 @@ def _no_logic(context: Any) -> Any:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The hourly schedule (scan everything) or an operation's watchdog (StallCheckDue: that operation)."""
     logger.append_keys(step="reconcile")
-    return reconcile(Services(get_settings()))
+    services = Services(get_settings())
+    if event.get("detail-type") == StallCheckDue.detail_type:
+        try:
+            due = StallCheckDue.model_validate(event.get("detail") or {})
+        except ValidationError as exc:
+            raise InvalidRequest(f"invalid StallCheckDue event: {exc.error_count()} error(s)") from exc
+        logger.append_keys(operation_id=due.operation_id)
+        return reconcile_operation(due.operation_id, services)
+    return reconcile(services)

@@ -17,14 +17,14 @@ from schemas.rds_events import (
     CLUSTER_EVENT,
     CLUSTER_SNAPSHOT_EVENT,
     INSTANCE_CREATED,
-    INSTANCE_DELETED,
     INSTANCE_EVENT,
     INSTANCE_FAILED,
 )
 
 RECONCILE = "reconcile"
-# A safety net: waits are woken by one-shot schedules (functions/wakeup.py) and RDS events.
-RECONCILE_SCHEDULE = "rate(10 minutes)"
+# The net below the net: waits are woken by one-shot schedules and RDS events, and the stretches between
+# them by each operation's watchdog (functions/wakeup.py); the scan catches a wake-up never scheduled.
+RECONCILE_SCHEDULE = "rate(1 hour)"
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,15 @@ def build_routes(target_region: str | None = None) -> list[Route]:
                 f"the reconciler re-checks {step.value}",
             )
         )
+    routes.append(
+        Route(
+            "stall-check",
+            RECONCILE,
+            "environment",
+            _ours("StallCheckDue"),
+            "an operation's watchdog fired: the reconciler looks at it",
+        )
+    )
     routes += [
         Route(
             "rds-snapshot",
@@ -103,8 +112,9 @@ def build_routes(target_region: str | None = None) -> list[Route]:
             "rds-deleted",
             Step.DELETE_RDS.value,
             "default",
-            _rds(target_region, (INSTANCE_EVENT, [INSTANCE_DELETED]), (CLUSTER_EVENT, [CLUSTER_DELETED])),
-            "an instance or the cluster was deleted",
+            _rds(target_region, (CLUSTER_EVENT, [CLUSTER_DELETED])),
+            # Not the instances' deletions: the cluster outlives them, so each would be a wasted invocation.
+            "the cluster was deleted",
         ),
         Route(
             "rds-restored",

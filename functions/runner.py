@@ -440,6 +440,7 @@ class StepRunner:
     ) -> dict[str, Any]:
         now = utcnow()
         waiting = outcome.waiting is not None
+        was = state.status
         state.outputs.update(outcome.outputs)
         if not state.config:
             state.config = config.model_dump(mode="json")
@@ -456,6 +457,7 @@ class StepRunner:
         state.current_step = self.step
         events: list[BusEvent] = []
         previous: Waiting | None = None
+        ended: Waiting | None = None
         if outcome.waiting is not None:
             previous = state.waiting if state.waiting and state.waiting.step == self.step.value else None
             recheck = outcome.waiting.recheck_after_seconds or config.recheck_interval_seconds
@@ -482,6 +484,8 @@ class StepRunner:
                 )
             direct_next: Any = self.step.value
         else:
+            if state.waiting is not None and state.waiting.step == self.step.value:
+                ended = state.waiting  # its pending wake-up is dropped once this is committed
             state.waiting = None
             state.status = outcome.final_status or "running"  # type: ignore[assignment]
             state.next_step = outcome.next_step
@@ -520,7 +524,11 @@ class StepRunner:
                 self.step,
                 state.waiting.next_check_at,
                 previous.next_check_at if previous is not None else None,
+                now,
             )
+        elif ended is not None:
+            wakeup.cancel(self.services.settings, state.operation_id, self.step, ended.next_check_at, now)
+        self._watch(state, was, now)
         self._log_step(state, config, response, trigger)
         if outcome.after_commit is not None:
             outcome.after_commit()
@@ -543,6 +551,7 @@ class StepRunner:
             )
         )
         events: list[BusEvent] = []
+        ended, was = state.waiting, state.status
         if state.status not in TERMINAL_STATUSES:
             state.status = "failed"
             state.error = error
@@ -558,6 +567,11 @@ class StepRunner:
             )
             events.append(OperationFinished(operation_id=state.operation_id, outcome="failed"))
         self._commit(state, events)
+        if ended is not None and state.waiting is None:
+            wakeup.cancel(
+                self.services.settings, state.operation_id, Step(ended.step), ended.next_check_at, now
+            )
+        self._watch(state, was, now)
         logger.error("step failed", extra={"error_type": exc.error_type, "error": exc.message})
         if state.config:
             try:
@@ -567,6 +581,15 @@ class StepRunner:
             except (StepError, ValidationError) as log_exc:
                 logger.warning("could not write the step record", extra={"error": str(log_exc)})
         return {**_error_response(state.operation_id, exc), "_outcome": "failed"}
+
+    def _watch(self, state: OperationState, was: str, now: datetime) -> None:
+        """Arm the operation's watchdog when a stretch of steps between two waits begins; disarm it when a
+        wait begins (the wait has its own wake-up) or the operation ends."""
+        settings = self.services.settings
+        if state.status == "running" and (was != "running" or self.step is Step.SNAPSHOT_CHECK):
+            wakeup.arm_watchdog(settings, state.operation_id, now + timedelta(seconds=settings.stall_seconds))
+        elif was == "running" and state.status != "running":
+            wakeup.disarm_watchdog(settings, state.operation_id)
 
     def _commit(self, state: OperationState, events: list[BusEvent]) -> None:
         """Write the transition with its events in the outbox, put them on the bus, then clear the outbox."""

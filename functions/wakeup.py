@@ -1,14 +1,20 @@
-"""One-shot wake-ups for waiting steps: an EventBridge Scheduler `at()` schedule that puts RecheckDue on the
-environment's bus when the wait is next worth checking, then deletes itself.
+"""One-shot wake-ups: EventBridge Scheduler `at()` schedules that put an event on the environment's bus
+when due, then delete themselves.
 
-This is what makes a wait cost only the checks it needs (a fixed-rate poller would run every minute);
-the reconciler stays as the safety net for a wake-up that never came.
+- A waiting step's RecheckDue, when the wait is next worth checking: a wait costs only the checks it
+  needs (a fixed-rate poller would run every minute).
+- An operation's watchdog between two waits: StallCheckDue, to the reconciler, `stall_seconds` after the
+  stretch began, unless a wait or the operation's end disarms it first.
+
+So every running operation always has a wake-up pending; the reconciler's hourly scan is only the net
+for a wake-up that could not be scheduled.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,7 +22,7 @@ from functions import aws
 from functions.observability import logger
 from functions.settings import Settings
 from schemas.common import Step
-from schemas.events import EVENT_SOURCE, RecheckDue
+from schemas.events import EVENT_SOURCE, BusEvent, RecheckDue, StallCheckDue
 
 
 def schedule_name(settings: Settings, operation_id: str, step: Step, at: datetime) -> str:
@@ -24,48 +30,82 @@ def schedule_name(settings: Settings, operation_id: str, step: Step, at: datetim
     return f"aurora-restore-{settings.environment}-{digest}-{int(at.timestamp())}"[:64]
 
 
+def watchdog_name(settings: Settings, operation_id: str) -> str:
+    digest = hashlib.sha256(operation_id.encode()).hexdigest()[:16]
+    return f"aurora-restore-{settings.environment}-{digest}-watchdog"
+
+
 def schedule_recheck(settings: Settings, operation_id: str, step: Step, at: datetime) -> bool:
     """Ask for RecheckDue(operation_id, step) at `at`. False when wake-ups are not configured or failed:
     the reconciler then re-checks the wait instead."""
+    name = schedule_name(settings, operation_id, step, at)
+    return _put(settings, name, at, RecheckDue(operation_id=operation_id, step=step), replace=False)
+
+
+def arm_watchdog(settings: Settings, operation_id: str, at: datetime) -> bool:
+    """The operation's one watchdog: StallCheckDue at `at` unless disarmed first (a wait began, or the
+    operation ended). It is what notices a lost trigger or a dead invocation between two waits."""
+    name = watchdog_name(settings, operation_id)
+    return _put(settings, name, at, StallCheckDue(operation_id=operation_id), replace=True)
+
+
+def disarm_watchdog(settings: Settings, operation_id: str) -> None:
+    _delete(settings, watchdog_name(settings, operation_id))
+
+
+def _put(settings: Settings, name: str, at: datetime, event: BusEvent, *, replace: bool) -> bool:
     if not (settings.scheduler_role_arn and settings.event_bus_arn):
         return False
-    event = RecheckDue(operation_id=operation_id, step=step)
+    definition: dict[str, Any] = {
+        "Name": name,
+        "GroupName": "default",
+        "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "ActionAfterCompletion": "DELETE",
+        "Target": {
+            "Arn": settings.event_bus_arn,
+            "RoleArn": settings.scheduler_role_arn,
+            "Input": event.model_dump_json(),
+            "EventBridgeParameters": {"DetailType": event.detail_type, "Source": EVENT_SOURCE},
+        },
+    }
+    scheduler = aws.client("scheduler", settings.region)
     try:
-        aws.client("scheduler", settings.region).create_schedule(
-            Name=schedule_name(settings, operation_id, step, at),
-            GroupName="default",
-            ScheduleExpression=f"at({at:%Y-%m-%dT%H:%M:%S})",
-            ScheduleExpressionTimezone="UTC",
-            FlexibleTimeWindow={"Mode": "OFF"},
-            ActionAfterCompletion="DELETE",
-            Target={
-                "Arn": settings.event_bus_arn,
-                "RoleArn": settings.scheduler_role_arn,
-                "Input": event.model_dump_json(),
-                "EventBridgeParameters": {"DetailType": RecheckDue.detail_type, "Source": EVENT_SOURCE},
-            },
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConflictException":
-            return True  # the same wake-up exists already
-        logger.warning("no wake-up scheduled; the reconciler will re-check", extra={"error": str(exc)})
-        return False
-    except BotoCoreError as exc:
-        logger.warning("no wake-up scheduled; the reconciler will re-check", extra={"error": str(exc)})
+        try:
+            scheduler.create_schedule(**definition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConflictException":
+                raise
+            if replace:
+                scheduler.update_schedule(**definition)
+            # else: the same wake-up exists already
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("no wake-up scheduled; the reconciler will look", extra={"error": str(exc)})
         return False
     return True
 
 
+def _delete(settings: Settings, name: str) -> None:
+    if not settings.scheduler_role_arn:
+        return
+    try:
+        aws.client("scheduler", settings.region).delete_schedule(Name=name, GroupName="default")
+    except (ClientError, BotoCoreError):
+        pass  # it fired already, or never existed: nothing to drop
+
+
+def cancel(settings: Settings, operation_id: str, step: Step, at: datetime, now: datetime) -> None:
+    """Drop the wake-up due at `at`, unless it is due already (then it has fired, or is about to)."""
+    if at > now:
+        _delete(settings, schedule_name(settings, operation_id, step, at))
+
+
 def reschedule(
-    settings: Settings, operation_id: str, step: Step, at: datetime, replaces: datetime | None
+    settings: Settings, operation_id: str, step: Step, at: datetime, replaces: datetime | None, now: datetime
 ) -> bool:
     """Schedule the wait's next wake-up and drop the one it replaces (a check that an RDS event brought
     forward would otherwise be followed by a second, needless one)."""
-    if replaces is not None and replaces != at and settings.scheduler_role_arn:
-        try:
-            aws.client("scheduler", settings.region).delete_schedule(
-                Name=schedule_name(settings, operation_id, step, replaces), GroupName="default"
-            )
-        except (ClientError, BotoCoreError):
-            pass  # it fired already, or never existed: nothing to drop
+    if replaces is not None and replaces != at:
+        cancel(settings, operation_id, step, replaces, now)
     return schedule_recheck(settings, operation_id, step, at)

@@ -132,8 +132,12 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
         ),
     ]
     if function == "reconcile":
-        # functions.reconcile: scan_operations, then save (PutItem) for rechecks and timeouts.
-        statements.append(_statement("StateTable", ["dynamodb:Scan", "dynamodb:PutItem"], [refs.table_arn]))
+        # functions.reconcile: scan_operations (hourly), get (a watchdog's operation), then save (PutItem).
+        statements.append(
+            _statement(
+                "StateTable", ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"], [refs.table_arn]
+            )
+        )
     else:
         # The runner: get, create/save (PutItem), the resource index and the lease; cleanup deletes.
         actions = ["dynamodb:GetItem", "dynamodb:PutItem"]
@@ -161,7 +165,7 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
         )
     if refs.tracing:
         statements.append(_statement("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
-    return statements
+    return statements + _wakeups(refs)
 
 
 def _db_users(refs: PolicyRefs) -> list[dict[str, Any]]:
@@ -229,10 +233,15 @@ def _copy_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _wakeups(refs: PolicyRefs) -> list[dict[str, Any]]:
-    """functions.wakeup: a waiting step schedules its one-shot RecheckDue and drops the one it replaces."""
+    """functions.wakeup, in every function: a waiting step's one-shot RecheckDue (and dropping the one it
+    replaces), and the operation's watchdog that any step may arm, move or disarm."""
     schedules = f"arn:{refs.partition}:scheduler:{refs.region}:{refs.account}:schedule/default/aurora-restore-{refs.environment}-*"
     return [
-        _statement("WakeUps", ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], [schedules]),
+        _statement(
+            "WakeUps",
+            ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+            [schedules],
+        ),
         _statement(
             "PassWakeUpRole",
             ["iam:PassRole"],
@@ -245,7 +254,6 @@ def _wakeups(refs: PolicyRefs) -> list[dict[str, Any]]:
 def _check_copy_status(refs: PolicyRefs) -> list[dict[str, Any]]:
     return [
         _statement("DescribeCopy", ["rds:DescribeDBClusterSnapshots"], [refs.copy_snapshot_arn]),
-        *_wakeups(refs),
     ]
 
 
@@ -267,7 +275,7 @@ def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
                 [refs.target_cluster_arn, refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")],
             )
         )
-    return statements + _wakeups(refs)
+    return statements
 
 
 def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
@@ -312,7 +320,6 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
             [refs.rds("pg", "*"), refs.rds("subgrp", refs.target_subnet_group)],
         ),
         _statement("MasterSecret", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn]),
-        *_wakeups(refs),
     ]
 
 

@@ -73,6 +73,13 @@ class RecheckDue(BusEvent):
     step: Step
 
 
+class StallCheckDue(BusEvent):
+    """From an operation's watchdog schedule: its current stretch of steps has not finished in time;
+    routed to the reconciler, which re-drives the operation if nothing is moving it."""
+
+    detail_type: ClassVar[str] = "StallCheckDue"
+
+
 class OperationFinished(BusEvent):
     detail_type: ClassVar[str] = "OperationFinished"
     outcome: Literal["completed", "failed", "aborted"]
@@ -84,6 +91,7 @@ BUS_EVENTS: tuple[type[BusEvent], ...] = (
     StepWaiting,
     StepFailed,
     RecheckDue,
+    StallCheckDue,
     OperationFinished,
 )
 BUS_EVENT_BY_TYPE: dict[str, type[BusEvent]] = {model.detail_type: model for model in BUS_EVENTS}

@@ -58,7 +58,7 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
             "recheck_interval_s": RECHECK_SECONDS,
             "reconcile_every_s": RECONCILE_SECONDS,
             "note": "durations, the runbook's sleep 30, recheck_interval_seconds and the reconciler's "
-            "rate(10 minutes) safety net are all scaled by the same factor; times are AWS-equivalent seconds",
+            "rate(1 hour) scan and the watchdogs (stall_seconds) are all scaled by the same factor; times are AWS-equivalent seconds",
         },
     }
     timeout = scale.wall(sum(AWS_MINUTES.__dict__.values()) * 60) * 4 + 120

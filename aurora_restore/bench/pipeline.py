@@ -19,7 +19,8 @@ AWS_MINUTES = Durations(copy=20, delete_instance=5, delete_cluster=3, restore=15
 RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
 RECHECK_SECONDS = RestoreConfig.model_fields["recheck_interval_seconds"].default
 EVENT_WAIT_RECHECK_SECONDS = RestoreConfig.model_fields["event_wait_recheck_seconds"].default
-RECONCILE_SECONDS = 600.0  # the reconciler's schedule (functions.routes.RECONCILE_SCHEDULE): rate(10 minutes)
+RECONCILE_SECONDS = 3600.0  # the reconciler's scan (functions.routes.RECONCILE_SCHEDULE): rate(1 hour)
+STALL_SECONDS = 900.0  # functions.settings: an operation's watchdog fires this long after a stretch began
 WAKEUP_GRACE_SECONDS = 120.0  # functions.settings: how late a wake-up may be before the reconciler acts
 
 
@@ -45,10 +46,23 @@ class RunbookFailed(RuntimeError):
 
 
 def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: str, poll: float) -> int:
-    """The runbook's "Automated Execution Script", step for step; returns how many polls slept."""
+    """The runbook's "Automated Execution Script", step for step; returns how many polls slept.
+
+    A poll every 30 AWS seconds, as in AWS: there an invocation takes a fraction of a second of the 30,
+    here a local invocation takes a large share of the time-scaled 30 s, so the sleep is shortened by it
+    (otherwise the runbook would poll less often here than it does in AWS, flattering the comparison).
+    """
     sleeps = 0
+    last_call = time.monotonic()
+
+    def sleep() -> None:
+        nonlocal sleeps
+        time.sleep(max(0.0, poll - (time.monotonic() - last_call)))
+        sleeps += 1
 
     def invoke(step: str, payload: dict[str, Any], expected: str) -> dict[str, Any]:
+        nonlocal last_call
+        last_call = time.monotonic()
         response = runtime.invoke(f"aurora-restore-{step}-{runtime.options.environment}", payload)
         next_step = "null" if response.get("next_step") is None else str(response["next_step"])
         if response.get("status") != "success":
@@ -71,21 +85,18 @@ def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: st
         response = invoke("check-copy-status", {**op, "target_snapshot": target_snapshot}, "any")
         if jq(response, "copy_status") == "available":
             break
-        time.sleep(poll)
-        sleeps += 1
+        sleep()
     while True:
         response = invoke("delete-rds", op, "any")
         if jq(response, "deletion_status") in ("completed", ""):
             break
-        time.sleep(poll)
-        sleeps += 1
+        sleep()
     invoke("restore-snapshot", {**op, "target_snapshot": target_snapshot}, "check_restore_status")
     while True:
         response = invoke("check-restore-status", op, "any")
         if jq(response, "cluster_status") == "available":
             break
-        time.sleep(poll)
-        sleeps += 1
+        sleep()
     invoke("setup-db-users", op, "verify_restore")
     invoke("verify-restore", op, "notify_completion")
     invoke("notify-completion", op, "null")
@@ -101,6 +112,7 @@ def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:
             event_wait_recheck_seconds=scale.wall(EVENT_WAIT_RECHECK_SECONDS),
             reconcile_interval_seconds=scale.wall(RECONCILE_SECONDS),
             wakeup_grace_seconds=scale.wall(WAKEUP_GRACE_SECONDS),
+            stall_seconds=scale.wall(STALL_SECONDS),
             choreography=choreography,
         )
     )

@@ -59,7 +59,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"aurora-restore benchmark ({results['mode']}; "
         f"{scale_info['wall_s_per_aws_minute']:g} s wall = 1 AWS minute for durations, the runbook's "
-        f"sleep 30, recheck {scale_info['recheck_interval_s']:g} s and the reconciler's rate(10 minutes); "
+        f"sleep 30, recheck {scale_info['recheck_interval_s']:g} s and the reconciler's rate(1 hour); "
         "times in AWS-equivalent seconds)",
         "",
         f"{'one restore':<44}{'choreography':>16}{'polling runbook':>18}",

@@ -78,11 +78,16 @@ class RuntimeOptions:
     event_wait_recheck_seconds: float = 2.0
     wakeup_grace_seconds: float = 1.0
     reconcile_interval_seconds: float = 0.5
+    # A stretch between two waits unmoved this long is re-driven (its watchdog fires).
+    stall_seconds: float = 15.0
     workers_per_function: int = 2
     # The stand-in is one PostgreSQL server whose roles every target shares; two transactions altering the
     # same role at once fail there ("tuple concurrently updated") though never on separate clusters.
     serial_functions: tuple[str, ...] = ("setup_db_users",)
-    visibility_timeout_seconds: int = 2
+    # Like Lambda's own event queue: an event being handled is not handed to a second invocation however
+    # long the first takes (longer than any step); a failed one comes again after `retry_delay_seconds`.
+    visibility_timeout_seconds: int = 300
+    retry_delay_seconds: int = 2
     # A failed delivery comes again after the visibility timeout, up to this many times (EventBridge retries
     # for hours): enough to outlast a crashed invocation's claim (AURORA_RESTORE_CLAIM_SECONDS here).
     max_receives: int = 20
@@ -176,9 +181,9 @@ class LocalRuntime:
         self._wire_bus()
         self.moto.app.fault_hook = self._aws_fault
         for function in FUNCTIONS if self.options.choreography else ():
-            if function == RECONCILE:
-                continue
-            workers = 1 if function in self.options.serial_functions else self.options.workers_per_function
+            # The reconciler's queue carries the watchdogs' StallCheckDue; its hourly scan is _reconciler.
+            serial = function in self.options.serial_functions or function == RECONCILE
+            workers = 1 if serial else self.options.workers_per_function
             for index in range(workers):
                 self._spawn(f"worker-{function}-{index}", self._worker, function)
         if self.options.choreography:
@@ -245,7 +250,7 @@ class LocalRuntime:
                 # A step's claim lasts as long as the function may run: short here, as local runs are quick.
                 "AURORA_RESTORE_CLAIM_SECONDS": "20",
                 # A running step unmoved this long without a claim lost its trigger: the reconciler re-drives it.
-                "AURORA_RESTORE_STALL_SECONDS": "15",
+                "AURORA_RESTORE_STALL_SECONDS": str(self.options.stall_seconds),
                 # Wake-ups through (moto's) EventBridge Scheduler, fired by the runtime's scheduler thread.
                 "AURORA_RESTORE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-scheduler",
                 "AURORA_RESTORE_EVENT_BUS_ARN": (
@@ -447,8 +452,6 @@ class LocalRuntime:
         bus = f"aurora-restore-{env}"
         events.create_event_bus(Name=bus)
         for function in FUNCTIONS:
-            if function == RECONCILE:
-                continue
             url = sqs.create_queue(
                 QueueName=f"{function_name(function, env)}-local",
                 Attributes={"VisibilityTimeout": str(self.options.visibility_timeout_seconds)},
@@ -621,6 +624,12 @@ class LocalRuntime:
                     >= self.options.max_receives
                 ):
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                else:
+                    sqs.change_message_visibility(
+                        QueueUrl=url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self.options.retry_delay_seconds,
+                    )
 
     def _deliver_twice_at_once(self, function: str, event: dict[str, Any]) -> bool:
         """The duplicate profile: two invocations with the same event, running at the same time."""

@@ -69,22 +69,34 @@ def delete_rds(ctx: StepContext) -> Outcome:
         for member in cluster.get("DBClusterMembers", []):
             instance_id = member["DBInstanceIdentifier"]
             if instance_id not in requested:
-                ctx.services.store.index_resource(instance_id, ctx.operation_id)
                 rds.delete_instance(instance_id)
                 requested.add(instance_id)
         outputs["instances_deleting"] = sorted(requested)
         if cluster.get("DeletionProtection"):
             rds.disable_deletion_protection(cluster_id)
         final = f"{cluster_id}-final-{ctx.operation_id}"[:255] if config.final_snapshot else None
-        rds.delete_cluster(cluster_id, final)
+        if not rds.delete_cluster(cluster_id, final):
+            # Refused for now (an instance not yet `deleting`): only the instances' deletions would
+            # follow, and no rule listens for those, so look again soon rather than at the safety re-check.
+            return _deleting(
+                ctx,
+                fields,
+                outputs,
+                f"cluster {cluster_id} to accept its deletion",
+                ctx.config.recheck_interval_seconds,
+            )
     return _deleting(ctx, fields, outputs, f"cluster {cluster_id} to be deleted")
 
 
-def _deleting(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], what: str) -> Outcome:
+def _deleting(
+    ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], what: str, recheck: float | None = None
+) -> Outcome:
     return Outcome(
         message="Cluster deletion in progress",
         fields={**fields, "deletion_status": "in-progress"},
-        waiting=Wait(what, ctx.config.delete_timeout_minutes, ctx.config.event_wait_recheck_seconds),
+        waiting=Wait(
+            what, ctx.config.delete_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds
+        ),
         outputs=outputs,
     )
 

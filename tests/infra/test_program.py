@@ -240,8 +240,13 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
     }
 
 
-# A waiting step schedules its one-shot wake-up (functions/wakeup.py).
-WAKEUP_ACTIONS = {"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "iam:PassRole"}
+# Every function may schedule, move or drop a wake-up or the operation's watchdog (functions/wakeup.py).
+WAKEUP_ACTIONS = {
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "iam:PassRole",
+}
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     "snapshot_check": {
         "rds:DescribeDBClusterSnapshots",
@@ -255,13 +260,12 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "rds:DescribeDBClusterSnapshots",
         "dynamodb:UpdateItem",
     },
-    "check_copy_status": {"rds:DescribeDBClusterSnapshots", *WAKEUP_ACTIONS},
+    "check_copy_status": {"rds:DescribeDBClusterSnapshots"},
     "delete_rds": {
         "rds:DescribeDBClusters",
         "rds:DeleteDBInstance",
         "rds:DeleteDBCluster",
         "rds:ModifyDBCluster",
-        *WAKEUP_ACTIONS,
     },
     "restore_snapshot": {
         "rds:DescribeDBClusters",
@@ -275,7 +279,6 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "rds:CreateDBInstance",
         "rds:AddTagsToResource",
         "secretsmanager:GetSecretValue",
-        *WAKEUP_ACTIONS,
     },
     "setup_db_users": {
         "rds:DescribeDBClusters",
@@ -292,7 +295,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
     },
-    "reconcile": {"dynamodb:Scan"},
+    "reconcile": {"dynamodb:Scan", "dynamodb:GetItem"},
 }
 EXPECTED_ACTIONS["verify_restore"] = EXPECTED_ACTIONS["setup_db_users"]
 COMMON_ACTIONS = {
@@ -302,6 +305,7 @@ COMMON_ACTIONS = {
     "events:PutEvents",
     "s3:PutObject",
     "dynamodb:PutItem",
+    *WAKEUP_ACTIONS,
 }
 VPC_ACTIONS = {
     "ec2:CreateNetworkInterface",

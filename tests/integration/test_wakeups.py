@@ -1,0 +1,152 @@
+"""Wake-ups in moto's EventBridge Scheduler: a wait's RecheckDue, and the operation's watchdog between waits.
+
+Every running operation has one wake-up pending and no more: the watchdog while steps hand over to each
+other, the wait's own RecheckDue while it waits, nothing once it has ended.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from integration.world import (
+    ACCOUNT,
+    COPY_NAME,
+    EVENT_BUS,
+    OPERATION_ID,
+    STATE_TABLE,
+    TARGET_REGION,
+    World,
+    rds_backend,
+    reset_function_caches,
+)
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-wakeups-dev"
+BUS_ARN = f"arn:aws:events:{TARGET_REGION}:{ACCOUNT}:event-bus/{EVENT_BUS}"
+
+
+@pytest.fixture
+def scheduled(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("AURORA_RESTORE_SCHEDULER_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("AURORA_RESTORE_EVENT_BUS_ARN", BUS_ARN)
+    monkeypatch.setenv("AURORA_RESTORE_STALL_SECONDS", "900")
+    reset_function_caches()
+    return world
+
+
+def schedules(world: World) -> dict[str, dict[str, Any]]:
+    """Every pending schedule: name -> the event it will put on the bus, and when."""
+    scheduler = world.client("scheduler")
+    found: dict[str, dict[str, Any]] = {}
+    for summary in scheduler.list_schedules().get("Schedules", []):
+        schedule = scheduler.get_schedule(Name=summary["Name"], GroupName="default")
+        target = schedule["Target"]
+        found[summary["Name"]] = {
+            "detail_type": target["EventBridgeParameters"]["DetailType"],
+            "detail": json.loads(target["Input"]),
+            "at": datetime.fromisoformat(schedule["ScheduleExpression"][3:-1]),
+        }
+    return found
+
+
+def kinds(world: World) -> list[tuple[str, str | None]]:
+    return sorted((s["detail_type"], s["detail"].get("step")) for s in schedules(world).values())
+
+
+def test_one_wake_up_is_pending_at_every_point_of_a_run(scheduled: World) -> None:
+    world = scheduled
+    assert world.run("snapshot_check")["status"] == "success"
+    (watchdog,) = schedules(world).values()
+    assert watchdog["detail_type"] == "StallCheckDue"
+    assert watchdog["detail"]["operation_id"] == OPERATION_ID
+    lead = watchdog["at"] - datetime.utcnow()
+    assert timedelta(seconds=800) < lead <= timedelta(seconds=900)
+
+    world.run("copy_snapshot")
+    assert kinds(world) == [("StallCheckDue", None)]  # the same stretch: not armed twice
+
+    # The copy is still running: the wait takes over with its own wake-up, the watchdog goes.
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    assert world.run("check_copy_status")["copy_status"] == "in-progress"
+    assert kinds(world) == [("RecheckDue", "check_copy_status")]
+
+    # The copy is done: its pending wake-up is dropped and the next stretch is watched.
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "available"
+    assert world.run("check_copy_status")["copy_status"] == "available"
+    assert kinds(world) == [("StallCheckDue", None)]
+
+    for step in ("delete_rds", "restore_snapshot", "check_restore_status"):
+        while world.run(step)["next_step"] == step:
+            pass
+    for step in ("setup_db_users", "verify_restore", "notify_completion", "cleanup"):
+        assert world.run(step)["status"] == "success"
+    assert world.state()["status"] == "completed"  # type: ignore[index]
+    assert schedules(world) == {}
+
+
+def _stale(world: World, operation_id: str, minutes: int) -> None:
+    """Make the operation look unmoved for `minutes` (as if its next step's trigger had been lost)."""
+    then = (datetime.utcnow() - timedelta(minutes=minutes)).isoformat() + "Z"
+    world.client("dynamodb").update_item(
+        TableName=STATE_TABLE,
+        Key={"operation_id": {"S": operation_id}},
+        UpdateExpression="SET updated_at = :then",
+        ExpressionAttributeValues={":then": {"S": then}},
+    )
+
+
+def _watchdog_fires(world: World, operation_id: str) -> dict[str, Any]:
+    event = {
+        "source": "aurora-restore",
+        "detail-type": "StallCheckDue",
+        "detail": {"operation_id": operation_id, "schema_version": "1"},
+    }
+    return world.invoke("reconcile", event)
+
+
+def test_a_watchdog_re_drives_an_operation_whose_trigger_was_lost(scheduled: World) -> None:
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+    _stale(world, OPERATION_ID, minutes=30)
+
+    answer = _watchdog_fires(world, OPERATION_ID)
+
+    assert answer["redriven"] == [OPERATION_ID]
+    restarted = [e for e in world.published_of("StepCompleted") if e["operation_id"] == OPERATION_ID]
+    assert [e["next_step"] for e in restarted] == ["setup_db_users"]
+    assert kinds(world) == [("StallCheckDue", None)]  # and it keeps watching the re-driven step
+
+
+def test_a_watchdog_leaves_a_moving_operation_alone_and_watches_on(scheduled: World) -> None:
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+
+    answer = _watchdog_fires(world, OPERATION_ID)
+
+    assert answer["redriven"] == []
+    assert world.published_of("StepCompleted") == []
+    (watchdog,) = schedules(world).values()
+    assert watchdog["at"] > datetime.utcnow() + timedelta(seconds=800)
+
+
+def test_a_watchdog_for_a_finished_or_unknown_operation_does_nothing(scheduled: World) -> None:
+    answer = _watchdog_fires(scheduled, "no-such-operation")
+    assert answer["redriven"] == [] and answer["flushed"] == []
+    assert schedules(scheduled) == {}
+
+
+def test_a_refused_cluster_deletion_is_looked_at_again_soon(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No rule listens for the instances' deletions, so a refusal must not wait for the safety re-check."""
+    from functions.rds import RdsAdapter
+
+    world = scheduled
+    world.advance("delete_rds")
+    monkeypatch.setattr(RdsAdapter, "delete_cluster", lambda self, cluster_id, final: False)
+    assert world.run("delete_rds")["deletion_status"] == "in-progress"
+    (recheck,) = schedules(world).values()
+    assert recheck["detail"]["step"] == "delete_rds"
+    assert recheck["at"] - datetime.utcnow() <= timedelta(seconds=60)
