@@ -1,11 +1,17 @@
-"""boto3 clients, created lazily (after moto or the local runtime is up) with one retry policy."""
+"""AWS clients, created lazily (after moto or the local runtime is up) with one retry policy.
+
+botocore only: boto3 adds nothing our functions use (resources, S3 transfer methods) and importing it costs
+some 150 ms of every cold start (boto3.compat pulls in s3transfer, which imports multiprocessing). Endpoints,
+credentials and region come from the environment exactly as with boto3 (AWS_ENDPOINT_URL[_<SERVICE>],
+AWS_ACCESS_KEY_ID..., AWS_DEFAULT_REGION): boto3 hands all of that to the same botocore session code.
+"""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 # Standard mode: exponential backoff with jitter on throttling and transient errors, 5 attempts. Adaptive
@@ -13,21 +19,31 @@ from botocore.config import Config
 # functions make a handful of calls each.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
+# One session for every client: it reads botocore's data files and resolves credentials once. A botocore
+# session is not thread-safe while creating clients, so it is only used under the lock; the clients it
+# creates are thread-safe.
 _lock = threading.Lock()
+_session: botocore.session.Session | None = None
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
 def client(service: str, region: str | None = None) -> Any:
+    global _session
     key = (service, region)
     with _lock:
         found = _clients.get(key)
         if found is None:
-            found = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+            if _session is None:
+                _session = botocore.session.get_session()
+            found = _session.create_client(service, region_name=region, config=RETRY_CONFIG)
             _clients[key] = found
         return found
 
 
 def reset_clients() -> None:
-    """Forget every client (tests and the local runtime call this when endpoints change)."""
+    """Forget every client and the session (tests and the local runtime call this when endpoints or
+    credentials change: the session keeps the credentials it resolved first)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None
