@@ -7,8 +7,9 @@ changes nothing: the loser gets StaleWrite, re-reads and decides again.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,12 +23,84 @@ LEASE_PREFIX = "lease#"
 RESOURCE_PREFIX = "resource#"
 COPY_PREFIX = "copy#"
 
+# -- DynamoDB attribute values ------------------------------------------------------------------------------
+# Our own few lines instead of boto3.dynamodb.types: importing any boto3 module imports all of boto3 (some
+# 150 ms of cold start). Same rules as boto3's TypeSerializer/TypeDeserializer: numbers go through
+# DynamoDB's decimal context (38 digits, an inexact number is an error, never silently rounded), a float
+# is stored as its shortest repr (as json.dumps writes it), a set of strings is a string set.
+NUMBER_CONTEXT = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
-def _to_item(document: dict[str, Any]) -> dict[str, Any]:
+
+def _number(value: int | float | Decimal) -> str:
+    number = NUMBER_CONTEXT.create_decimal(repr(value) if isinstance(value, float) else value)
+    if not number.is_finite():
+        raise TypeError(f"DynamoDB cannot store the number {value}")
+    return str(number)
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    """One Python value as a DynamoDB attribute value ({"S": ...}, {"N": ...}, {"M": ...}, ...)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": _number(value)}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, Mapping):
+        return {"M": {str(key): to_attribute(inner) for key, inner in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(inner) for inner in value]}
+    if isinstance(value, set | frozenset):
+        if value and all(isinstance(inner, str) for inner in value):
+            return {"SS": sorted(value)}
+        if value and all(
+            isinstance(inner, int | float | Decimal) and not isinstance(inner, bool) for inner in value
+        ):
+            return {"NS": [_number(inner) for inner in value]}
+        raise TypeError(f"DynamoDB stores only non-empty sets of strings or of numbers, not {value!r}")
+    raise TypeError(f"DynamoDB cannot store {type(value).__name__} values")
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    """One DynamoDB attribute value as Python: N is a Decimal, SS/NS a set, as boto3 answers."""
+    ((kind, value),) = attribute.items()
+    if kind in ("S", "BOOL", "B"):
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "N":
+        return NUMBER_CONTEXT.create_decimal(value)
+    if kind == "M":
+        return {key: from_attribute(inner) for key, inner in value.items()}
+    if kind == "L":
+        return [from_attribute(inner) for inner in value]
+    if kind in ("SS", "BS"):
+        return set(value)
+    if kind == "NS":
+        return {NUMBER_CONTEXT.create_decimal(inner) for inner in value}
+    raise TypeError(f"unknown DynamoDB attribute type {kind}")
+
+
+def to_item(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {key: to_attribute(value) for key, value in document.items()}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: from_attribute(value) for key, value in item.items()}
+
+
+def _json_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON dump as it is stored: floats as the Decimal of their JSON text."""
     return json.loads(json.dumps(document, default=str), parse_float=Decimal)
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def _plain_document(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item as a model's input: Decimals back to int or float, without our item_kind."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, Decimal):
             return int(value) if value == value.to_integral_value() else float(value)
@@ -47,29 +120,31 @@ def _conditional_failed(exc: ClientError) -> bool:
 class StateStore:
     def __init__(self, table_name: str, region: str | None = None) -> None:
         self.table_name = table_name
-        self._table: Any = None
         self._region = region
 
-    @property
-    def table(self) -> Any:
-        import boto3
+    def _call(self, operation: str, **request: Any) -> dict[str, Any]:
+        """One DynamoDB API call on our table with the shared client (functions.aws)."""
+        answer: dict[str, Any] = getattr(aws.client("dynamodb", self._region), operation)(
+            TableName=self.table_name, **request
+        )
+        return answer
 
-        if self._table is None:
-            resource = boto3.session.Session().resource(
-                "dynamodb", region_name=self._region, config=aws.RETRY_CONFIG
-            )
-            self._table = resource.Table(self.table_name)
-        return self._table
+    def _get_item(self, key: str, consistent: bool = False) -> dict[str, Any] | None:
+        request: dict[str, Any] = {"Key": {"operation_id": {"S": key}}}
+        if consistent:
+            request["ConsistentRead"] = True
+        item = self._call("get_item", **request).get("Item")
+        return from_item(item) if item else None
 
     # -- operations ---------------------------------------------------------------------------------
     def get(self, operation_id: str) -> OperationState | None:
         try:
-            item = self.table.get_item(Key={"operation_id": operation_id}, ConsistentRead=True).get("Item")
+            item = self._get_item(operation_id, consistent=True)
         except ClientError as exc:
             raise AwsError(f"reading state of {operation_id}: {exc}", retryable=True) from exc
         if not item or item.get("item_kind", "operation") != "operation":
             return None
-        return OperationState.model_validate(_from_item(item))
+        return OperationState.model_validate(_plain_document(item))
 
     def create(self, state: OperationState) -> OperationState:
         """Write a new operation; StaleWrite when one with that id exists already."""
@@ -90,46 +165,52 @@ class StateStore:
         return state
 
     def _put(self, state: OperationState, condition: str, values: dict[str, Any]) -> None:
-        item = _to_item(state.model_dump(mode="json"))
+        item = _json_document(state.model_dump(mode="json"))
         item["item_kind"] = "operation"
-        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
+        request: dict[str, Any] = {"Item": to_item(item), "ConditionExpression": condition}
         if values:
-            kwargs["ExpressionAttributeValues"] = values
+            request["ExpressionAttributeValues"] = to_item(values)
         try:
-            self.table.put_item(**kwargs)
+            self._call("put_item", **request)
         except ClientError as exc:
             if _conditional_failed(exc):
                 raise StaleWrite(state.operation_id) from exc
             raise AwsError(f"writing state of {state.operation_id}: {exc}", retryable=True) from exc
 
     def delete(self, operation_id: str) -> None:
-        self.table.delete_item(Key={"operation_id": operation_id})
+        self._call("delete_item", Key={"operation_id": {"S": operation_id}})
 
     def scan_operations(self, status: str | None = None) -> list[OperationState]:
-        kwargs: dict[str, Any] = {
+        request: dict[str, Any] = {
             "FilterExpression": "item_kind = :kind" + (" AND #s = :status" if status else ""),
-            "ExpressionAttributeValues": {":kind": "operation", **({":status": status} if status else {})},
+            "ExpressionAttributeValues": to_item(
+                {":kind": "operation", **({":status": status} if status else {})}
+            ),
         }
         if status:
-            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+            request["ExpressionAttributeNames"] = {"#s": "status"}
         found: list[OperationState] = []
         while True:
-            page = self.table.scan(**kwargs)
-            found.extend(OperationState.model_validate(_from_item(item)) for item in page.get("Items", []))
+            page = self._call("scan", **request)
+            found.extend(
+                OperationState.model_validate(_plain_document(from_item(item)))
+                for item in page.get("Items", [])
+            )
             if "LastEvaluatedKey" not in page:
                 return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- lease ----------------------------------------------------------------------------------------
     def acquire_lease(self, target_cluster_id: str, operation_id: str) -> Lease:
         lease = Lease(target_cluster_id=target_cluster_id, holder=operation_id, acquired_at=utcnow())
-        item = _to_item(lease.model_dump(mode="json"))
+        item = _json_document(lease.model_dump(mode="json"))
         item.update(operation_id=LEASE_PREFIX + target_cluster_id, item_kind="lease")
         try:
-            self.table.put_item(
-                Item=item,
+            self._call(
+                "put_item",
+                Item=to_item(item),
                 ConditionExpression="attribute_not_exists(operation_id) OR holder = :me",
-                ExpressionAttributeValues={":me": operation_id},
+                ExpressionAttributeValues={":me": {"S": operation_id}},
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
@@ -142,18 +223,17 @@ class StateStore:
         return lease
 
     def lease_holder(self, target_cluster_id: str) -> str | None:
-        item = self.table.get_item(
-            Key={"operation_id": LEASE_PREFIX + target_cluster_id}, ConsistentRead=True
-        ).get("Item")
+        item = self._get_item(LEASE_PREFIX + target_cluster_id, consistent=True)
         return str(item["holder"]) if item else None
 
     def release_lease(self, target_cluster_id: str, operation_id: str) -> bool:
         """Release if `operation_id` holds it; True when released now or already free of this holder."""
         try:
-            self.table.delete_item(
-                Key={"operation_id": LEASE_PREFIX + target_cluster_id},
+            self._call(
+                "delete_item",
+                Key={"operation_id": {"S": LEASE_PREFIX + target_cluster_id}},
                 ConditionExpression="attribute_not_exists(operation_id) OR holder = :me",
-                ExpressionAttributeValues={":me": operation_id},
+                ExpressionAttributeValues={":me": {"S": operation_id}},
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -164,38 +244,43 @@ class StateStore:
     # -- shared snapshot copies: every operation restoring one day's snapshot uses the same copy ----------
     def join_copy(self, copy_id: str, operation_id: str) -> None:
         """Count `operation_id` among the copy's users (idempotent)."""
-        self.table.update_item(
-            Key={"operation_id": COPY_PREFIX + copy_id},
+        self._call(
+            "update_item",
+            Key={"operation_id": {"S": COPY_PREFIX + copy_id}},
             UpdateExpression="ADD #users :me SET item_kind = :kind",
             ExpressionAttributeNames={"#users": "users"},
-            ExpressionAttributeValues={":me": {operation_id}, ":kind": "copy"},
+            ExpressionAttributeValues={":me": {"SS": [operation_id]}, ":kind": {"S": "copy"}},
         )
 
     def leave_copy(self, copy_id: str, operation_id: str) -> int:
         """Stop counting `operation_id`; how many operations still use the copy (0: it may be deleted)."""
-        answer = self.table.update_item(
-            Key={"operation_id": COPY_PREFIX + copy_id},
+        answer = self._call(
+            "update_item",
+            Key={"operation_id": {"S": COPY_PREFIX + copy_id}},
             UpdateExpression="DELETE #users :me",
             ExpressionAttributeNames={"#users": "users"},
-            ExpressionAttributeValues={":me": {operation_id}},
+            ExpressionAttributeValues={":me": {"SS": [operation_id]}},
             ReturnValues="ALL_NEW",
         )
-        return len(answer.get("Attributes", {}).get("users", set()))
+        return len(from_item(answer.get("Attributes", {})).get("users", set()))
 
     # -- resource index: which operation an RDS event belongs to ----------------------------------------
     def index_resource(self, identifier: str, operation_id: str, ttl_days: int = 7) -> None:
         expires = int((utcnow() + timedelta(days=ttl_days)).timestamp())
-        self.table.put_item(
-            Item={
-                "operation_id": RESOURCE_PREFIX + identifier,
-                "item_kind": "resource",
-                "holder": operation_id,
-                "expires_at": expires,
-            }
+        self._call(
+            "put_item",
+            Item=to_item(
+                {
+                    "operation_id": RESOURCE_PREFIX + identifier,
+                    "item_kind": "resource",
+                    "holder": operation_id,
+                    "expires_at": expires,
+                }
+            ),
         )
 
     def lookup_resource(self, identifier: str) -> str | None:
-        item = self.table.get_item(Key={"operation_id": RESOURCE_PREFIX + identifier}).get("Item")
+        item = self._get_item(RESOURCE_PREFIX + identifier)
         return str(item["holder"]) if item else None
 
 
