@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from functions import aws
@@ -57,18 +57,17 @@ def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def ssm_values(parameter_name: str, region: str | None = None) -> dict[str, Any]:
     """The JSON document in /aurora-restore/<env>/config; absent is an empty document."""
-    # Imported here: only the first step reads SSM, and Powertools' parameters module is slow to import.
-    from aws_lambda_powertools.utilities import parameters
-
+    # A plain GetParameter, not Powertools' SSMProvider: its module imports boto3 (some 150 ms on the first
+    # step's cold invocation), and a provider made per call never served from its cache anyway.
     try:
-        # A provider per call: get_parameter() would pass boto3_client on to the SSM API as a parameter.
-        provider = parameters.SSMProvider(boto3_client=aws.client("ssm", region))
-        value = provider.get(parameter_name, transform="json", max_age=30)
-    except parameters.exceptions.GetParameterError as exc:
-        if "ParameterNotFound" in str(exc):
+        answer = aws.client("ssm", region).get_parameter(Name=parameter_name)
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return {}
         raise ConfigError(f"reading SSM parameter {parameter_name}: {exc}") from exc
-    except parameters.exceptions.TransformParameterError as exc:
+    try:
+        value = json.loads(answer["Parameter"]["Value"])
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"SSM parameter {parameter_name} is not a JSON object: {exc}") from exc
     if not isinstance(value, dict):
         raise ConfigError(f"SSM parameter {parameter_name} must hold a JSON object")
