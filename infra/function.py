@@ -20,7 +20,7 @@ def environment_variables(
     bus_arn: pulumi.Input[str],
     wakeup_role_arn: pulumi.Input[str],
 ) -> dict[str, pulumi.Input[str]]:
-    """What functions.settings reads, and Powertools' own settings."""
+    """What functions.settings reads, Powertools' own settings, and pydantic's plugin switch."""
     return {
         "AURORA_RESTORE_ENV": settings.environment,
         "AURORA_RESTORE_STATE_TABLE": table_name,
@@ -34,6 +34,9 @@ def environment_variables(
         "POWERTOOLS_METRICS_NAMESPACE": "AuroraRestore",
         "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # We use no pydantic plugins; without this, building the first model reads the entry points of
+        # every installed distribution looking for some, in each cold start.
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
 
 

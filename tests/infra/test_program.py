@@ -87,6 +87,7 @@ def test_every_function_exists_with_its_name_handler_runtime_and_environment(
         "POWERTOOLS_METRICS_NAMESPACE": "AuroraRestore",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
     assert inputs["deadLetterConfig"]["targetArn"].endswith(":aurora-restore-failed-invocations-dev")
     assert inputs["loggingConfig"]["logGroup"] == f"/aws/lambda/aurora-restore-{kebab(function)}-dev"
