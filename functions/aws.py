@@ -1,9 +1,10 @@
 """AWS clients, created lazily (after moto or the local runtime is up) with one retry policy.
 
-botocore only: boto3 adds nothing our functions use (resources, S3 transfer methods) and importing it costs
-some 150 ms of every cold start (boto3.compat pulls in s3transfer, which imports multiprocessing). Endpoints,
-credentials and region come from the environment exactly as with boto3 (AWS_ENDPOINT_URL[_<SERVICE>],
-AWS_ACCESS_KEY_ID..., AWS_DEFAULT_REGION): boto3 hands all of that to the same botocore session code.
+botocore only: boto3 adds nothing our functions use (resources, S3 transfer methods), its import adds about
+20 ms to every cold start (boto3.compat pulls in s3transfer and multiprocessing), and a boto3 Session per
+client re-read botocore's shared data files (endpoints, retry rules) for each one. Endpoints, credentials and
+region come from the environment exactly as with boto3 (AWS_ENDPOINT_URL[_<SERVICE>], AWS_ACCESS_KEY_ID...,
+AWS_DEFAULT_REGION): boto3 handed all of that to the same botocore session code.
 """
 
 from __future__ import annotations

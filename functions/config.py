@@ -57,8 +57,8 @@ def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def ssm_values(parameter_name: str, region: str | None = None) -> dict[str, Any]:
     """The JSON document in /aurora-restore/<env>/config; absent is an empty document."""
-    # A plain GetParameter, not Powertools' SSMProvider: its module imports boto3 (some 150 ms on the first
-    # step's cold invocation), and a provider made per call never served from its cache anyway.
+    # A plain GetParameter, not Powertools' SSMProvider: its module imports boto3, which the first step would
+    # import on its cold invocation for this alone, and a provider made per call never served from its cache.
     try:
         answer = aws.client("ssm", region).get_parameter(Name=parameter_name)
     except (ClientError, BotoCoreError) as exc:

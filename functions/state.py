@@ -24,8 +24,8 @@ RESOURCE_PREFIX = "resource#"
 COPY_PREFIX = "copy#"
 
 # -- DynamoDB attribute values ------------------------------------------------------------------------------
-# Our own few lines instead of boto3.dynamodb.types: importing any boto3 module imports all of boto3 (some
-# 150 ms of cold start). Same rules as boto3's TypeSerializer/TypeDeserializer: numbers go through
+# Our own few lines instead of boto3.dynamodb.types: importing any boto3 module imports all of boto3, which
+# no handler needs otherwise. Same rules as boto3's TypeSerializer/TypeDeserializer: numbers go through
 # DynamoDB's decimal context (38 digits, an inexact number is an error, never silently rounded), a float
 # is stored as its shortest repr (as json.dumps writes it), a set of strings is a string set.
 NUMBER_CONTEXT = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
