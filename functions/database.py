@@ -103,6 +103,13 @@ def _roles(grants: Sequence[UserGrant]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(grant.user.username) for grant in grants)
 
 
+def role_statement(grant: UserGrant, exists: bool, verifier: str) -> sql.Composable:
+    verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
+    return sql.SQL("{} {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+        verb, sql.Identifier(grant.user.username), sql.Literal(verifier)
+    )
+
+
 def setup_statements(
     grants: Sequence[UserGrant], existing: set[str], dbname: str, schemas: Sequence[str]
 ) -> list[sql.Composable]:
@@ -111,24 +118,28 @@ def setup_statements(
     One GRANT per (schema, privilege set) names every role that gets it, so a table's ACL is rewritten a
     handful of times rather than once per user: 1,000 users cost what a few do.
     """
-    statements: list[sql.Composable] = []
+    granting = grant_statements(grants, dbname, schemas)
     # PBKDF2 releases the GIL: the verifiers of many users are computed side by side.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         verifiers = list(pool.map(lambda grant: scram_verifier(grant.password.get_secret_value()), grants))
-    for grant, secret in zip(grants, verifiers, strict=True):
-        verb = sql.SQL("ALTER ROLE") if grant.user.username in existing else sql.SQL("CREATE ROLE")
-        verifier = sql.Literal(secret)
-        statements.append(
-            sql.SQL("{} {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                verb, sql.Identifier(grant.user.username), verifier
-            )
-        )
+    roles = [
+        role_statement(grant, grant.user.username in existing, secret)
+        for grant, secret in zip(grants, verifiers, strict=True)
+    ]
+    return roles + granting
+
+
+def grant_statements(
+    grants: Sequence[UserGrant], dbname: str, schemas: Sequence[str]
+) -> list[sql.Composable]:
+    """CONNECT, then per schema: revoke everything, grant usage and each privilege set (see setup_statements)."""
+    statements: list[sql.Composable] = []
     if not grants:
         return statements
+    privileges = {grant.user.username: _privileges(grant.user) for grant in grants}
     statements.append(
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), _roles(grants))
     )
-    privileges = {grant.user.username: _privileges(grant.user) for grant in grants}
     by_schema: dict[str, list[UserGrant]] = {}
     for grant in grants:
         for schema in grant.user.schemas or schemas:
