@@ -1,4 +1,4 @@
-"""The database adapter (psycopg2): users and grants in one transaction, verification from the catalog.
+"""The database adapter (psycopg2): users and their grants, verification from the catalog.
 
 Identifiers reach SQL only through psycopg2.sql.Identifier and privileges only from the whitelist.
 Passwords are sent as SCRAM-SHA-256 verifiers computed here, so no plaintext password is ever part of a
@@ -10,23 +10,44 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from functions.errors import DatabaseError, InvalidRequest, VerificationFailed
-from schemas.config import PRIVILEGES, DbUser
+from schemas.config import PRIVILEGES, RESERVED_USERNAMES, DbUser, Username
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 SCRAM_ITERATIONS = 4096
 STATEMENTS_PER_ROUND_TRIP = 200
+# Above this many users the roles are created on several connections at once (see setup_users).
+PARALLEL_THRESHOLD = 64
+USERS_PER_WORKER = 64
+MAX_ROLE_WORKERS = 4
+# A worker hashes this many passwords, then sends their roles in one round trip: small enough that one
+# worker's hashing overlaps the others' server work, large enough that round trips do not count.
+ROLES_PER_ROUND_TRIP = 50
+# How long a worker waits for a role another transaction is creating. Two runs (or a run and a
+# single-transaction one) can each hold a role the other waits for while our workers wait for each other
+# outside the server, a deadlock PostgreSQL cannot see; the timeout ends it as a retryable failure.
+ROLE_LOCK_TIMEOUT = "10s"
+# A concurrent run creating or changing the same roles: running again succeeds.
+CONFLICTS = (
+    psycopg2.errors.UniqueViolation,  # created at the same moment by another transaction
+    psycopg2.errors.DuplicateObject,  # created by another run after we looked
+    psycopg2.errors.TransactionRollbackError,  # deadlock or serialization failure
+    psycopg2.errors.LockNotAvailable,  # ROLE_LOCK_TIMEOUT ran out
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +153,7 @@ def setup_statements(
 def grant_statements(
     grants: Sequence[UserGrant], dbname: str, schemas: Sequence[str]
 ) -> list[sql.Composable]:
-    """CONNECT, then per schema: revoke everything, grant usage and each privilege set (see setup_statements)."""
+    """CONNECT, then per schema: revoke everything, grant usage and each privilege set."""
     statements: list[sql.Composable] = []
     if not grants:
         return statements
@@ -185,9 +206,47 @@ def user_statements(
     return setup_statements([grant], {grant.user.username} if exists else set(), dbname, schemas)
 
 
-def setup_users(conn: Any, dbname: str, grants: Sequence[UserGrant]) -> list[str]:
-    """Create or update every role with its password and exactly its privileges, in one transaction."""
+def setup_users(
+    conn: Any,
+    dbname: str,
+    grants: Sequence[UserGrant],
+    *,
+    connect: Callable[[], Any] | None = None,
+    workers: int | None = None,
+    parallel_threshold: int | None = None,
+) -> list[str]:
+    """Create or update every role with its password and exactly its privileges; returns the schemas.
+
+    Everything is checked before any statement changes anything: usernames (pattern, reserved, listed
+    once), the privilege whitelist, and that every schema a user names exists. Bad input changes nothing.
+
+    Up to `parallel_threshold` users (default PARALLEL_THRESHOLD), or without `connect`, everything runs
+    in one transaction on `conn`. Above it, the roles are spread over `workers` more connections opened
+    with `connect` (default: one per USERS_PER_WORKER users, at most MAX_ROLE_WORKERS). The reason:
+    PostgreSQL checks every new SCRAM secret against the empty password, a PBKDF2 of 4,096 iterations
+    (~4 ms of server CPU per role) in the one backend running the statement; several backends use several
+    CPUs. Each worker hashes its own share of the passwords a batch at a time, so the client's hashing
+    overlaps the server's work (hashlib and psycopg2 both release the GIL). Each worker runs its share in
+    its own transaction and none commits until every one has finished without error; if one fails the
+    others are cancelled and all roll back, so nothing is changed. Then all commit, and the grants run in
+    one transaction on `conn` (they need the roles committed).
+
+    Without two-phase commit (Aurora has max_prepared_transactions=0) that is as atomic as PostgreSQL
+    allows, with one narrow window: if the process dies or a commit fails between the first worker's commit
+    and the last one's, or the grants fail after them, some roles are created or altered (with their new
+    passwords) without their grants; a new role then holds only what PUBLIC has. Running the step again is
+    idempotent and finishes the job: it alters the roles that exist and grants everything.
+
+    A concurrent run on the same roles (UniqueViolation, DuplicateObject), a deadlock or serialization
+    failure, or a worker waiting longer than ROLE_LOCK_TIMEOUT for a role another transaction holds, is a
+    retryable DatabaseError; any other PostgreSQL error a non-retryable one. Messages carry the server's
+    primary message only, never a statement (statements carry password verifiers).
+    """
+    _check_users(grants)
     names = [grant.user.username for grant in grants]
+    threshold = PARALLEL_THRESHOLD if parallel_threshold is None else parallel_threshold
+    opener = connect if len(grants) > threshold else None
+    count = role_workers(len(grants), workers) if opener is not None else 1
     try:
         with conn:
             with conn.cursor() as cursor:
@@ -197,14 +256,134 @@ def setup_users(conn: Any, dbname: str, grants: Sequence[UserGrant]) -> list[str
                     raise InvalidRequest(f"schemas named for DB users do not exist: {', '.join(missing)}")
                 cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
                 existing = {row[0] for row in cursor.fetchall()}
-                _execute_batched(cursor, setup_statements(grants, existing, dbname, schemas))
+                if opener is None or count == 1:
+                    _execute_batched(cursor, setup_statements(grants, existing, dbname, schemas))
+                    return schemas
+        granting = grant_statements(grants, dbname, schemas)
+        _create_roles(opener, grants, existing, count)
     except psycopg2.Error as exc:
-        # A concurrent run creating the same role, or a serialization conflict: running again succeeds.
-        conflict = isinstance(exc, psycopg2.errors.UniqueViolation | psycopg2.errors.TransactionRollbackError)
         raise DatabaseError(
-            f"setting up DB users failed and was rolled back: {_pg_message(exc)}", retryable=conflict
+            f"setting up DB users failed and was rolled back: {_pg_message(exc)}", retryable=_conflict(exc)
+        ) from exc
+    try:
+        with conn:
+            with conn.cursor() as cursor:
+                _execute_batched(cursor, granting)
+    except psycopg2.Error as exc:
+        raise DatabaseError(
+            "the DB users' roles were committed but granting their privileges failed and was rolled back "
+            f"(running the step again finishes the job): {_pg_message(exc)}",
+            retryable=_conflict(exc),
         ) from exc
     return schemas
+
+
+def role_workers(users: int, workers: int | None = None) -> int:
+    """How many connections create `users` roles: `workers`, or one per USERS_PER_WORKER up to the max."""
+    if workers is None:
+        workers = min(MAX_ROLE_WORKERS, math.ceil(users / USERS_PER_WORKER))
+    return max(1, min(workers, users))
+
+
+def _create_roles(
+    connect: Callable[[], Any], grants: Sequence[UserGrant], existing: set[str], count: int
+) -> None:
+    """Every role on `count` connections at once; all commit only if all succeeded (see setup_users)."""
+    shares = [grants[index::count] for index in range(count)]
+    opened: list[Any] = []
+    failures: list[Exception] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def fail(exc: Exception, own: Any) -> None:
+        with lock:
+            failures.append(exc)
+            others = [other for other in opened if other is not own]
+        stop.set()
+        for other in others:
+            try:
+                other.cancel()  # ends a batch running on the server; ignored by an idle connection
+            except psycopg2.Error:
+                pass
+
+    def work(share: Sequence[UserGrant]) -> None:
+        own = None
+        try:
+            own = connect()
+            with lock:
+                opened.append(own)
+            own.autocommit = False
+            with own.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", (ROLE_LOCK_TIMEOUT,))
+                for start in range(0, len(share), ROLES_PER_ROUND_TRIP):
+                    statements = []
+                    for grant in share[start : start + ROLES_PER_ROUND_TRIP]:
+                        if stop.is_set():  # another worker failed: its cancel only reaches a running batch
+                            return
+                        verifier = scram_verifier(grant.password.get_secret_value())
+                        statements.append(role_statement(grant, grant.user.username in existing, verifier))
+                    cursor.execute(sql.SQL(";\n").join(statements))
+        except Exception as exc:
+            fail(exc, own)
+            raise  # kept in its future too; the first failure recorded is the one reported
+
+    committed = 0
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            for share in shares:
+                pool.submit(work, share)
+        # Leaving the block waited for every worker.
+        if failures:
+            raise failures[0]
+        for worker in opened:
+            worker.commit()
+            committed += 1
+    except psycopg2.Error as exc:
+        if committed == 0:
+            raise
+        raise DatabaseError(
+            f"setting up DB users failed after {committed} of {count} connections committed their roles "
+            f"(running the step again finishes the job): {_pg_message(exc)}",
+            retryable=True,
+        ) from exc
+    finally:
+        for worker in opened[committed:]:
+            try:
+                worker.rollback()
+            except psycopg2.Error:
+                pass  # a broken connection: closing it ends its transaction all the same
+        for worker in opened:
+            worker.close()
+
+
+def _conflict(exc: psycopg2.Error) -> bool:
+    return isinstance(exc, CONFLICTS)
+
+
+def _check_users(grants: Sequence[UserGrant]) -> None:
+    """Role names well formed, not reserved, each listed once; privileges from the whitelist.
+
+    DbUsers checks this when the configuration is loaded; checked again here because the parallel path
+    relies on it: two workers creating the same role would wait for each other until ROLE_LOCK_TIMEOUT.
+    """
+    seen: set[str] = set()
+    for grant in grants:
+        name = grant.user.username
+        try:
+            _username().validate_python(name)
+        except ValidationError:
+            raise InvalidRequest(f"username {name!r} is not a valid role name") from None
+        if name in RESERVED_USERNAMES:
+            raise InvalidRequest(f"username {name!r} is reserved")
+        if name in seen:
+            raise InvalidRequest(f"username {name!r} is listed twice")
+        seen.add(name)
+        _privileges(grant.user)
+
+
+@cache
+def _username() -> TypeAdapter[str]:
+    return TypeAdapter(Username)
 
 
 def _execute_batched(cursor: Any, statements: Sequence[sql.Composable]) -> None:

@@ -59,7 +59,13 @@ def setup_db_users(ctx: StepContext) -> Outcome:
     target = _connection(ctx)
     conn = database.connect(target.endpoint, target.master_user, target.master_password)
     try:
-        database.setup_users(conn, target.endpoint.dbname, target.grants)
+        # Many users: their roles are created on several connections at once (see database.setup_users).
+        database.setup_users(
+            conn,
+            target.endpoint.dbname,
+            target.grants,
+            connect=lambda: database.connect(target.endpoint, target.master_user, target.master_password),
+        )
     finally:
         conn.close()
     created = [config_resolver.describe_user(grant.user) for grant in target.grants]
