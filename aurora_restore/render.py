@@ -77,6 +77,7 @@ def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = No
         kinds = Counter(event["detail"]["EventID"] for event in sent)
         out.append("")
         out.append(
-            "RDS events on the default bus: " + (", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())) or "none")
+            "RDS events on the default bus: "
+            + (", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())) or "none")
         )
     return "\n".join(out)

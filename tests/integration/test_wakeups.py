@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+
 from integration.world import (
     ACCOUNT,
     COPY_NAME,
