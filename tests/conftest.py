@@ -29,9 +29,9 @@ from integration.world import (
 def shared_botocore_loader() -> Iterator[None]:
     """One botocore data loader for every session the tests create.
 
-    functions.aws builds each client from a new boto3 Session, and each Session re-reads botocore's JSON
-    models (about 0.1 s a client). In Lambda that happens once per cold start; here every test starts
-    cold, so sharing the loader (read-only model data) keeps the suite fast without changing behaviour.
+    Each botocore session (functions.aws makes one per reset, the tests' boto3 clients one each) re-reads
+    botocore's JSON models. In Lambda that happens once per cold start; here every test starts cold, so
+    sharing the loader (read-only model data) keeps the suite fast without changing behaviour.
     """
     import botocore.loaders
     import botocore.session
