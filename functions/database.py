@@ -93,8 +93,13 @@ def connect(endpoint: Endpoint, user: str, password: SecretStr, *, timeout: int 
 
 def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores (RFC 5802/7677), as `\\password` computes it."""
+    # PBKDF2 through cryptography's own OpenSSL: ~0.8 ms against hashlib's ~1.3 ms on the OpenSSL 3.0 that
+    # Python links here (same bytes; tests/unit check them against hashlib and a known verifier).
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     salt = salt or os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    salted = PBKDF2HMAC(SHA256(), 32, salt, iterations).derive(password.encode("utf-8"))
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()

@@ -235,3 +235,24 @@ def test_passwords_reach_sql_only_as_scram_verifiers() -> None:
     rendered = repr(statements)
     assert "app_password" not in rendered
     assert "SCRAM-SHA-256$4096:" in rendered
+
+
+def test_a_scram_verifier_is_what_rfc_7677_computes() -> None:
+    # Given a password and a fixed salt
+    import base64
+    import hashlib
+    import hmac
+
+    salt = bytes(range(16))
+
+    # When its verifier is computed
+    verifier = database.scram_verifier("pencil", salt=salt)
+
+    # Then it is SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, from PBKDF2-HMAC-SHA256
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
+    stored = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    assert verifier == (
+        f"SCRAM-SHA-256$4096:{b64(salt).decode()}${b64(stored).decode()}:{b64(server).decode()}"
+    )
