@@ -59,7 +59,9 @@ def _put(settings: Settings, name: str, at: datetime, event: BusEvent, *, replac
     definition: dict[str, Any] = {
         "Name": name,
         "GroupName": "default",
-        "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",
+        "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",  # whole seconds: the most at() takes
+        # The exact time, for people and for the local runtime, whose time-scaled waits are sub-second.
+        "Description": f"{event.detail_type} for {event.operation_id}, due {at.isoformat()}",
         "ScheduleExpressionTimezone": "UTC",
         "FlexibleTimeWindow": {"Mode": "OFF"},
         "ActionAfterCompletion": "DELETE",

@@ -151,6 +151,7 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
             history=list(state.history),
             calls=calls,
             scale=scale.factor,
+            wakeups=list(runtime.wakeup_log),
         )
         step_calls = [c for c in calls if c.operation_id == operation_id and c.function != RECONCILE]
         ticks = [c for c in calls if c.function == RECONCILE and began <= c.started <= ended]

@@ -101,6 +101,7 @@ def read_timeline(
     history: list[Any],
     calls: list[Call],
     scale: float,
+    wakeups: list[tuple[float, dict[str, Any]]] | None = None,
 ) -> Reading:
     """`scale` is wall seconds per AWS second. `works` are the simulator's, `history` the state's."""
     by_action = {w.action: w for w in works if began <= w.started <= ended and w.finished is not None}
@@ -138,8 +139,16 @@ def read_timeline(
         if detector is not None and detector.trigger == "direct":
             timer_end = detector.started
         elif detector is not None and detector.trigger == "RecheckDue":
-            fired = [c.started for c in reconciles if c.started <= detector.started]
-            timer_end = max(fired) if fired else done
+            # Woken by a timer: a wake-up schedule firing, or the reconciler's scan noticing an overdue
+            # wait. The timer counts time-scaled; the event's way from there to the step at face value.
+            fired = [c.started for c in reconciles if c.started <= detector.started] + [
+                at
+                for at, detail in wakeups or []
+                if detail.get("operation_id") == operation_id
+                and detail.get("step") == step
+                and at <= detector.started
+            ]
+            timer_end = max(fired) if fired else detector.started
         timer = (done, max(done, min(timer_end, noticed)))
         scaled.append(timer)
         timer_total += timer[1] - timer[0]

@@ -100,6 +100,16 @@ class RuntimeOptions:
     log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
 
 
+def _due_at(schedule: Any) -> datetime:
+    """When a one-time schedule fires: at() has whole seconds, which time-scaled local waits (a second
+    stands for minutes) cannot round to; functions.wakeup puts the exact time in the description."""
+    description = schedule.description or ""
+    if ", due " in description:
+        exact = datetime.fromisoformat(description.rsplit(", due ", 1)[1])
+        return exact.astimezone(UTC).replace(tzinfo=None) if exact.tzinfo else exact
+    return datetime.fromisoformat(schedule.schedule_expression[3:-1])
+
+
 @dataclass
 class Delivery:
     at: float
@@ -139,6 +149,8 @@ class LocalRuntime:
         self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
         self.deliveries: list[Delivery] = []
         self.wakeups_fired = 0
+        # (time.time() it fired, the detail it put on the bus): when each wait's timer ran out.
+        self.wakeup_log: list[tuple[float, dict[str, Any]]] = []
         self.event_bodies: list[str] = []  # every event a worker received, raw (for scans of what travelled)
         self.errors: list[str] = []
         self.log_lines: list[str] = []
@@ -688,7 +700,7 @@ class LocalRuntime:
             for group in list(backend.schedule_groups.values()):
                 for name, schedule in list(group.schedules.items()):
                     expression = schedule.schedule_expression
-                    if expression.startswith("at(") and datetime.fromisoformat(expression[3:-1]) <= now:
+                    if expression.startswith("at(") and _due_at(schedule) <= now:
                         due.append((group, name, schedule))
             for group, name, schedule in due:
                 group.schedules.pop(name, None)
@@ -707,6 +719,7 @@ class LocalRuntime:
                     )
                     with self._lock:
                         self.wakeups_fired += 1
+                        self.wakeup_log.append((time.time(), json.loads(target.get("Input") or "{}")))
                 except Exception as exc:  # noqa: BLE001 - a lost wake-up is what the reconciler is for
                     self.errors.append(f"scheduler: {exc}")
 

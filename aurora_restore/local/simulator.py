@@ -244,14 +244,14 @@ class RdsSimulator:
             self.options.durations.copy,
             done,
         )
-        # PercentProgress grows as the copy runs, as RDS reports it.
-        for tenth in range(1, 10):
+        # PercentProgress grows as the copy runs, in whole percents as RDS reports it.
+        for percent in range(1, 100):
 
-            def advance(percent: int = tenth * 10) -> None:
+            def advance(percent: int = percent) -> None:
                 if snapshot.status == "copying":
                     snapshot.percent_progress = percent
 
-            self.scheduler.after(self.options.durations.copy * tenth / 10, advance)
+            self.scheduler.after(self.options.durations.copy * percent / 100, advance)
         return snapshot
 
     def _delete_instance(self, backend: Any, *args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
@@ -99,19 +99,38 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         message=message,
         fields={"source_snapshot": source_name, "target_snapshot": target_name},
         next_step=Step.CHECK_COPY_STATUS,
-        outputs={"target_snapshot": target_name},
+        # When the copy was asked for: its progress is measured from here (a copy's SnapshotCreateTime
+        # may be the original snapshot's).
+        outputs={
+            "target_snapshot": target_name,
+            "copy_requested_at": ctx.outputs.get("copy_requested_at") or utcnow().isoformat(),
+        },
     )
 
 
-def _copy_recheck(snapshot: dict[str, Any], shortest: float) -> float:
-    """Aurora sends no event for a copy: check again when its progress says it will be done."""
+TRUSTED_PROGRESS = 5.0  # below this, a projection from whole percents is too coarse to wait on
+
+
+def _copy_recheck(snapshot: dict[str, Any], shortest: float, requested_at: str | None) -> float:
+    """Aurora sends no event for a copy: check again when its progress says it will be done.
+
+    PercentProgress is a whole number (the true progress is up to one more), so the projection uses the
+    middle of that range. Below half way it stops at 90% of the projected time and projects again from
+    the finer figure there; past half way it lands just after the projected end. Below TRUSTED_PROGRESS
+    the wait is never longer than the copy has run so far.
+    """
     progress = float(snapshot.get("PercentProgress") or 0)
-    started = snapshot.get("SnapshotCreateTime")
+    started = datetime.fromisoformat(requested_at) if requested_at else snapshot.get("SnapshotCreateTime")
     if not started or not 0 < progress < 100:
         return shortest
-    elapsed = (utcnow() - started).total_seconds()
-    remaining = elapsed * (100 - progress) / progress
-    return max(shortest, remaining * 1.02 + 1)
+    elapsed = max(0.0, (utcnow() - started).total_seconds())
+    middle = min(progress + 0.5, 99.9)
+    remaining = elapsed * (100 - middle) / middle
+    # Early on a percent is a coarse unit: stop short of the projection and project again from there.
+    remaining = remaining * 0.9 if progress < 50 else remaining * 1.01 + 1
+    if progress < TRUSTED_PROGRESS:
+        remaining = min(remaining, elapsed)
+    return max(shortest, remaining)
 
 
 def check_copy_status(ctx: StepContext) -> Outcome:
@@ -136,7 +155,9 @@ def check_copy_status(ctx: StepContext) -> Outcome:
             waiting=Wait(
                 f"snapshot copy {target_name}",
                 ctx.config.copy_timeout_minutes,
-                recheck_after_seconds=_copy_recheck(snapshot, ctx.config.recheck_interval_seconds),
+                recheck_after_seconds=_copy_recheck(
+                    snapshot, ctx.config.recheck_interval_seconds, ctx.outputs.get("copy_requested_at")
+                ),
             ),
         )
     raise StepError(f"the snapshot copy {target_name} is {status}")

@@ -1,0 +1,44 @@
+"""When check_copy_status looks at a running copy again: projected from PercentProgress, never past it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from functions.steps.snapshot import _copy_recheck
+from schemas.common import utcnow
+
+
+def recheck(progress: int, elapsed_s: float, shortest: float = 60.0) -> float:
+    started = (utcnow() - timedelta(seconds=elapsed_s)).isoformat()
+    return _copy_recheck({"Status": "copying", "PercentProgress": progress}, shortest, started)
+
+
+def test_no_progress_yet_means_the_shortest_interval() -> None:
+    assert recheck(0, 30) == 60.0
+
+
+def test_a_copy_past_half_way_is_looked_at_just_after_its_projected_end() -> None:
+    # 60% in 20 minutes: the true figure is 60-61%, so about 13 more minutes
+    wait = recheck(60, 1200)
+    assert 1200 * 39.5 / 60.5 < wait < 1200 * 39.5 / 60.5 * 1.02 + 2
+
+
+def test_early_on_it_stops_short_and_projects_again() -> None:
+    # 20% in 4 minutes projects 15.5 more minutes: it looks again at 90% of that
+    wait = recheck(20, 240)
+    assert wait == pytest.approx(240 * 79.5 / 20.5 * 0.9, rel=0.01)
+
+
+def test_a_few_percent_is_not_trusted_further_than_the_copy_has_run() -> None:
+    assert recheck(2, 120) == pytest.approx(120, rel=0.01)
+
+
+def test_the_interval_never_drops_below_the_shortest() -> None:
+    assert recheck(99, 1200) == 60.0
+
+
+def test_without_a_request_time_the_snapshot_creation_time_is_used() -> None:
+    snapshot = {"PercentProgress": 60, "SnapshotCreateTime": utcnow() - timedelta(seconds=1200)}
+    assert _copy_recheck(snapshot, 60.0, None) == pytest.approx(recheck(60, 1200), rel=0.01)
