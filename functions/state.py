@@ -98,19 +98,20 @@ def _json_document(document: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(document, default=str), parse_float=Decimal)
 
 
+def plain_value(value: Any) -> Any:
+    """Decimals (how DynamoDB numbers come back) as the int or float they stand for, all the way down."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: plain_value(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain_value(inner) for inner in value]
+    return value
+
+
 def _plain_document(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item as a model's input: Decimals back to int or float, without our item_kind."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, dict):
-            return {key: plain(inner) for key, inner in value.items()}
-        if isinstance(value, list):
-            return [plain(inner) for inner in value]
-        return value
-
-    return {key: plain(value) for key, value in item.items() if key != "item_kind"}
+    return {key: plain_value(value) for key, value in item.items() if key != "item_kind"}
 
 
 def _conditional_failed(exc: ClientError) -> bool:

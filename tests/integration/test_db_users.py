@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from integration.world import RUNBOOK_USERS, TARGET_REGION, World
+from integration.world import RUNBOOK_USERS, TARGET_REGION, World, roles
 from schemas.config import PRIVILEGES
 
 pytestmark = pytest.mark.integration
@@ -39,16 +39,6 @@ def privileges(postgres: Any, dbname: str, role: str) -> dict[str, set[str]]:
                     if cursor.fetchone()[0]:
                         found[table].add(privilege)
             return found
-    finally:
-        conn.close()
-
-
-def roles(postgres: Any) -> set[str]:
-    conn = postgres.connect()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres'")
-            return {row[0] for row in cursor.fetchall()}
     finally:
         conn.close()
 

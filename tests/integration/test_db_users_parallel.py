@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from functions import database as db
 from functions.errors import DatabaseError, InvalidRequest
-from integration.world import World
+from integration.world import World, roles
 from schemas.config import DbUser
 
 pytestmark = pytest.mark.integration
@@ -62,16 +62,6 @@ def setup(postgres: Any, dbname: str, grants: list[db.UserGrant], connect: Any, 
     conn = postgres.connect(dbname, autocommit=False)
     try:
         db.setup_users(conn, dbname, grants, connect=connect, **kwargs)
-    finally:
-        conn.close()
-
-
-def roles(postgres: Any) -> set[str]:
-    conn = postgres.connect()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres'")
-            return {row[0] for row in cursor.fetchall()}
     finally:
         conn.close()
 

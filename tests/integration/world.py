@@ -373,3 +373,14 @@ def create_world(
         rds_calls=recorder,
         context=LambdaContext(),
     )
+
+
+def roles(postgres: Any) -> set[str]:
+    """The roles on the test server besides PostgreSQL's own and the superuser."""
+    conn = postgres.connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres'")
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        conn.close()

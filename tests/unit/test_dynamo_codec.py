@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.state import _json_document, from_attribute, from_item, to_attribute, to_item
+from functions.state import _json_document, from_attribute, from_item, plain_value, to_attribute, to_item
 
 NESTED: dict[str, Any] = {
     "text": "restore",
@@ -28,17 +28,6 @@ NESTED: dict[str, Any] = {
 }
 
 
-def plain(value: Any) -> Any:
-    """Decimals as the int or float they stand for, to compare with what went in."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: plain(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [plain(inner) for inner in value]
-    return value
-
-
 def test_a_nested_document_survives_the_round_trip() -> None:
     # Given a document with every kind of value the state item holds, nested in maps and lists
     # When it is written as DynamoDB attributes and read back
@@ -46,7 +35,7 @@ def test_a_nested_document_survives_the_round_trip() -> None:
 
     # Then every value is what went in: numbers come back as Decimals of the same value (floats exactly,
     # through their shortest repr), the set of strings as a set
-    assert plain(back) == plain({**NESTED, "exact": 1.5})
+    assert plain_value(back) == plain_value({**NESTED, "exact": 1.5})
     assert back["ratio"] == Decimal("0.1") and float(back["ratio"]) == 0.1
     assert back["exact"] == Decimal("1.50")
     assert back["users"] == {"op-1", "op-2"}
