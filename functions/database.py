@@ -145,7 +145,7 @@ def setup_statements(
     handful of times rather than once per user: 1,000 users cost what a few do.
     """
     granting = grant_statements(grants, dbname, schemas)
-    # PBKDF2 releases the GIL: the verifiers of many users are computed side by side.
+    # The verifiers of many users are computed side by side (PBKDF2 runs in OpenSSL, outside the GIL).
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         verifiers = list(pool.map(lambda grant: scram_verifier(grant.password.get_secret_value()), grants))
     roles = [
@@ -231,7 +231,7 @@ def setup_users(
     PostgreSQL checks every new SCRAM secret against the empty password, a PBKDF2 of 4,096 iterations
     (~4 ms of server CPU per role) in the one backend running the statement; several backends use several
     CPUs. Each worker hashes its own share of the passwords a batch at a time, so the client's hashing
-    overlaps the server's work (hashlib and psycopg2 both release the GIL). Each worker runs its share in
+    overlaps the server's work (psycopg2 releases the GIL while the server works). Each worker runs its share in
     its own transaction and none commits until every one has finished without error; if one fails the
     others are cancelled and all roll back, so nothing is changed. Then all commit, and the grants run in
     one transaction on `conn` (they need the roles committed).
