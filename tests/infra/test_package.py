@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from functions.routes import FUNCTIONS
-from infra.package import ARTIFACT, MANIFEST, ROOT, runtime_requirements
+from infra.package import ARTIFACT, MANIFEST, ROOT, find_interpreter, runtime_requirements
 from schemas.events import BUS_EVENTS
 
 pytestmark = [
@@ -90,8 +90,29 @@ def test_the_artifact_has_the_runtime_dependencies_for_the_lambda_platform(artif
 def test_the_artifact_has_no_test_tooling_or_infra_packages(artifact: zipfile.ZipFile) -> None:
     names = artifact.namelist()
     assert not top_level(names) & FORBIDDEN_TOP_LEVEL
-    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert not [name for name in names if name.startswith(("functions/tests", "schemas/tests"))]
+
+
+def test_the_artifact_ships_bytecode_for_the_runtime_python_when_this_machine_has_it(
+    artifact: zipfile.ZipFile,
+) -> None:
+    names = set(artifact.namelist())
+    compiled = {name for name in names if name.endswith(".pyc")}
+    tag = json.loads(MANIFEST.read_text())["bytecode"]
+    if find_interpreter("3.12") is None:
+        # Then, with no Python 3.12 to compile with, sources only, and the manifest says so
+        assert tag is None and not compiled
+        return
+    # Then every module of ours has its Python 3.12 bytecode beside it, and no other Python's
+    assert tag == "cpython-312"
+    assert all(
+        name.endswith(".cpython-312.pyc") and name.split("/")[-2] == "__pycache__" for name in compiled
+    )
+    for name in names:
+        if name.startswith(("functions/", "schemas/")) and name.endswith(".py"):
+            directory, _, module = name.rpartition("/")
+            assert f"{directory}/__pycache__/{module[:-3]}.cpython-312.pyc" in compiled, name
+    assert "pydantic/__pycache__/main.cpython-312.pyc" in compiled
 
 
 def test_boto3_is_left_to_the_lambda_runtime() -> None:
