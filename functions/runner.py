@@ -441,6 +441,7 @@ class StepRunner:
         now = utcnow()
         waiting = outcome.waiting is not None
         was = state.status
+        resumed = self._reruns_failed_step(state)
         state.outputs.update(outcome.outputs)
         if not state.config:
             state.config = config.model_dump(mode="json")
@@ -528,7 +529,7 @@ class StepRunner:
             )
         elif ended is not None:
             wakeup.cancel(self.services.settings, state.operation_id, self.step, ended.next_check_at, now)
-        self._watch(state, was, now)
+        self._watch(state, was, now, resumed=resumed)
         self._log_step(state, config, response, trigger)
         if outcome.after_commit is not None:
             outcome.after_commit()
@@ -582,11 +583,19 @@ class StepRunner:
                 logger.warning("could not write the step record", extra={"error": str(log_exc)})
         return {**_error_response(state.operation_id, exc), "_outcome": "failed"}
 
-    def _watch(self, state: OperationState, was: str, now: datetime) -> None:
-        """Arm the operation's watchdog when a stretch of steps between two waits begins; disarm it when a
-        wait begins (the wait has its own wake-up) or the operation ends."""
+    def _reruns_failed_step(self, state: OperationState) -> bool:
+        """Whether this run re-runs the step the operation failed at (the operator resumed it there): the
+        history's last entry for this step, before this run's, is that failure."""
+        last = next((entry for entry in reversed(state.history) if entry.step == self.step.value), None)
+        return last is not None and last.outcome == "failed"
+
+    def _watch(self, state: OperationState, was: str, now: datetime, *, resumed: bool = False) -> None:
+        """Arm the operation's watchdog when a stretch of steps between two waits begins (the operation
+        starts, a wait ends, or a resumed step hands over: resume saved the operation as running, so `was`
+        does not tell); disarm it when a wait begins (the wait has its own wake-up) or the operation ends."""
         settings = self.services.settings
-        if state.status == "running" and (was != "running" or self.step is Step.SNAPSHOT_CHECK):
+        begins = was != "running" or resumed or self.step is Step.SNAPSHOT_CHECK
+        if state.status == "running" and begins:
             wakeup.arm_watchdog(settings, state.operation_id, now + timedelta(seconds=settings.stall_seconds))
         elif was == "running" and state.status != "running":
             wakeup.disarm_watchdog(settings, state.operation_id)

@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+from aurora_restore import operations
+from aurora_restore.operations import Target
+from functions.errors import AwsError
+from functions.rds import RdsAdapter
 from integration.world import (
     ACCOUNT,
     COPY_NAME,
@@ -151,3 +155,53 @@ def test_a_refused_cluster_deletion_is_looked_at_again_soon(
     (recheck,) = schedules(world).values()
     assert recheck["detail"]["step"] == "delete_rds"
     assert recheck["at"] - datetime.utcnow() <= timedelta(seconds=60)
+
+
+def _refused(self: RdsAdapter, *args: Any, **kwargs: Any) -> Any:
+    raise AwsError("RDS refused the call (the operator fixes the cause, then resumes)")
+
+
+def _resume(world: World) -> dict[str, Any]:
+    """The operator's resume; returns the event it put on the bus, as the bus would deliver it."""
+    operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+    return world.published()[-1]
+
+
+def test_a_resumed_stretch_between_waits_is_watched(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = scheduled
+    world.advance("restore_snapshot")
+    with monkeypatch.context() as broken:
+        broken.setattr(RdsAdapter, "restore_cluster", _refused)
+        assert world.run("restore_snapshot")["status"] == "error"
+    assert world.state()["status"] == "failed"  # type: ignore[index]
+    assert schedules(world) == {}  # a failed operation has nothing pending
+
+    resumed = _resume(world)
+    assert world.invoke("restore_snapshot", resumed)["status"] == "success"
+
+    assert kinds(world) == [("StallCheckDue", None)]
+
+
+@pytest.mark.parametrize(
+    ("copy_status", "pending"),
+    [("copying", [("RecheckDue", "check_copy_status")]), ("available", [("StallCheckDue", None)])],
+)
+def test_a_resumed_wait_has_one_wake_up_pending(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch, copy_status: str, pending: list[Any]
+) -> None:
+    """Resumed at a waiting step: the wait's own wake-up if it still waits, else the watchdog; never both."""
+    world = scheduled
+    world.advance("check_copy_status")
+    with monkeypatch.context() as broken:
+        broken.setattr(RdsAdapter, "cluster_snapshot", _refused)
+        assert world.run("check_copy_status")["status"] == "error"
+    assert schedules(world) == {}
+
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = copy_status
+    resumed = _resume(world)
+    assert resumed["detail-type"] == "RecheckDue"
+    assert world.invoke("check_copy_status", resumed)["status"] == "success"
+
+    assert kinds(world) == pending
