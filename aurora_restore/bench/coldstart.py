@@ -1,17 +1,33 @@
-"""Cold start: each handler module imported in a fresh interpreter, and the deployment artifact's size."""
+"""Cold start: each handler module imported in a fresh interpreter, and the deployment artifact's size.
+
+Two probes:
+- `import_ms`: each handler module imported from the project, with its bytecode compiled first, as the
+  artifact ships it (infra.package compiles the artifact's bytecode with the runtime's Python).
+- `artifact_probe`: the artifact itself, built for this machine's platform and Python, unpacked as Lambda
+  unpacks it (read-only: nothing compiled is kept), its handlers imported with the bytecode it ships and
+  from its sources only; botocore comes from outside it, as the Lambda runtime provides it.
+"""
 
 from __future__ import annotations
 
+import compileall
+import contextlib
+import json
 import os
+import platform
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from functions.routes import FUNCTIONS
+from infra import package
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "build" / "lambda" / "aurora-restore-lambda.zip"
+PROBE_BUILD = ROOT / "build" / "bench-lambda"
 _PROBE = (
     "import time; began = time.perf_counter(); import functions.{module}; "
     "print((time.perf_counter() - began) * 1000)"
@@ -21,31 +37,79 @@ _PROBE = (
 # What the deployed functions have in their environment that changes import work (infra/function.py):
 # pydantic skips its plugin discovery, an entry-point scan of every installed distribution.
 DEPLOYED_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+HOST_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-def import_ms(module: str) -> float:
+def import_ms(module: str, path: Path | None = None) -> float:
     """Milliseconds to import functions.<module> in a fresh interpreter, in the deployed functions'
-    environment (DEPLOYED_ENVIRONMENT), since that is the cold start the probe stands for."""
+    environment (DEPLOYED_ENVIRONMENT), since that is the cold start the probe stands for. With `path`,
+    from that unpacked artifact, writing no bytecode (Lambda's /var/task is read-only)."""
+    env = {**os.environ, **DEPLOYED_ENVIRONMENT}
+    if path is not None:
+        env.update(PYTHONPATH=str(path), PYTHONDONTWRITEBYTECODE="1")
     answer = subprocess.run(
         [sys.executable, "-c", _PROBE.format(module=module)],
         capture_output=True,
         text=True,
         check=True,
-        cwd=ROOT,
+        cwd=path or ROOT,
         timeout=60,
-        env={**os.environ, **DEPLOYED_ENVIRONMENT},
+        env=env,
     )
     return float(answer.stdout.strip().splitlines()[-1])
 
 
-def measure_cold_start(repeats: int) -> dict[str, Any]:
+def _best(repeats: int, path: Path | None = None) -> dict[str, float]:
+    return {name: round(min(import_ms(name, path) for _ in range(repeats)), 1) for name in FUNCTIONS}
+
+
+def compile_project() -> None:
+    """Our modules' bytecode, as the artifact ships it (a machine with PYTHONDONTWRITEBYTECODE=1 would
+    otherwise compile them at every probe)."""
+    for name in package.CODE_PACKAGES:
+        compileall.compile_dir(ROOT / name, quiet=1)
+
+
+def measure_artifact(repeats: int) -> dict[str, Any]:
+    """The artifact built for this machine, unpacked, its handlers imported with and without bytecode."""
+
+    architecture = HOST_ARCHITECTURES.get(platform.machine().lower())
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if architecture is None:
+        return {"note": f"no Lambda platform for this machine ({platform.machine()})"}
+    figures: dict[str, Any] = {"platform": f"{architecture} / Python {version}", "repeats": repeats}
+    with tempfile.TemporaryDirectory(prefix="aurora-restore-probe-") as scratch:
+        for label, bytecode in (("bytecode", True), ("sources_only", False)):
+            zipped = PROBE_BUILD / f"{label}.zip"
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # its progress, not the bench's table
+                    package.build(architecture, version, zipped, bytecode=bytecode)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                return {"note": f"could not build the artifact for this machine (pip needs PyPI): {exc}"}
+            unpacked = Path(scratch) / label
+            with zipfile.ZipFile(zipped) as archive:
+                archive.extractall(unpacked)
+            modules = _best(repeats, unpacked)
+            slowest = max(modules, key=modules.__getitem__)
+            figures[label] = {"import_ms": modules, "max_import_ms": modules[slowest], "slowest": slowest}
+    figures["bytecode_saves_ms"] = round(
+        figures["sources_only"]["max_import_ms"] - figures["bytecode"]["max_import_ms"], 1
+    )
+    return figures
+
+
+def measure_cold_start(repeats: int, artifact_probe: bool = True) -> dict[str, Any]:
     """The best of `repeats` fresh imports per module (the machine is shared, so the best is the signal)."""
-    modules = {name: round(min(import_ms(name) for _ in range(repeats)), 1) for name in FUNCTIONS}
+    compile_project()
+    modules = _best(repeats)
     slowest = max(modules, key=modules.__getitem__)
     artifact: dict[str, Any] = {"path": str(ARTIFACT.relative_to(ROOT)), "bytes": None, "mb": None}
     if ARTIFACT.exists():
         size = ARTIFACT.stat().st_size
         artifact.update(bytes=size, mb=round(size / 1_000_000, 2))
+        manifest = ARTIFACT.with_suffix(".json")
+        if manifest.exists():
+            artifact["bytecode"] = json.loads(manifest.read_text()).get("bytecode")
     else:
         artifact["note"] = "not built: run `make package` (python -m infra.package) first"
     return {
@@ -54,4 +118,5 @@ def measure_cold_start(repeats: int) -> dict[str, Any]:
         "slowest_module": f"functions.{slowest}",
         "repeats": repeats,
         "artifact": artifact,
+        "artifact_probe": measure_artifact(repeats) if artifact_probe else {"note": "skipped"},
     }

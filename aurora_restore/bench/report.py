@@ -15,6 +15,17 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value:,}{unit}"
 
 
+def _artifact_probe(probe: dict[str, Any]) -> str:
+    if "bytecode" not in probe:
+        return f"cold start from the artifact: {probe.get('note', 'not measured')}"
+    shipped, sources = probe["bytecode"], probe["sources_only"]
+    return (
+        f"cold start from the artifact ({probe['platform']}, unpacked read-only): slowest import "
+        f"{shipped['max_import_ms']} ms with its bytecode, {sources['max_import_ms']} ms from sources only "
+        f"(the bytecode saves {probe['bytecode_saves_ms']} ms)"
+    )
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     chor, poll = results["pipeline"]["choreography"], results["pipeline"]["polling_runbook"]
     scale, cold, db = results["scale"], results["cold_start"], results["db"]
@@ -96,6 +107,7 @@ def render(results: dict[str, Any]) -> str:
         f"cold start: slowest import {cold['max_import_ms']} ms ({cold['slowest_module']}, best of "
         f"{cold['repeats']}); artifact {_fmt(cold['artifact'].get('mb'), ' MB')}"
         + (f" ({cold['artifact']['note']})" if cold["artifact"].get("note") else ""),
+        _artifact_probe(cold.get("artifact_probe") or {}),
     ]
     setup, verify = db["setup_users"], db["verify"]
     extrapolated = f", extrapolated from {setup['naive_users_timed']}" if setup["naive_extrapolated"] else ""
