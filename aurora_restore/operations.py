@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from functions import wakeup
 from functions.bus import EventPublisher
 from functions.errors import StaleWrite
 from functions.runner import restart_event
@@ -18,7 +19,7 @@ from functions.state import StateStore
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 from schemas.events import OperationFinished, RestoreRequested
-from schemas.state import TERMINAL_STATUSES, OperationState
+from schemas.state import TERMINAL_STATUSES, OperationState, Waiting
 
 
 class OperatorError(Exception):
@@ -126,11 +127,14 @@ def _update(
 
 
 def abort(target: Target, operation_id: str) -> OperationState:
-    """Stop an operation: release the lease and leave the target cluster as it is."""
+    """Stop an operation: release the lease, drop its pending wake-ups, leave the target cluster as it is."""
+    waited: Waiting | None = None
 
     def change(state: OperationState) -> None:
+        nonlocal waited
         if state.status in TERMINAL_STATUSES and state.status != "failed":
             raise OperatorError(f"operation {operation_id} is {state.status} already")
+        waited = state.waiting  # as of the read that is written: its wake-up's name comes from it
         state.status = "aborted"
         state.waiting = None
         state.next_step = None
@@ -140,4 +144,5 @@ def abort(target: Target, operation_id: str) -> OperationState:
     if cluster:
         target.store().release_lease(str(cluster), operation_id)
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
+    wakeup.drop_all(target.environment, target.region, operation_id, waited)
     return state

@@ -23,34 +23,45 @@ from functions.observability import logger
 from functions.settings import Settings
 from schemas.common import Step
 from schemas.events import EVENT_SOURCE, BusEvent, RecheckDue, StallCheckDue
+from schemas.state import Waiting
 
 
-def schedule_name(settings: Settings, operation_id: str, step: Step, at: datetime) -> str:
+# Names from the environment alone: the operator's side (aurora_restore.operations) has no Settings.
+def schedule_name(environment: str, operation_id: str, step: Step, at: datetime) -> str:
     digest = hashlib.sha256(f"{operation_id}/{step.value}".encode()).hexdigest()[:16]
-    return f"aurora-restore-{settings.environment}-{digest}-{int(at.timestamp())}"[:64]
+    return f"aurora-restore-{environment}-{digest}-{int(at.timestamp())}"[:64]
 
 
-def watchdog_name(settings: Settings, operation_id: str) -> str:
+def watchdog_name(environment: str, operation_id: str) -> str:
     digest = hashlib.sha256(operation_id.encode()).hexdigest()[:16]
-    return f"aurora-restore-{settings.environment}-{digest}-watchdog"
+    return f"aurora-restore-{environment}-{digest}-watchdog"
 
 
 def schedule_recheck(settings: Settings, operation_id: str, step: Step, at: datetime) -> bool:
     """Ask for RecheckDue(operation_id, step) at `at`. False when wake-ups are not configured or failed:
     the reconciler then re-checks the wait instead."""
-    name = schedule_name(settings, operation_id, step, at)
+    name = schedule_name(settings.environment, operation_id, step, at)
     return _put(settings, name, at, RecheckDue(operation_id=operation_id, step=step), replace=False)
 
 
 def arm_watchdog(settings: Settings, operation_id: str, at: datetime) -> bool:
     """The operation's one watchdog: StallCheckDue at `at` unless disarmed first (a wait began, or the
     operation ended). It is what notices a lost trigger or a dead invocation between two waits."""
-    name = watchdog_name(settings, operation_id)
+    name = watchdog_name(settings.environment, operation_id)
     return _put(settings, name, at, StallCheckDue(operation_id=operation_id), replace=True)
 
 
 def disarm_watchdog(settings: Settings, operation_id: str) -> None:
-    _delete(settings, watchdog_name(settings, operation_id))
+    _delete(settings, watchdog_name(settings.environment, operation_id))
+
+
+def drop_all(environment: str, region: str, operation_id: str, waiting: Waiting | None) -> None:
+    """Drop what an operation ended outside its steps (the operator's abort) may have pending: its
+    watchdog and, if it was waiting, its wait's RecheckDue (`waiting` as the state held it before).
+    Best effort: a wake-up left behind fires later and finds the operation ended."""
+    _drop(region, watchdog_name(environment, operation_id))
+    if waiting is not None:
+        _drop(region, schedule_name(environment, operation_id, Step(waiting.step), waiting.next_check_at))
 
 
 def _put(settings: Settings, name: str, at: datetime, event: BusEvent, *, replace: bool) -> bool:
@@ -89,10 +100,13 @@ def _put(settings: Settings, name: str, at: datetime, event: BusEvent, *, replac
 
 
 def _delete(settings: Settings, name: str) -> None:
-    if not settings.scheduler_role_arn:
-        return
+    if settings.scheduler_role_arn:
+        _drop(settings.region, name)
+
+
+def _drop(region: str, name: str) -> None:
     try:
-        aws.client("scheduler", settings.region).delete_schedule(Name=name, GroupName="default")
+        aws.client("scheduler", region).delete_schedule(Name=name, GroupName="default")
     except (ClientError, BotoCoreError):
         pass  # it fired already, or never existed: nothing to drop
 
@@ -100,7 +114,7 @@ def _delete(settings: Settings, name: str) -> None:
 def cancel(settings: Settings, operation_id: str, step: Step, at: datetime, now: datetime) -> None:
     """Drop the wake-up due at `at`, unless it is due already (then it has fired, or is about to)."""
     if at > now:
-        _delete(settings, schedule_name(settings, operation_id, step, at))
+        _delete(settings, schedule_name(settings.environment, operation_id, step, at))
 
 
 def reschedule(

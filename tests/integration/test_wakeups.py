@@ -205,3 +205,51 @@ def test_a_resumed_wait_has_one_wake_up_pending(
     assert world.invoke("check_copy_status", resumed)["status"] == "success"
 
     assert kinds(world) == pending
+
+
+def _abort(world: World) -> None:
+    assert operations.abort(Target("dev", TARGET_REGION), OPERATION_ID).status == "aborted"
+    assert world.state()["status"] == "aborted"  # type: ignore[index]
+
+
+def test_abort_of_a_waiting_operation_leaves_no_wake_up(scheduled: World) -> None:
+    world = scheduled
+    world.advance("check_copy_status")
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    assert world.run("check_copy_status")["copy_status"] == "in-progress"
+    assert kinds(world) == [("RecheckDue", "check_copy_status")]
+
+    _abort(world)
+
+    assert schedules(world) == {}
+
+
+def test_abort_of_an_operation_between_waits_leaves_no_wake_up(scheduled: World) -> None:
+    world = scheduled
+    world.advance("restore_snapshot")
+    assert kinds(world) == [("StallCheckDue", None)]
+
+    _abort(world)
+
+    assert schedules(world) == {}
+
+
+def test_abort_goes_ahead_when_its_wake_ups_cannot_be_dropped(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping the wake-ups is best effort: one left behind fires later and finds the operation ended."""
+    from botocore.exceptions import ClientError
+
+    from functions import aws
+
+    world = scheduled
+    world.advance("restore_snapshot")
+
+    def denied(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteSchedule")
+
+    monkeypatch.setattr(aws.client("scheduler", TARGET_REGION), "delete_schedule", denied)
+
+    _abort(world)
+
+    assert kinds(world) == [("StallCheckDue", None)]
