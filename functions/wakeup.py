@@ -13,7 +13,7 @@ for a wake-up that could not be scheduled.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -64,13 +64,21 @@ def drop_all(environment: str, region: str, operation_id: str, waiting: Waiting 
         _drop(region, schedule_name(environment, operation_id, Step(waiting.step), waiting.next_check_at))
 
 
+def at_expression(at: datetime) -> str:
+    """The at() time: whole seconds, the most at() takes, rounded up, so a wake-up never fires before the
+    moment it was asked for (a copy checked a fraction of a second before its projected end would only
+    be found still copying)."""
+    whole = at.replace(microsecond=0)
+    return f"{whole + timedelta(seconds=1) if whole < at else whole:%Y-%m-%dT%H:%M:%S}"
+
+
 def _put(settings: Settings, name: str, at: datetime, event: BusEvent, *, replace: bool) -> bool:
     if not (settings.scheduler_role_arn and settings.event_bus_arn):
         return False
     definition: dict[str, Any] = {
         "Name": name,
         "GroupName": "default",
-        "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",  # whole seconds: the most at() takes
+        "ScheduleExpression": f"at({at_expression(at)})",
         # The exact time, for people and for the local runtime, whose time-scaled waits are sub-second.
         "Description": f"{event.detail_type} for {event.operation_id}, due {at.isoformat()}",
         "ScheduleExpressionTimezone": "UTC",

@@ -116,8 +116,10 @@ def _copy_recheck(snapshot: dict[str, Any], shortest: float, requested_at: str |
 
     PercentProgress is a whole number (the true progress is up to one more), so the projection uses the
     middle of that range. Below half way it stops at 90% of the projected time and projects again from
-    the finer figure there; past half way it lands just after the projected end. Below TRUSTED_PROGRESS
-    the wait is never longer than the copy has run so far.
+    the finer figure there; past half way it lands just after the projected end (1% later: a margin in
+    proportion to the copy, never a fixed number of seconds, which a time-scaled run would magnify; the
+    wake-up's at() is rounded up, never down). Below TRUSTED_PROGRESS the wait is never longer than the
+    copy has run so far.
     """
     progress = float(snapshot.get("PercentProgress") or 0)
     started = datetime.fromisoformat(requested_at) if requested_at else snapshot.get("SnapshotCreateTime")
@@ -127,7 +129,7 @@ def _copy_recheck(snapshot: dict[str, Any], shortest: float, requested_at: str |
     middle = min(progress + 0.5, 99.9)
     remaining = elapsed * (100 - middle) / middle
     # Early on a percent is a coarse unit: stop short of the projection and project again from there.
-    remaining = remaining * 0.9 if progress < 50 else remaining * 1.01 + 1
+    remaining = remaining * 0.9 if progress < 50 else remaining * 1.01
     if progress < TRUSTED_PROGRESS:
         remaining = min(remaining, elapsed)
     return max(shortest, remaining)

@@ -1,12 +1,14 @@
-"""When check_copy_status looks at a running copy again: projected from PercentProgress, never past it."""
+"""When check_copy_status looks at a running copy again: projected from PercentProgress, never past it,
+and the wake-up that brings it never set before that moment."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from functions.steps.snapshot import _copy_recheck
+from functions.wakeup import at_expression
 from schemas.common import utcnow
 
 
@@ -22,7 +24,12 @@ def test_no_progress_yet_means_the_shortest_interval() -> None:
 def test_a_copy_past_half_way_is_looked_at_just_after_its_projected_end() -> None:
     # 60% in 20 minutes: the true figure is 60-61%, so about 13 more minutes
     wait = recheck(60, 1200)
-    assert 1200 * 39.5 / 60.5 < wait < 1200 * 39.5 / 60.5 * 1.02 + 2
+    assert 1200 * 39.5 / 60.5 < wait < 1200 * 39.5 / 60.5 * 1.02
+
+
+def test_the_margin_past_the_projected_end_is_in_proportion_to_the_copy() -> None:
+    # the same copy at a thousandth of the pace (a time-scaled run): the same projection, scaled
+    assert recheck(86, 8.6, shortest=0.05) == pytest.approx(recheck(86, 8600) / 1000, rel=0.01)
 
 
 def test_early_on_it_stops_short_and_projects_again() -> None:
@@ -42,3 +49,16 @@ def test_the_interval_never_drops_below_the_shortest() -> None:
 def test_without_a_request_time_the_snapshot_creation_time_is_used() -> None:
     snapshot = {"PercentProgress": 60, "SnapshotCreateTime": utcnow() - timedelta(seconds=1200)}
     assert _copy_recheck(snapshot, 60.0, None) == pytest.approx(recheck(60, 1200), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("at", "expression"),
+    [
+        ("2026-11-24T10:00:00.000001", "2026-11-24T10:00:01"),
+        ("2026-11-24T10:00:00.999", "2026-11-24T10:00:01"),
+        ("2026-11-24T10:00:00", "2026-11-24T10:00:00"),
+        ("2026-11-24T23:59:59.5", "2026-11-25T00:00:00"),
+    ],
+)
+def test_a_wake_up_is_never_set_before_the_moment_asked_for(at: str, expression: str) -> None:
+    assert at_expression(datetime.fromisoformat(at)) == expression
