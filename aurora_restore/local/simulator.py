@@ -330,10 +330,10 @@ class RdsSimulator:
         cluster_id = cluster.db_cluster_identifier
         self._count("RestoreDBClusterFromSnapshot", cluster_id)
         cluster._status = "creating"
+        loaded = self._load_while_creating(cluster_id)
 
         def done() -> None:
-            if self.stand_in is not None:
-                self.stand_in.load(cluster_id)
+            loaded()
             cluster._status = "available"
             self._event(
                 backend,
@@ -348,6 +348,31 @@ class RdsSimulator:
 
         self._after("RestoreDBClusterFromSnapshot", cluster_id, self.options.durations.restore, done)
         return cluster
+
+    def _load_while_creating(self, cluster_id: str) -> Callable[[], None]:
+        """Reload the stand-in database while the cluster is `creating`, as RDS brings the data in within the
+        restore's own time: at the due time the cluster is ready at once, not a reload later. The returned
+        callable waits for the load (when the restore is shorter than it) and raises what it raised."""
+        stand_in = self.stand_in
+        if stand_in is None:
+            return lambda: None
+        failure: list[Exception] = []
+
+        def load() -> None:
+            try:
+                stand_in.load(cluster_id)
+            except Exception as exc:  # noqa: BLE001 - raised again when the restore is due
+                failure.append(exc)
+
+        thread = threading.Thread(target=load, name=f"stand-in-load-{cluster_id}", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            thread.join()
+            if failure:
+                raise failure[0]
+
+        return wait
 
     def _create_instance(self, backend: Any, db_kwargs: dict[str, Any]) -> Any:
         instance = self._originals["create_db_instance"](backend, db_kwargs)
