@@ -124,7 +124,7 @@ def read_timeline(
         work = by_action.get(action)
         if work is None:
             continue
-        done = float(work.due)
+        done = float(work.due)  # the resource is there at once (a restore's data was loaded meanwhile)
         following = by_action.get(WAITS[index + 1][1]) if index + 1 < len(WAITS) else None
         if following is not None and WAITS[index + 1][2] == step:
             noticed: float | None = following.started  # the step's next AWS call is when it noticed
@@ -132,15 +132,33 @@ def read_timeline(
             noticed = success_at(step)
         if noticed is None:
             continue
+        # The invocation that noticed: under way at that moment and doing the step's work, not a delivery
+        # that found the step claimed by another and raised to be retried (it answers nothing).
         detector = next(
-            (c for c in mine if c.function == step and c.started <= noticed <= c.finished + 0.05), None
+            (
+                c
+                for c in mine
+                if c.function == step
+                and c.started <= noticed <= c.finished + 0.05
+                and c.response.get("status") == "success"
+            ),
+            None,
         )
         timer_end = done
         if detector is not None and detector.trigger == "direct":
             timer_end = detector.started
-        elif detector is not None and detector.trigger == "RecheckDue":
+        elif (
+            detector is not None
+            and detector.trigger == "RecheckDue"
+            and not any(
+                c.function == step and c.trigger.startswith("RDS ") and done <= c.started <= detector.started
+                for c in calls
+            )
+        ):
             # Woken by a timer: a wake-up schedule firing, or the reconciler's scan noticing an overdue
             # wait. The timer counts time-scaled; the event's way from there to the step at face value.
+            # (Not when the resource's RDS event had reached the step by then, and only lost the race for
+            # the step's claim to the wake-up: the timer decided nothing.)
             fired = [c.started for c in reconciles if c.started <= detector.started] + [
                 at
                 for at, detail in wakeups or []

@@ -1,0 +1,76 @@
+"""How the bench reads a time-scaled run back in AWS seconds (aurora_restore.bench.timeline.read_timeline):
+a wait ended by a timer counts the timer time-scaled; everything an event or a function does, at face value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from aurora_restore.bench.timeline import Call, read_timeline
+
+OP = "bench-op"
+SCALE = 0.5 / 60  # wall seconds per AWS second: a wall second stands for two AWS minutes
+STEP = "check_restore_status"
+
+
+def work(action: str, started: float, due: float) -> SimpleNamespace:
+    return SimpleNamespace(
+        action=action, resource="dev-target", started=started, due=due, finished=due + 0.05
+    )
+
+
+def done(step: str, at: float) -> SimpleNamespace:
+    return SimpleNamespace(step=step, outcome="success", finished_at=datetime.fromtimestamp(at, UTC))
+
+
+def call(trigger: str, started: float, finished: float, response: dict[str, Any] | None = None) -> Call:
+    # As the recorder sees it: a bus event names its operation; an RDS event only through the response
+    operation_id = OP if trigger == "RecheckDue" or response else None
+    return Call(STEP, operation_id, trigger, started, finished, response or {})
+
+
+WORKS = [work("RestoreDBClusterFromSnapshot", 10.0, 17.5), work("CreateDBInstance", 18.0, 23.0)]
+SUCCESS = {"status": "success", "operation_id": OP}
+WOKEN = [(17.69, {"operation_id": OP, "step": STEP})]  # the wait's wake-up fired 0.19 s after the restore
+
+
+def restore_delay(calls: list[Call], wakeups: list[tuple[float, dict[str, Any]]] = WOKEN) -> float:
+    reading = read_timeline(
+        operation_id=OP,
+        began=0.0,
+        ended=24.0,
+        works=WORKS,
+        history=[done(STEP, 23.2)],
+        calls=calls,
+        scale=SCALE,
+        wakeups=wakeups,
+    )
+    return reading.detection_s["restore"]
+
+
+def test_a_restore_noticed_by_its_wake_up_counts_the_wait_for_the_timer_time_scaled() -> None:
+    # the writer is created at 18.0 by the invocation the wake-up started
+    delay = restore_delay([call("RecheckDue", 17.7, 18.1, SUCCESS)])
+    assert delay == pytest.approx(0.19 / SCALE + (0.5 - 0.19), abs=0.2)
+
+
+def test_a_restore_whose_event_reached_the_step_first_counts_at_face_value() -> None:
+    # the RDS event arrived at 17.65 and lost the step's claim to the wake-up's invocation: the event,
+    # not the timer, is how the operation learned, so the 0.5 s from the restore's end count as they are
+    delay = restore_delay(
+        [call("RDS DB Cluster Event", 17.65, 17.8), call("RecheckDue", 17.7, 18.1, SUCCESS)]
+    )
+    assert delay == pytest.approx(0.5, abs=0.05)
+
+
+def test_an_invocation_that_found_the_step_claimed_is_not_the_one_that_noticed() -> None:
+    # a wake-up's delivery ran into the event's claim and raised (it answers nothing); the event's
+    # invocation created the writer
+    delay = restore_delay(
+        [call("RecheckDue", 17.95, 17.99), call("RDS DB Cluster Event", 17.6, 18.1, SUCCESS)],
+        wakeups=[(17.94, {"operation_id": OP, "step": STEP})],
+    )
+    assert delay == pytest.approx(0.5, abs=0.05)
