@@ -158,6 +158,8 @@ class LocalRuntime:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
         self._queues: dict[str, str] = {}
         self._crashed: set[tuple[str, str]] = set()
         self._mutations_seen: dict[str, int] = {}
@@ -223,6 +225,8 @@ class LocalRuntime:
             self.moto.stop()
         except Exception as exc:  # noqa: BLE001 - stopping must go on whatever moto says
             _log.debug("moto stop: %s", exc)
+        with self._clients_lock:
+            self._clients.clear()  # they point at the moto server just stopped
         self._restore_logs()
         for name, value in self._saved_env.items():
             if value is None:
@@ -316,15 +320,25 @@ class LocalRuntime:
             self._log_stream.close()
 
     def client(self, service: str, region: str | None = None) -> Any:
-        import boto3
+        """The runtime's own client for `service` in `region`, made once: a new one per call re-read
+        botocore's data files each time (0.1-0.4 s), which delayed every RDS event the simulator put on the
+        bus by that much. Clients are thread-safe; making them is not, hence the lock."""
+        key = (service, region or self.options.target_region)
+        with self._clients_lock:
+            if key not in self._clients:
+                import boto3
+                from botocore.config import Config
 
-        return boto3.session.Session().client(
-            service,
-            region_name=region or self.options.target_region,
-            endpoint_url=self.moto.url,
-            aws_access_key_id=PLUMBING_ACCESS_KEY,
-            aws_secret_access_key="testing",
-        )
+                self._clients[key] = boto3.session.Session().client(
+                    service,
+                    region_name=key[1],
+                    endpoint_url=self.moto.url,
+                    aws_access_key_id=PLUMBING_ACCESS_KEY,
+                    aws_secret_access_key="testing",
+                    # one connection per worker's long poll and then some: shared by every thread
+                    config=Config(max_pool_connections=64),
+                )
+            return self._clients[key]
 
     # -- fixtures ----------------------------------------------------------------------------------------
     def config_document(self) -> dict[str, Any]:
