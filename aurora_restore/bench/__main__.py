@@ -27,7 +27,7 @@ from aurora_restore.bench.scale import measure_scale_isolated
 FULL = {
     "wall_per_aws_minute": 0.5,
     "operations": 50,
-    "repeats": 2,
+    "repeats": 5,  # fresh imports per handler module, the best kept: a shared machine only adds noise
     "users": 1000,
     "schemas": 20,
     "naive_users": 200,
