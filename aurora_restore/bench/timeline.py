@@ -92,6 +92,18 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
+def _union(parts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping stretches merged: the writer's and the cluster's deletions run at the same time, and
+    minutes of AWS work that overlap are minutes once."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(parts):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def read_timeline(
     *,
     operation_id: str,
@@ -173,11 +185,15 @@ def read_timeline(
         delay = max(0.0, noticed - done)
         detection[name] = round((timer[1] - timer[0]) / scale + (delay - (timer[1] - timer[0])), 1)
 
+    merged = _union(scaled)
+
     def aws_seconds(window: tuple[float, float]) -> float:
-        inside = sum(_overlap(window, part) for part in scaled)
+        inside = sum(_overlap(window, part) for part in merged)
         return inside / scale + (window[1] - window[0] - inside)
 
-    work_wall = sum(_overlap((began, ended), (w.started, w.due)) for w in by_action.values())
+    work_wall = sum(
+        _overlap((began, ended), part) for part in _union([(w.started, w.due) for w in by_action.values()])
+    )
     e2e = aws_seconds((began, ended))
     downtime = None
     deletion = by_action.get("DeleteDBInstance") or by_action.get("DeleteDBCluster")

@@ -74,3 +74,23 @@ def test_an_invocation_that_found_the_step_claimed_is_not_the_one_that_noticed()
         wakeups=[(17.94, {"operation_id": OP, "step": STEP})],
     )
     assert delay == pytest.approx(0.5, abs=0.05)
+
+
+def test_aws_work_that_overlaps_counts_once() -> None:
+    # the writer's deletion (5 AWS minutes) runs inside the cluster's (8): 8 minutes of work, not 13
+    deletes = [
+        work("DeleteDBInstance", 1.0, 1.0 + 300 * SCALE),
+        work("DeleteDBCluster", 1.0, 1.0 + 480 * SCALE),
+    ]
+    reading = read_timeline(
+        operation_id=OP,
+        began=0.0,
+        ended=6.0,
+        works=deletes,
+        history=[done("delete_rds", 6.0)],
+        calls=[],
+        scale=SCALE,
+    )
+    assert reading.work_s == pytest.approx(480, abs=0.5)
+    assert reading.e2e_s == pytest.approx(480 + (6.0 - 480 * SCALE), abs=0.5)
+    assert reading.overhead_s == pytest.approx(6.0 - 480 * SCALE, abs=0.1)
