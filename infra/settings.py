@@ -25,8 +25,10 @@ _PLACEHOLDERS = {
     "log_bucket": "placeholder-bucket",
 }
 # The database steps load psycopg2 and talk to PostgreSQL: more memory and time than the API-only steps.
+# setup_db_users computes a SCRAM verifier (PBKDF2, 4,096 rounds) per user: 1,769 MB is where Lambda gives
+# a whole vCPU (at 512 MB, ~0.3 of one, 1,000 users' verifiers alone took ~3 s); one short run per restore.
 DEFAULT_SIZING: dict[str, tuple[int, int]] = {
-    "setup_db_users": (512, 300),
+    "setup_db_users": (1769, 300),
     "verify_restore": (512, 300),
 }
 DEFAULT_MEMORY_MB = 256

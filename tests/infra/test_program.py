@@ -68,7 +68,7 @@ def test_every_function_exists_with_its_name_handler_runtime_and_environment(
     assert inputs["runtime"] in ("python3.12", "python3.13")
     assert inputs["architectures"] == ["arm64"]
     database_step = function in ("setup_db_users", "verify_restore")
-    assert inputs["memorySize"] == (512 if database_step else 256)
+    assert inputs["memorySize"] == {"setup_db_users": 1769, "verify_restore": 512}.get(function, 256)
     assert inputs["timeout"] == (300 if database_step else 60)
     assert inputs["role"] == f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-{kebab(function)}-dev"
     assert isinstance(inputs["code"], pulumi.FileArchive)
