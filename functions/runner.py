@@ -301,9 +301,13 @@ class StepRunner:
         recorded = state.results.get(self.step.value)
         if recorded is not None and not self._runs_again(state, trigger):
             logger.info("step already done; replaying its result")
+            self._release_claim(state)
             return {**recorded, "_outcome": "replayed"}
         refusal = self._refusal(state, trigger)
         if refusal is not None:
+            # An attempt the state moved under (the reconciler failed the wait meanwhile, say) left this
+            # invocation's claim in it: drop it, or the failure notification waits for it to expire.
+            self._release_claim(state)
             return refusal
         if not trigger.is_direct:
             state = self._claim(state)
@@ -351,13 +355,23 @@ class StepRunner:
         return self.services.store.save(state)
 
     def _release_claim(self, state: OperationState) -> None:
-        if state.claim is None or state.claim.token != self._token:
-            return
-        state.claim = None
-        try:
-            self.services.store.save(state)
-        except (StaleWrite, StepError):
-            logger.info("claim not released; it expires by itself")
+        """Drop this invocation's claim, re-reading when the state moved meanwhile (the outbox cleared
+        after a commit, say): a claim left behind holds every next trigger off until it expires."""
+        for _ in range(MAX_ATTEMPTS):
+            if state.claim is None or state.claim.token != self._token:
+                return
+            state.claim = None
+            try:
+                self.services.store.save(state)
+                return
+            except StaleWrite:
+                fresh = self.services.store.get(state.operation_id)
+                if fresh is None:
+                    return
+                state = fresh
+            except StepError:
+                break
+        logger.info("claim not released; it expires by itself")
 
     def _claim_ttl(self) -> timedelta:
         return timedelta(seconds=self.services.settings.claim_seconds)

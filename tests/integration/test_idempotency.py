@@ -251,3 +251,43 @@ def test_restore_requested_twice_starts_one_operation(world: World) -> None:
     state = world.state()
     assert state is not None
     assert [entry["trigger"] for entry in state["history"]] == ["RestoreRequested"]
+
+
+def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else notify_completion, started by the StepFailed, finds the claim held until it expires."""
+    from functions.rds import RdsAdapter
+    from functions.state import StateStore
+    from integration.world import COPY_NAME, STATE_TABLE, rds_backend
+    from schemas.common import utcnow
+
+    # Given an operation waiting for its copy
+    world.advance("check_copy_status")
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    assert world.run("check_copy_status")["copy_status"] == "in-progress"
+    store = StateStore(STATE_TABLE, TARGET_REGION)
+
+    # When a wake-up's check is under way (holding its claim) and the reconciler fails the wait, past
+    # its deadline, before the check records what it saw
+    looked = RdsAdapter.cluster_snapshot
+
+    def meanwhile(self: RdsAdapter, snapshot_id: str) -> Any:
+        state = store.get(OPERATION_ID)
+        if state is not None and state.status == "waiting" and state.waiting is not None:
+            state.waiting.deadline = utcnow()
+            store.save(state)
+            world.invoke("reconcile", {"source": "aws.events", "detail-type": "Scheduled Event"})
+        return looked(self, snapshot_id)
+
+    monkeypatch.setattr(RdsAdapter, "cluster_snapshot", meanwhile)
+    world.invoke(
+        "check_copy_status",
+        bus_event("RecheckDue", {"operation_id": OPERATION_ID, "step": "check_copy_status"}),
+    )
+
+    # Then the operation failed at the wait, and no claim is left for the notification to run into
+    state = store.get(OPERATION_ID)
+    assert state is not None and state.status == "failed"
+    assert state.error is not None and state.error.type == "WaitTimedOut"
+    assert state.claim is None
