@@ -163,5 +163,7 @@ def test_a_wait_past_its_deadline_fails_cleanly(start_runtime: Callable[..., Loc
         deadline_bodies += [json.loads(m["Body"]) for m in messages.get("Messages", [])]
         if deadline_bodies:
             break
-    assert deadline_bodies and deadline_bodies[0]["outcome"] == "failed", "\n".join(map(str, runtime.deliveries[-16:]))
+    assert deadline_bodies and deadline_bodies[0]["outcome"] == "failed", "\n".join(
+        map(str, runtime.deliveries[-16:])
+    )
     assert deadline_bodies[0]["failed_step"] == "check_copy_status"
