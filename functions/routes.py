@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from schemas.common import Step
 from schemas.events import EVENT_SOURCE
-from schemas.rds_events import (
+from schemas.rds_event_ids import (
     CLUSTER_CREATE_FAILED,
     CLUSTER_CREATED,
     CLUSTER_DELETED,

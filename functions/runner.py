@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -43,8 +43,10 @@ from schemas.events import (
     StepFailed,
     StepWaiting,
 )
-from schemas.rds_events import RdsEvent, RdsEventDetail
 from schemas.state import TERMINAL_STATUSES, Claim, HistoryEntry, OperationState, Waiting
+
+if TYPE_CHECKING:
+    from schemas.rds_events import RdsEventDetail
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
@@ -174,6 +176,10 @@ def parse_trigger(event: Any) -> Trigger:
     if "detail-type" in event and "detail" in event:
         detail_type = event["detail-type"]
         if event.get("source") == "aws.rds":
+            # Imported here: only the waiting steps receive RDS events, so the others' cold start skips
+            # these models and Powertools' EventBridgeModel.
+            from schemas.rds_events import RdsEvent
+
             try:
                 rds_event = RdsEvent.model_validate(event)
             except ValidationError as exc:

@@ -1,4 +1,6 @@
-"""RDS events as EventBridge delivers them (source aws.rds), parsed through Powertools' EventBridgeModel."""
+"""RDS events as EventBridge delivers them (source aws.rds), parsed through Powertools' EventBridgeModel.
+
+The event types and IDs we act on are in schemas.rds_event_ids."""
 
 from __future__ import annotations
 
@@ -6,19 +8,6 @@ from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
-
-CLUSTER_EVENT = "RDS DB Cluster Event"
-INSTANCE_EVENT = "RDS DB Instance Event"
-CLUSTER_SNAPSHOT_EVENT = "RDS DB Cluster Snapshot Event"
-
-# Event IDs we act on (design.md, "Facts about AWS").
-CLUSTER_CREATED = "RDS-EVENT-0170"
-CLUSTER_DELETED = "RDS-EVENT-0171"
-CLUSTER_CREATE_FAILED = ("RDS-EVENT-0354", "RDS-EVENT-0355")
-INSTANCE_CREATED = "RDS-EVENT-0005"
-INSTANCE_DELETED = "RDS-EVENT-0003"
-INSTANCE_FAILED = ("RDS-EVENT-0353", "RDS-EVENT-0035", "RDS-EVENT-0036")
-FAILURE_EVENT_IDS = frozenset(CLUSTER_CREATE_FAILED + INSTANCE_FAILED)
 
 
 class RdsEventDetail(BaseModel):

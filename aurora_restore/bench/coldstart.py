@@ -2,7 +2,9 @@
 
 Two probes:
 - `import_ms`: each handler module imported from the project, with its bytecode compiled first, as the
-  artifact ships it (infra.package compiles the artifact's bytecode with the runtime's Python).
+  artifact ships it (infra.package compiles the artifact's bytecode with the runtime's Python). For the
+  slowest, `libraries`: the same fresh import of only the third-party modules it loads (botocore,
+  Powertools, pydantic, psycopg2...), so that the figure can be read on any machine: what is left is ours.
 - `artifact_probe`: the artifact itself, built for this machine's platform and Python, unpacked as Lambda
   unpacks it (read-only: nothing compiled is kept), its handlers imported with the bytecode it ships and
   from its sources only; botocore comes from outside it, as the Lambda runtime provides it.
@@ -59,6 +61,52 @@ def import_ms(module: str, path: Path | None = None) -> float:
     return float(answer.stdout.strip().splitlines()[-1])
 
 
+# Which modules a handler loads that are not ours, in the order it loads them.
+_LOADED_PROBE = (
+    "import json, sys; before = set(sys.modules); import functions.{module}; "
+    "print(json.dumps([name for name in sys.modules if name not in before "
+    "and name.partition('.')[0] not in {own!r}]))"
+)
+# Imports those modules by name, in that order, and times it; a name that cannot be imported on its own
+# (an alias a package puts in sys.modules) was loaded by its package anyway.
+_LIBRARIES_PROBE = """
+import importlib, json, sys, time
+names = json.loads(sys.stdin.read())
+began = time.perf_counter()
+for name in names:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+print((time.perf_counter() - began) * 1000)
+"""
+OWN_PACKAGES = ("functions", "schemas")
+
+
+def _fresh(code: str, stdin: str | None = None) -> str:
+    answer = subprocess.run(
+        [sys.executable, "-c", code],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, **DEPLOYED_ENVIRONMENT},
+    )
+    return answer.stdout.strip().splitlines()[-1]
+
+
+def libraries_ms(module: str, repeats: int) -> dict[str, Any]:
+    """The best of `repeats` fresh imports of only the third-party modules functions.<module> loads: the
+    part of its cold start that is not our code (on a slower machine both figures grow together)."""
+    names = json.loads(_fresh(_LOADED_PROBE.format(module=module, own=OWN_PACKAGES)))
+    best = min(float(_fresh(_LIBRARIES_PROBE, json.dumps(names))) for _ in range(repeats))
+    top = {name.partition(".")[0] for name in names}
+    third_party = sorted(name for name in top if name not in sys.stdlib_module_names and name[0] != "_")
+    return {"ms": round(best, 1), "modules": len(names), "third_party": third_party}
+
+
 def _best(repeats: int, path: Path | None = None) -> dict[str, float]:
     return {name: round(min(import_ms(name, path) for _ in range(repeats)), 1) for name in FUNCTIONS}
 
@@ -112,10 +160,15 @@ def measure_cold_start(repeats: int, artifact_probe: bool = True) -> dict[str, A
             artifact["bytecode"] = json.loads(manifest.read_text()).get("bytecode")
     else:
         artifact["note"] = "not built: run `make package` (python -m infra.package) first"
+    libraries = libraries_ms(slowest, repeats)
     return {
         "import_ms": modules,
         "max_import_ms": modules[slowest],
         "slowest_module": f"functions.{slowest}",
+        # the slowest handler's import, split: the libraries it loads, and what is left, our own modules
+        "slowest_libraries_ms": libraries["ms"],
+        "slowest_own_ms": round(modules[slowest] - libraries["ms"], 1),
+        "slowest_libraries": libraries,
         "repeats": repeats,
         "artifact": artifact,
         "artifact_probe": measure_artifact(repeats) if artifact_probe else {"note": "skipped"},

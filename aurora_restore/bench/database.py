@@ -8,6 +8,7 @@ from typing import Any
 from psycopg2 import sql
 from pydantic import SecretStr
 
+from aurora_restore.bench import cpus
 from aurora_restore.local.postgres import PostgresServer
 from functions import database
 from functions.database import Endpoint, UserGrant
@@ -83,6 +84,50 @@ def _create_tables(conn: Any, schemas: int, per_schema: int) -> list[tuple[str, 
     return names
 
 
+PROBE_ROLES = 40
+
+
+def role_costs(conn: Any, cpus: int, users: int) -> dict[str, Any]:
+    """What one role with a password costs on this machine, and so the least 1,000 users can take.
+
+    The client computes each SCRAM verifier (a PBKDF2 of 4,096 iterations); the server, storing it,
+    checks it against the empty password (another PBKDF2 of the same iterations, in PostgreSQL's own
+    slower HMAC). Both are CPU work, which no batching removes: the floor is their sum per user, spread
+    over this machine's CPUs. Measured on PROBE_ROLES roles in a transaction that is rolled back.
+    """
+    secrets = [f"probe-password-{index}" for index in range(PROBE_ROLES)]
+    began = time.perf_counter()
+    verifiers = [database.scram_verifier(secret) for secret in secrets]
+    client_ms = (time.perf_counter() - began) * 1000 / PROBE_ROLES
+    statements = [
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(f"probe_{i:04d}"), sql.Literal(v))
+        for i, v in enumerate(verifiers)
+    ]
+    bare = [
+        sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(f"probe_bare_{i:04d}"))
+        for i in range(PROBE_ROLES)
+    ]
+    timings = {}
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cursor:
+            for label, batch in (("with_password", statements), ("without_password", bare)):
+                began = time.perf_counter()
+                cursor.execute(sql.SQL(";").join(batch))
+                timings[label] = (time.perf_counter() - began) * 1000 / PROBE_ROLES
+    finally:
+        conn.rollback()
+    server_ms = timings["with_password"] - timings["without_password"]
+    floor_s = users * (client_ms + timings["with_password"]) / 1000 / max(cpus, 1)
+    return {
+        "client_verifier_ms": round(client_ms, 2),
+        "server_role_ms": round(timings["with_password"], 2),
+        "server_secret_check_ms": round(server_ms, 2),
+        "cpus": cpus,
+        "floor_s": round(floor_s, 2),
+    }
+
+
 def _fresh_database(server: PostgresServer, name: str) -> None:
     admin = server.connect("postgres")
     try:
@@ -105,6 +150,7 @@ def measure_database(users: int, schemas: int, per_schema: int, naive_users: int
         _fresh_database(server, "bench_naive")
         conn = server.connect("bench_users", autocommit=False)
         try:
+            costs = role_costs(conn, cpus(), users)
             # As the step does: the roles of many users go over several connections (opening them is timed).
             setup_s = _timed(
                 lambda: database.setup_users(
@@ -167,6 +213,7 @@ def measure_database(users: int, schemas: int, per_schema: int, naive_users: int
                 "naive_s": round(naive_s, 2),
                 "naive_s_for_all_users": round(naive_per_user * users, 1),
                 "naive_extrapolated": naive_users != users,
+                "per_role": costs,
             },
             "verify": {
                 "schemas": schemas,

@@ -9,7 +9,7 @@ from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
 from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG
 from schemas.common import Step
-from schemas.rds_events import FAILURE_EVENT_IDS
+from schemas.rds_event_ids import FAILURE_EVENT_IDS
 
 GONE = ("deleting",)
 # Put on the restored cluster right after its master password is set, valued with the operation id: a run

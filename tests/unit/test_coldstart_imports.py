@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.routes import FUNCTIONS
+from functions.routes import FUNCTIONS, build_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("boto3", "s3transfer")
@@ -32,3 +32,32 @@ def test_a_fresh_import_of_the_handler_leaves_boto3_out(module: str) -> None:
     # Then the import worked and neither boto3 nor s3transfer came along
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == dict.fromkeys(HEAVY, False)
+
+
+def _receives_rds_events(module: str) -> bool:
+    return any(
+        route.function == module and route.pattern.get("source") == ["aws.rds"] for route in build_routes()
+    )
+
+
+RDS_FREE = [module for module in FUNCTIONS if not _receives_rds_events(module)]
+
+
+@pytest.mark.parametrize("module", RDS_FREE)
+def test_a_handler_no_rule_sends_rds_events_leaves_their_models_out(module: str) -> None:
+    # Given a handler no rule of the route table sends an RDS event to (only the waits receive them)
+    assert RDS_FREE and len(RDS_FREE) < len(FUNCTIONS)
+    probe = "import sys; import functions.{module}; print('schemas.rds_events' in sys.modules)"
+
+    # When a fresh interpreter imports it
+    result = subprocess.run(
+        [sys.executable, "-c", probe.format(module=module)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+    # Then the RDS event models (and Powertools' EventBridgeModel) were not built at its cold start
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,17 @@
+"""The RDS event types and IDs we act on, apart from the models that parse the events (schemas.rds_events):
+the route table and the steps name them without building those models."""
+
+from __future__ import annotations
+
+CLUSTER_EVENT = "RDS DB Cluster Event"
+INSTANCE_EVENT = "RDS DB Instance Event"
+CLUSTER_SNAPSHOT_EVENT = "RDS DB Cluster Snapshot Event"
+
+# Event IDs we act on (design.md, "Facts about AWS").
+CLUSTER_CREATED = "RDS-EVENT-0170"
+CLUSTER_DELETED = "RDS-EVENT-0171"
+CLUSTER_CREATE_FAILED = ("RDS-EVENT-0354", "RDS-EVENT-0355")
+INSTANCE_CREATED = "RDS-EVENT-0005"
+INSTANCE_DELETED = "RDS-EVENT-0003"
+INSTANCE_FAILED = ("RDS-EVENT-0353", "RDS-EVENT-0035", "RDS-EVENT-0036")
+FAILURE_EVENT_IDS = frozenset(CLUSTER_CREATE_FAILED + INSTANCE_FAILED)
