@@ -139,11 +139,42 @@ def measure_artifact(repeats: int) -> dict[str, Any]:
                 archive.extractall(unpacked)
             modules = _best(repeats, unpacked)
             slowest = max(modules, key=modules.__getitem__)
-            figures[label] = {"import_ms": modules, "max_import_ms": modules[slowest], "slowest": slowest}
+            figures[label] = {
+                "import_ms": modules,
+                "max_import_ms": modules[slowest],
+                "slowest": slowest,
+                **_size(zipped),
+            }
     figures["bytecode_saves_ms"] = round(
         figures["sources_only"]["max_import_ms"] - figures["bytecode"]["max_import_ms"], 1
     )
     return figures
+
+
+def _size(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    return {"path": str(path.relative_to(ROOT)), "bytes": size, "mb": round(size / 1_000_000, 2)}
+
+
+def _artifact(probe: dict[str, Any]) -> dict[str, Any]:
+    """The deployment artifact's size: `make package`'s, or else the one the probe built for this machine."""
+    if ARTIFACT.exists():
+        artifact = _size(ARTIFACT)
+        manifest = ARTIFACT.with_suffix(".json")
+        if manifest.exists():
+            artifact["bytecode"] = json.loads(manifest.read_text()).get("bytecode")
+        return artifact
+    if "bytecode" in probe:
+        shipped = probe["bytecode"]
+        return {key: shipped[key] for key in ("path", "bytes", "mb")} | {
+            "note": f"built for {probe['platform']} by the probe; `make package` builds the arm64 one"
+        }
+    return {
+        "path": str(ARTIFACT.relative_to(ROOT)),
+        "bytes": None,
+        "mb": None,
+        "note": "not built: run `make package` (python -m infra.package) first",
+    }
 
 
 def measure_cold_start(repeats: int, artifact_probe: bool = True) -> dict[str, Any]:
@@ -151,16 +182,8 @@ def measure_cold_start(repeats: int, artifact_probe: bool = True) -> dict[str, A
     compile_project()
     modules = _best(repeats)
     slowest = max(modules, key=modules.__getitem__)
-    artifact: dict[str, Any] = {"path": str(ARTIFACT.relative_to(ROOT)), "bytes": None, "mb": None}
-    if ARTIFACT.exists():
-        size = ARTIFACT.stat().st_size
-        artifact.update(bytes=size, mb=round(size / 1_000_000, 2))
-        manifest = ARTIFACT.with_suffix(".json")
-        if manifest.exists():
-            artifact["bytecode"] = json.loads(manifest.read_text()).get("bytecode")
-    else:
-        artifact["note"] = "not built: run `make package` (python -m infra.package) first"
     libraries = libraries_ms(slowest, repeats)
+    probe = measure_artifact(repeats) if artifact_probe else {"note": "skipped"}
     return {
         "import_ms": modules,
         "max_import_ms": modules[slowest],
@@ -170,6 +193,6 @@ def measure_cold_start(repeats: int, artifact_probe: bool = True) -> dict[str, A
         "slowest_own_ms": round(modules[slowest] - libraries["ms"], 1),
         "slowest_libraries": libraries,
         "repeats": repeats,
-        "artifact": artifact,
-        "artifact_probe": measure_artifact(repeats) if artifact_probe else {"note": "skipped"},
+        "artifact": _artifact(probe),
+        "artifact_probe": probe,
     }

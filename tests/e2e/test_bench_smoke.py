@@ -42,6 +42,8 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
     # the artifact unpacked as Lambda does: its bytecode spares the compiling (unless it could not be built)
     probe = results["cold_start"]["artifact_probe"]
     assert "note" in probe or probe["sources_only"]["max_import_ms"] > probe["bytecode"]["max_import_ms"]
+    # and the artifact's size is reported whenever one was built (by `make package` or by that probe)
+    assert "note" in probe or results["cold_start"]["artifact"]["mb"] > 0
     # the slowest import split: the libraries it loads, timed alone in a fresh interpreter, botocore among them
     cold = results["cold_start"]
     assert 0 < cold["slowest_libraries_ms"]
