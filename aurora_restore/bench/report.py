@@ -44,7 +44,7 @@ def _role_costs(setup: dict[str, Any]) -> str:
     return (
         f"db: per role with a password, the client's SCRAM verifier {costs['client_verifier_ms']} ms and the "
         f"server's CREATE ROLE {costs['server_role_ms']} ms ({costs['server_secret_check_ms']} ms of it checking "
-        f"the secret): CPU work, so {setup['users']} users take at least {costs['floor_s']} s on "
+        f"the secret): CPU work, so {setup['users']} users take at least ~{costs['floor_s']} s on "
         f"{costs['cpus']} CPUs"
     )
 
@@ -85,7 +85,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             "1,000 users set up < 3 s",
             None if setup is None else setup < 3,
             _fmt(setup, " s")
-            + ("" if setup is None or floor is None else f" (this machine's floor {floor} s)"),
+            + ("" if setup is None or floor is None else f" (this machine's floor ~{floor} s)"),
         ),
     )
     rows.append(
