@@ -388,7 +388,9 @@ class StepRunner:
 
     def _refusal(self, state: OperationState, trigger: Trigger) -> dict[str, Any] | None:
         """Why this step may not run now (None: it may). Refusals change nothing."""
-        if self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed":
+        if self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed" and state.status != "aborted":
+            # An operator's abort ends it all: a failure notification redelivered after it (its first
+            # attempt met the abort's write) must not set the operation back to failed.
             return None
         if state.status in TERMINAL_STATUSES:
             error = state.error.message if state.error else f"operation is {state.status}"
