@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 
+from aurora_restore import operations
+from aurora_restore.operations import Target
 from integration.world import (
     OPERATION_ID,
     SOURCE_CLUSTER,
     SOURCE_REGION,
     TARGET_CLUSTER,
+    TARGET_REGION,
     TARGET_WRITER,
     World,
 )
@@ -190,10 +193,8 @@ def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World)
     assert_target_untouched(world)
 
 
-def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stays_failed(
-    world: World,
-) -> None:
-    # Given delete_rds was refused (deletion protection) and published StepFailed
+def _delete_rds_refused(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """delete_rds refused by deletion protection: its response, and its StepFailed as the bus delivers it."""
     world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = True
     world.advance("delete_rds")
     refused = world.run("delete_rds")
@@ -209,6 +210,31 @@ def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stay
         "resources": [],
         "detail": failed,
     }
+    return refused, event
+
+
+def test_a_failure_notification_delivered_after_an_abort_leaves_the_operation_aborted(world: World) -> None:
+    # Given a failed operation the operator aborted before its StepFailed reached notify_completion
+    # (or while it was being notified: that attempt's write met the abort's, and its trigger came again)
+    _, event = _delete_rds_refused(world)
+    assert operations.abort(Target("dev", TARGET_REGION), OPERATION_ID).status == "aborted"
+
+    # When the StepFailed reaches notify_completion
+    response = world.invoke("notify_completion", event)
+
+    # Then it is refused: the operation stays aborted and no notification goes out
+    assert response["status"] == "error", response
+    assert "aborted" in response["message"]
+    state = world.state()
+    assert state is not None and state["status"] == "aborted"
+    assert world.notifications() == []
+
+
+def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stays_failed(
+    world: World,
+) -> None:
+    # Given delete_rds was refused (deletion protection) and published StepFailed
+    refused, event = _delete_rds_refused(world)
 
     # When the bus routes it to notify_completion
     response = world.invoke("notify_completion", event)
