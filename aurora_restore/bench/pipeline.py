@@ -133,6 +133,8 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
         if choreography:
             runtime.put_restore_requested(operation_id, target_date)
             runtime.wait_for(operation_id, timeout=timeout, poll=0.05)
+            # notify_completion records the operation completed; cleanup, routed on from it, comes after.
+            _await_call(recorder, operation_id, "cleanup", timeout=60.0)
         else:
             sleeps = run_runbook_script(runtime, operation_id, target_date, scale.wall(RUNBOOK_POLL_SECONDS))
         state = runtime.state(operation_id)
@@ -192,6 +194,15 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
         return result
     finally:
         runtime.stop()
+
+
+def _await_call(recorder: CallRecorder, operation_id: str, function: str, timeout: float) -> None:
+    """Until `function` has run for the operation (or `timeout`: the reading then ends where it is)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.operation_id == operation_id and c.function == function for c in recorder.snapshot()):
+            return
+        time.sleep(0.05)
 
 
 def measure_isolated(contender: str, scale: Scale, timeout: float, trace: bool = False) -> dict[str, Any]:

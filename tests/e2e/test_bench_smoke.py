@@ -36,6 +36,8 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
         for key in ("invocations_per_op", "rds_api_calls_per_op", "overhead_s", "e2e_s"):
             assert isinstance(pipeline[contender][key], int | float), (contender, key)
         assert pipeline[contender]["status"] == "completed"
+        # every step counted, cleanup included (it runs after the operation is recorded completed)
+        assert pipeline[contender]["invocations"]["by_function"].get("cleanup", 0) >= 1, contender
     assert results["scale"]["operations"] > 0
     assert results["scale"]["completed"] == results["scale"]["operations"]
     assert results["cold_start"]["max_import_ms"] > 0
