@@ -384,13 +384,19 @@ class StepRunner:
 
     def _runs_again(self, state: OperationState, trigger: Trigger) -> bool:
         """notify_completion runs again on a StepFailed; every other recorded step only replays."""
-        return self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed"
+        return self._notifies_failure(state, trigger)
+
+    def _notifies_failure(self, state: OperationState, trigger: Trigger) -> bool:
+        """A StepFailed at notify_completion, while the operation is still failed: the one run an ended
+        operation allows. Once the operator aborted or resumed it, a StepFailed arriving late (or again,
+        its first attempt's write having met the operator's) must not set it back to failed."""
+        return (
+            self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed" and state.status == "failed"
+        )
 
     def _refusal(self, state: OperationState, trigger: Trigger) -> dict[str, Any] | None:
         """Why this step may not run now (None: it may). Refusals change nothing."""
-        if self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed" and state.status != "aborted":
-            # An operator's abort ends it all: a failure notification redelivered after it (its first
-            # attempt met the abort's write) must not set the operation back to failed.
+        if self._notifies_failure(state, trigger):
             return None
         if state.status in TERMINAL_STATUSES:
             error = state.error.message if state.error else f"operation is {state.status}"

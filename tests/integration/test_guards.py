@@ -230,6 +230,23 @@ def test_a_failure_notification_delivered_after_an_abort_leaves_the_operation_ab
     assert world.notifications() == []
 
 
+def test_a_failure_notification_delivered_after_a_resume_leaves_the_operation_running(world: World) -> None:
+    # Given a failed operation the operator resumed (its cause fixed) before its StepFailed came again
+    _, event = _delete_rds_refused(world)
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = False
+    resumed, step = operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+    assert (resumed.status, step) == ("running", "delete_rds")
+
+    # When the old StepFailed reaches notify_completion
+    response = world.invoke("notify_completion", event)
+
+    # Then it is ignored: the operation stays running at the resumed step and no notification goes out
+    assert response["status"] == "ignored", response
+    state = world.state()
+    assert state is not None and (state["status"], state["next_step"]) == ("running", "delete_rds")
+    assert world.notifications() == []
+
+
 def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stays_failed(
     world: World,
 ) -> None:
