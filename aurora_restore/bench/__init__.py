@@ -6,5 +6,5 @@ import os
 
 
 def cpus() -> int:
-    """The CPUs this process may run on (what a CPU-bound floor is divided by)."""
+    """The CPUs this process may run on (what CPU-bound work is spread over)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -46,11 +46,17 @@ def import_ms(module: str, path: Path | None = None) -> float:
     """Milliseconds to import functions.<module> in a fresh interpreter, in the deployed functions'
     environment (DEPLOYED_ENVIRONMENT), since that is the cold start the probe stands for. With `path`,
     from that unpacked artifact, writing no bytecode (Lambda's /var/task is read-only)."""
+    return float(_fresh(_PROBE.format(module=module), path=path))
+
+
+def _fresh(code: str, stdin: str | None = None, path: Path | None = None) -> str:
+    """The last line `code` prints in a fresh interpreter with the deployed functions' environment."""
     env = {**os.environ, **DEPLOYED_ENVIRONMENT}
     if path is not None:
         env.update(PYTHONPATH=str(path), PYTHONDONTWRITEBYTECODE="1")
     answer = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module)],
+        [sys.executable, "-c", code],
+        input=stdin,
         capture_output=True,
         text=True,
         check=True,
@@ -58,7 +64,7 @@ def import_ms(module: str, path: Path | None = None) -> float:
         timeout=60,
         env=env,
     )
-    return float(answer.stdout.strip().splitlines()[-1])
+    return answer.stdout.strip().splitlines()[-1]
 
 
 # Which modules a handler loads that are not ours, in the order it loads them.
@@ -81,20 +87,6 @@ for name in names:
 print((time.perf_counter() - began) * 1000)
 """
 OWN_PACKAGES = ("functions", "schemas")
-
-
-def _fresh(code: str, stdin: str | None = None) -> str:
-    answer = subprocess.run(
-        [sys.executable, "-c", code],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=60,
-        env={**os.environ, **DEPLOYED_ENVIRONMENT},
-    )
-    return answer.stdout.strip().splitlines()[-1]
 
 
 def libraries_ms(module: str, repeats: int) -> dict[str, Any]:

@@ -89,14 +89,15 @@ PROBE_ROLES = 40
 PROBE_ROUNDS = 3  # the best round: the machine at its quickest, as the parallel run mostly is
 
 
-def role_costs(conn: Any, cpus: int, users: int) -> dict[str, Any]:
+def role_costs(conn: Any, cpu_count: int, users: int) -> dict[str, Any]:
     """What one role with a password costs on this machine, and so about how long 1,000 users must take.
 
     The client computes each SCRAM verifier (a PBKDF2 of 4,096 iterations); the server, storing it,
     checks it against the empty password (another PBKDF2 of the same iterations, in PostgreSQL's own
     slower HMAC). Both are CPU work, which no batching removes: their sum per user, spread over this
-    machine's CPUs, is about what any implementation needs here (within the machine's noise). Measured on PROBE_ROLES roles in a transaction that is rolled back, the best
-    of PROBE_ROUNDS rounds (the machine's speed varies from one minute to the next).
+    machine's CPUs, is about what any implementation needs here (within the machine's noise). Measured
+    on PROBE_ROLES roles in a transaction that is rolled back, the best of PROBE_ROUNDS rounds (the
+    machine's speed varies from one minute to the next).
     """
     secrets = [f"probe-password-{index}" for index in range(PROBE_ROLES)]
     client_ms = math.inf
@@ -126,12 +127,12 @@ def role_costs(conn: Any, cpus: int, users: int) -> dict[str, Any]:
             conn.rollback()
     server_ms = timings["with_password"] - timings["without_password"]
     # An estimate, not a bound: the serial probe and the parallel run do not see quite the same speeds.
-    cpu_bound_s = users * (client_ms + timings["with_password"]) / 1000 / max(cpus, 1)
+    cpu_bound_s = users * (client_ms + timings["with_password"]) / 1000 / max(cpu_count, 1)
     return {
         "client_verifier_ms": round(client_ms, 2),
         "server_role_ms": round(timings["with_password"], 2),
         "server_secret_check_ms": round(server_ms, 2),
-        "cpus": cpus,
+        "cpus": cpu_count,
         "cpu_bound_s": round(cpu_bound_s, 2),
     }
 

@@ -79,13 +79,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
         ),
     ]
     setup, verify = db.get("setup_users_1000_s"), db.get("verify_10000_tables_s")
-    floor = (db.get("setup_users") or {}).get("per_role", {}).get("cpu_bound_s")
+    estimate = (db.get("setup_users") or {}).get("per_role", {}).get("cpu_bound_s")
     rows.append(
         (
             "1,000 users set up < 3 s",
             None if setup is None else setup < 3,
             _fmt(setup, " s")
-            + ("" if setup is None or floor is None else f" (CPU-bound estimate here ~{floor} s)"),
+            + ("" if setup is None or estimate is None else f" (CPU-bound estimate here ~{estimate} s)"),
         ),
     )
     rows.append(
