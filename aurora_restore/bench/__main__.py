@@ -32,6 +32,7 @@ FULL = {
     "users": 1000,
     "schemas": 20,
     "naive_users": 200,
+    "many_users": 200,
 }
 QUICK = {
     "wall_per_aws_minute": 0.2,
@@ -40,6 +41,7 @@ QUICK = {
     "users": 100,
     "schemas": 2,
     "naive_users": 50,
+    "many_users": 20,
 }
 TABLES_PER_SCHEMA = 500
 
@@ -83,7 +85,11 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
     results["scale"] = measure_scale_isolated(int(plan["operations"]), timeout=420.0)
     _say("database: setup_db_users and verify_restore on the local PostgreSQL ...")
     db = measure_database(
-        int(plan["users"]), int(plan["schemas"]), TABLES_PER_SCHEMA, int(plan["naive_users"])
+        int(plan["users"]),
+        int(plan["schemas"]),
+        TABLES_PER_SCHEMA,
+        int(plan["naive_users"]),
+        int(plan["many_users"]),
     )
     db.setdefault("setup_users_1000_s", None)
     db.setdefault("verify_10000_tables_s", None)

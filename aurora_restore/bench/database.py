@@ -13,7 +13,7 @@ from aurora_restore.bench import cpus
 from aurora_restore.local.postgres import PostgresServer
 from functions import database
 from functions.database import Endpoint, UserGrant
-from schemas.config import DbUser
+from schemas.config import PRIVILEGES, DbUser
 
 PRIVILEGE_SETS = (["SELECT"], ["SELECT", "INSERT", "UPDATE", "DELETE"])
 VERIFY_USERS = 2  # the runbook's two users
@@ -66,6 +66,20 @@ def naive_verify(conn: Any, usernames: list[str], expected: list[tuple[str, str]
             cursor.fetchall()
             checked += 1
     return checked
+
+
+def table_by_table_privileges(cursor: Any, usernames: list[str], schemas: list[str]) -> int:
+    """What verify did before it grouped alike tables: has_table_privilege() for every user, table and
+    privilege (each call scans the table's ACL, which names every user). Returns the rows it found."""
+    cursor.execute(
+        "SELECT r.rolname, n.nspname || '.' || c.relname, p.privilege "
+        "FROM pg_roles r CROSS JOIN pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "CROSS JOIN unnest(%s::text[]) AS p(privilege) "
+        "WHERE r.rolname = ANY(%s) AND c.relkind IN ('r', 'p') AND n.nspname = ANY(%s) "
+        "AND has_table_privilege(r.oid, c.oid, p.privilege)",
+        (list(PRIVILEGES), usernames, schemas),
+    )
+    return len(cursor.fetchall())
 
 
 def _create_tables(conn: Any, schemas: int, per_schema: int) -> list[tuple[str, str]]:
@@ -137,6 +151,49 @@ def role_costs(conn: Any, cpu_count: int, users: int) -> dict[str, Any]:
     }
 
 
+def _verify_many_users(
+    server: PostgresServer, conn: Any, endpoint: Endpoint, users: int, wanted: list[str]
+) -> dict[str, Any]:
+    """verify_restore with `users` users on the same tables: their privileges read once per group of alike
+    tables, against table by table on one schema's tables (extrapolated to all: it grows with the tables)."""
+    many = grants(users, "verify_many")
+    setup_s = _timed(
+        lambda: database.setup_users(
+            conn, endpoint.dbname, many, connect=lambda: server.connect(endpoint.dbname, autocommit=False)
+        )
+    )
+    outcome: dict[str, Any] = {}
+
+    def verify() -> None:
+        outcome["result"] = database.verify(conn, endpoint, many, wanted)
+
+    verify_s = _timed(verify)
+    if outcome["result"].problems:
+        raise RuntimeError(f"verify found problems: {outcome['result'].problems[:3]}")
+    usernames = [grant.user.username for grant in many]
+    with conn, conn.cursor() as cursor:
+        schemas = database.application_schemas(cursor)
+        groups = len(database.privilege_groups(cursor, usernames, schemas))
+        sample = schemas[0]
+        cursor.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = %s",
+            (sample,),
+        )
+        (sampled,) = cursor.fetchone()
+        began = time.perf_counter()
+        table_by_table_privileges(cursor, usernames, [sample])
+        sample_s = time.perf_counter() - began
+    return {
+        "users": users,
+        "setup_s": setup_s,
+        "verify_s": verify_s,
+        "groups": groups,
+        "table_by_table_s": round(sample_s * len(wanted) / max(sampled, 1), 1),
+        "table_by_table_timed_tables": sampled,
+    }
+
+
 def _fresh_database(server: PostgresServer, name: str) -> None:
     admin = server.connect("postgres")
     try:
@@ -152,7 +209,9 @@ def _timed(action: Any) -> float:
     return round(time.perf_counter() - began, 3)
 
 
-def measure_database(users: int, schemas: int, per_schema: int, naive_users: int) -> dict[str, Any]:
+def measure_database(
+    users: int, schemas: int, per_schema: int, naive_users: int, many_users: int
+) -> dict[str, Any]:
     server = PostgresServer().start()
     try:
         _fresh_database(server, "bench_users")
@@ -208,6 +267,8 @@ def measure_database(users: int, schemas: int, per_schema: int, naive_users: int
             usernames = [g.user.username for g in checked]
             conn.autocommit = True
             naive_verify_s = _timed(lambda: naive_verify(conn, usernames, expected))
+            conn.autocommit = False
+            many = _verify_many_users(server, conn, endpoint, many_users, wanted)
         finally:
             conn.close()
         return {
@@ -231,6 +292,7 @@ def measure_database(users: int, schemas: int, per_schema: int, naive_users: int
                 "catalog_s": verify_s,
                 "naive_s": naive_verify_s,
                 "tables_created_in_s": create_s,
+                "many_users": many,
             },
         }
     finally:

@@ -26,6 +26,17 @@ def _artifact_probe(probe: dict[str, Any]) -> str:
     )
 
 
+def _many_users(verify: dict[str, Any]) -> str:
+    many = verify.get("many_users")
+    if not many:
+        return "db: verify with many users was not measured"
+    return (
+        f"db: the same tables verified for {many['users']} users in {many['verify_s']} s, their privileges "
+        f"read for {many['groups']} group(s) of alike tables (table by table: {many['table_by_table_s']} s, "
+        f"extrapolated from {many['table_by_table_timed_tables']} tables); setting them up took {many['setup_s']} s"
+    )
+
+
 def _libraries(cold: dict[str, Any]) -> str:
     if "slowest_libraries_ms" not in cold:
         return "cold start: the libraries' share was not measured"
@@ -148,6 +159,7 @@ def render(results: dict[str, Any]) -> str:
         _role_costs(setup),
         f"db: {verify['tables']} tables in {verify['schemas']} schemas verified in {verify['catalog_s']} s "
         f"(naive, one query per table: {verify['naive_s']} s)",
+        _many_users(verify),
         "",
         "targets:",
     ]

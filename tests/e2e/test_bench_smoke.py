@@ -61,6 +61,11 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
     users = results["db"]["setup_users"]["users"]
     expected = users * (per_role["client_verifier_ms"] + per_role["server_role_ms"]) / 1000 / per_role["cpus"]
     assert per_role["cpu_bound_s"] == pytest.approx(expected, abs=0.02)
+    # verify with many users read their privileges for a few groups of alike tables, not table by table
+    many = results["db"]["verify"]["many_users"]
+    assert many["users"] == 20 and many["verify_s"] > 0
+    assert 1 <= many["groups"] < results["db"]["verify"]["tables"]
+    assert "verified for 20 users" in run.stdout
     # and both contenders did the same simulated AWS work, the choreography with fewer calls
     choreography, polling = pipeline["choreography"], pipeline["polling_runbook"]
     assert choreography["aws_work_s"] == pytest.approx(polling["aws_work_s"], rel=0.05)
