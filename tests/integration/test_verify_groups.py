@@ -199,3 +199,17 @@ def test_users_log_in_side_by_side_and_problems_keep_the_users_order(postgres: A
         "vg_04 cannot log in",
         "vg_09 cannot log in",
     ]
+
+
+def test_a_schema_with_a_dot_in_its_name_is_verified_as_itself(postgres: Any, database: str) -> None:
+    # Given the restored database has a schema whose name holds a dot (a table "a.b.c" is not schema "a")
+    run_sql(postgres, database, 'CREATE SCHEMA "app.v2"', 'CREATE TABLE "app.v2".orders (id int)')
+    grants = user_grants(2, limited=False)
+    set_up(postgres, database, grants)
+
+    # When verify runs
+    result = verify(postgres, database, grants, ["app.v2.orders"])
+
+    # Then the users hold their privileges there as everywhere else, and nothing is reported
+    assert ("app.v2", "orders") in [(t["schema"], t["name"]) for t in result.tables]
+    assert result.problems == [] and result.missing_tables == []
