@@ -3,6 +3,8 @@ own answer table by table, against a real PostgreSQL server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ pytestmark = pytest.mark.integration
 SCHEMAS = ("grp_a", "grp_b", "grp_c")
 PER_SCHEMA = 40
 SEED_SCHEMAS = ("app_schema", "public")
+ALL_SCHEMAS = [*SCHEMAS, *SEED_SCHEMAS]
 
 
 def user_grants(count: int, limited: bool = True) -> list[db.UserGrant]:
@@ -64,14 +67,20 @@ def set_up(postgres: Any, database: str, grants: list[db.UserGrant]) -> None:
         conn.close()
 
 
-def run_sql(postgres: Any, database: str, *statements: str) -> None:
+@contextmanager
+def cursor_on(postgres: Any, database: str) -> Iterator[Any]:
     conn = postgres.connect(database)
     try:
         with conn.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
+            yield cursor
     finally:
         conn.close()
+
+
+def run_sql(postgres: Any, database: str, *statements: str) -> None:
+    with cursor_on(postgres, database) as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def verify(postgres: Any, database: str, grants: list[db.UserGrant], expected: list[str]) -> db.Verification:
@@ -84,43 +93,31 @@ def verify(postgres: Any, database: str, grants: list[db.UserGrant], expected: l
 
 def table_by_table(postgres: Any, database: str, usernames: list[str]) -> dict[str, dict[str, set[str]]]:
     """PostgreSQL's own answer, one has_table_privilege() per user, table and privilege."""
-    conn = postgres.connect(database)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
-                (list(SCHEMAS + SEED_SCHEMAS),),
-            )
-            tables = [row[0] for row in cursor.fetchall()]
-            held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
-            for user in usernames:
-                for table in tables:
-                    for privilege in PRIVILEGES:
-                        cursor.execute("SELECT has_table_privilege(%s, %s, %s)", (user, table, privilege))
-                        if cursor.fetchone()[0]:
-                            held[user].setdefault(table, set()).add(privilege)
-            return held
-    finally:
-        conn.close()
+    with cursor_on(postgres, database) as cursor:
+        cursor.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
+            (ALL_SCHEMAS,),
+        )
+        tables = [row[0] for row in cursor.fetchall()]
+        held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
+        for user in usernames:
+            for table in tables:
+                for privilege in PRIVILEGES:
+                    cursor.execute("SELECT has_table_privilege(%s, %s, %s)", (user, table, privilege))
+                    if cursor.fetchone()[0]:
+                        held[user].setdefault(table, set()).add(privilege)
+        return held
 
 
 def groups(postgres: Any, database: str, usernames: list[str]) -> list[db.PrivilegeGroup]:
-    conn = postgres.connect(database)
-    try:
-        with conn.cursor() as cursor:
-            return db.privilege_groups(cursor, usernames, list(SCHEMAS + SEED_SCHEMAS))
-    finally:
-        conn.close()
+    with cursor_on(postgres, database) as cursor:
+        return db.privilege_groups(cursor, usernames, ALL_SCHEMAS)
 
 
 def held(postgres: Any, database: str, usernames: list[str]) -> dict[str, dict[str, set[str]]]:
-    conn = postgres.connect(database)
-    try:
-        with conn.cursor() as cursor:
-            return db.held_privileges(cursor, usernames, list(SCHEMAS + SEED_SCHEMAS))
-    finally:
-        conn.close()
+    with cursor_on(postgres, database) as cursor:
+        return db.held_privileges(cursor, usernames, ALL_SCHEMAS)
 
 
 def test_tables_granted_alike_form_one_group_and_agree_with_postgres_table_by_table(
