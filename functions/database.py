@@ -440,7 +440,7 @@ class PrivilegeGroup:
 
 # One has_table_privilege() per (group, role, privilege), not per table: each call scans the table's ACL,
 # which names every user, so table by table the cost grew with users x users x tables (200 users on
-# 10,000 tables took 81 s here, against 1.9 s in groups with the logins; 1,000 users would have outlasted
+# 10,000 tables took 81 s here, against 1.9-2.9 s in groups with the logins; 1,000 users would have outlasted
 # a Lambda).
 _GROUPS_QUERY = """
 WITH tables AS (
