@@ -305,7 +305,7 @@ class StepRunner:
             state = self.flush_outbox(state) or state
 
         recorded = state.results.get(self.step.value)
-        if recorded is not None and not self._runs_again(state, trigger):
+        if recorded is not None and not self._notifies_failure(state, trigger):
             logger.info("step already done; replaying its result")
             self._release_claim(state)
             return {**recorded, "_outcome": "replayed"}
@@ -382,14 +382,11 @@ class StepRunner:
     def _claim_ttl(self) -> timedelta:
         return timedelta(seconds=self.services.settings.claim_seconds)
 
-    def _runs_again(self, state: OperationState, trigger: Trigger) -> bool:
-        """notify_completion runs again on a StepFailed; every other recorded step only replays."""
-        return self._notifies_failure(state, trigger)
-
     def _notifies_failure(self, state: OperationState, trigger: Trigger) -> bool:
         """A StepFailed at notify_completion, while the operation is still failed: the one run an ended
-        operation allows. Once the operator aborted or resumed it, a StepFailed arriving late (or again,
-        its first attempt's write having met the operator's) must not set it back to failed."""
+        operation allows, and the one recorded step that runs again instead of replaying. Once the
+        operator aborted or resumed it, a StepFailed arriving late (or again, its first attempt's write
+        having met the operator's) must not set it back to failed."""
         return (
             self.step is Step.NOTIFY_COMPLETION and trigger.kind == "StepFailed" and state.status == "failed"
         )
