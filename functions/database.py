@@ -478,18 +478,6 @@ def privilege_groups(cursor: Any, usernames: Sequence[str], schemas: Sequence[st
     return sorted(groups, key=lambda group: group.tables[0])
 
 
-def held_privileges(
-    cursor: Any, usernames: Sequence[str], schemas: Sequence[str]
-) -> dict[str, dict[str, set[str]]]:
-    """For each user, each table (schema.name) on which it holds a whitelisted privilege, and those."""
-    held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
-    for group in privilege_groups(cursor, usernames, schemas):
-        for user, privileges in group.held.items():
-            if privileges:
-                held[user].update((f"{schema}.{name}", set(privileges)) for schema, name in group.tables)
-    return held
-
-
 def _privilege_problem(
     grant: UserGrant, groups: Sequence[PrivilegeGroup], schemas: Sequence[str]
 ) -> str | None:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from functions import database as db
 from functions.errors import DatabaseError, InvalidRequest
-from integration.world import World, roles
+from integration.world import World, held_privileges, roles
 from schemas.config import DbUser
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def held(postgres: Any, dbname: str, names: list[str]) -> dict[str, dict[str, se
     conn = postgres.connect(dbname)
     try:
         with conn.cursor() as cursor:
-            return db.held_privileges(cursor, names, ["app_schema", "public"])
+            return held_privileges(cursor, names, ["app_schema", "public"])
     finally:
         conn.close()
 

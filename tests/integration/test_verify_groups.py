@@ -12,6 +12,7 @@ from psycopg2 import sql
 from pydantic import SecretStr
 
 from functions import database as db
+from integration.world import held_privileges
 from schemas.config import PRIVILEGES, DbUser
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,7 @@ def groups(postgres: Any, database: str, usernames: list[str]) -> list[db.Privil
 
 def held(postgres: Any, database: str, usernames: list[str]) -> dict[str, dict[str, set[str]]]:
     with cursor_on(postgres, database) as cursor:
-        return db.held_privileges(cursor, usernames, ALL_SCHEMAS)
+        return held_privileges(cursor, usernames, ALL_SCHEMAS)
 
 
 def test_tables_granted_alike_form_one_group_and_agree_with_postgres_table_by_table(
@@ -182,7 +183,7 @@ def test_privileges_held_through_a_group_role_or_as_owner_are_seen(
     assert held(postgres, database, names) == table_by_table(postgres, database, names)
 
 
-def test_users_log_in_side_by_side_and_problems_keep_the_users_order(postgres: Any, database: str) -> None:
+def test_users_who_cannot_log_in_are_named_in_the_users_order(postgres: Any, database: str) -> None:
     # Given twelve users set up, and then two of them given another password in the database
     grants = user_grants(12, limited=False)
     set_up(postgres, database, grants)

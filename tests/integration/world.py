@@ -384,3 +384,16 @@ def roles(postgres: Any) -> set[str]:
             return {row[0] for row in cursor.fetchall()}
     finally:
         conn.close()
+
+
+def held_privileges(cursor: Any, usernames: list[str], schemas: list[str]) -> dict[str, dict[str, set[str]]]:
+    """For each user, each table (schema.name) on which it holds a whitelisted privilege, and those: what
+    verify reads, table by table."""
+    from functions.database import privilege_groups
+
+    held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
+    for group in privilege_groups(cursor, usernames, schemas):
+        for user, privileges in group.held.items():
+            if privileges:
+                held[user].update((f"{schema}.{name}", set(privileges)) for schema, name in group.tables)
+    return held
