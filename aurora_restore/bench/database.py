@@ -103,7 +103,7 @@ def _create_tables(conn: Any, schemas: int, per_schema: int) -> list[tuple[str, 
 
 
 PROBE_ROLES = 40
-PROBE_ROUNDS = 3  # the best round: the machine at its quickest, as the parallel run mostly is
+PROBE_ROUNDS = 3  # the best round: a busy moment of the shared machine only adds time
 
 
 def parallel_speedup(cpu_count: int, hashes: int = 150, rounds: int = 3) -> float:
@@ -179,46 +179,46 @@ def role_costs(conn: Any, cpu_count: int, users: int) -> dict[str, Any]:
 
 
 def _verify_many_users(
-    server: PostgresServer, conn: Any, endpoint: Endpoint, users: int, wanted: list[str]
+    server: PostgresServer, conn: Any, endpoint: Endpoint, users: int, expected: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """verify_restore with `users` users on the same tables: their privileges read once per group of alike
-    tables, against table by table on one schema's tables (extrapolated to all: it grows with the tables)."""
+    tables, against table by table on the first schema's tables (extrapolated to all: it grows with the
+    tables)."""
     many = grants(users, "verify_many")
     setup_s = _timed(
         lambda: database.setup_users(
             conn, endpoint.dbname, many, connect=lambda: server.connect(endpoint.dbname, autocommit=False)
         )
     )
-    outcome: dict[str, Any] = {}
-
-    def verify() -> None:
-        outcome["result"] = database.verify(conn, endpoint, many, wanted)
-
-    verify_s = _timed(verify)
-    if outcome["result"].problems:
-        raise RuntimeError(f"verify found problems: {outcome['result'].problems[:3]}")
+    verify_s = _timed_verify(conn, endpoint, many, [f"{s}.{t}" for s, t in expected])
     usernames = [grant.user.username for grant in many]
+    sample = expected[0][0]
+    sampled = sum(1 for schema, _ in expected if schema == sample)
     with conn, conn.cursor() as cursor:
-        schemas = database.application_schemas(cursor)
-        groups = len(database.privilege_groups(cursor, usernames, schemas))
-        sample = schemas[0]
-        cursor.execute(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND n.nspname = %s",
-            (sample,),
-        )
-        (sampled,) = cursor.fetchone()
-        began = time.perf_counter()
-        table_by_table_privileges(cursor, usernames, [sample])
-        sample_s = time.perf_counter() - began
+        groups = len(database.privilege_groups(cursor, usernames, sorted({s for s, _ in expected})))
+        sample_s = _timed(lambda: table_by_table_privileges(cursor, usernames, [sample]))
     return {
         "users": users,
         "setup_s": setup_s,
         "verify_s": verify_s,
         "groups": groups,
-        "table_by_table_s": round(sample_s * len(wanted) / max(sampled, 1), 1),
+        "table_by_table_s": round(sample_s * len(expected) / sampled, 1),
         "table_by_table_timed_tables": sampled,
     }
+
+
+def _timed_verify(conn: Any, endpoint: Endpoint, users: list[UserGrant], wanted: list[str]) -> float:
+    """Seconds database.verify takes to find every wanted table and every user as set up."""
+    outcome: dict[str, Any] = {}
+
+    def verify() -> None:
+        outcome["result"] = database.verify(conn, endpoint, users, wanted)
+
+    seconds = _timed(verify)
+    result = outcome["result"]
+    if result.missing_tables or result.problems:
+        raise RuntimeError(f"verify found problems: {result.problems[:3]} {result.missing_tables[:3]}")
+    return seconds
 
 
 def _fresh_database(server: PostgresServer, name: str) -> None:
@@ -279,23 +279,12 @@ def measure_database(
         try:
             database.setup_users(conn, "bench_tables", checked)
             endpoint = Endpoint(server.host, server.port, "bench_tables")
-            wanted = [f"{s}.{t}" for s, t in expected]
-            outcome: dict[str, Any] = {}
-
-            def verify() -> None:
-                outcome["result"] = database.verify(conn, endpoint, checked, wanted)
-
-            verify_s = _timed(verify)
-            result = outcome["result"]
-            if result.missing_tables or result.problems:
-                raise RuntimeError(
-                    f"verify found problems: {result.problems[:3]} {result.missing_tables[:3]}"
-                )
+            verify_s = _timed_verify(conn, endpoint, checked, [f"{s}.{t}" for s, t in expected])
             usernames = [g.user.username for g in checked]
             conn.autocommit = True
             naive_verify_s = _timed(lambda: naive_verify(conn, usernames, expected))
             conn.autocommit = False
-            many = _verify_many_users(server, conn, endpoint, many_users, wanted)
+            many = _verify_many_users(server, conn, endpoint, many_users, expected)
         finally:
             conn.close()
         return {

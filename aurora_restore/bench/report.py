@@ -56,7 +56,7 @@ def _role_costs(setup: dict[str, Any]) -> str:
         f"db: per role with a password, the client's SCRAM verifier {costs['client_verifier_ms']} ms and the "
         f"server's CREATE ROLE {costs['server_role_ms']} ms ({costs['server_secret_check_ms']} ms of it checking "
         f"the secret): CPU work no batching removes, ~{costs['cpu_bound_s']} s for {setup['users']} users on "
-        f"{costs['cpus']} CPUs (running side by side {costs.get('parallel_speedup', costs['cpus'])}x as fast "
+        f"{costs['cpus']} CPUs (running side by side {costs['parallel_speedup']}x as fast "
         "as one, measured just before)"
     )
 
