@@ -183,27 +183,40 @@ def _verify_many_users(
 ) -> dict[str, Any]:
     """verify_restore with `users` users on the same tables: their privileges read once per group of alike
     tables, against table by table on the first schema's tables (extrapolated to all: it grows with the
-    tables)."""
+    tables). And setup_db_users run again on them (a retry, or a refresh whose snapshot brings the users),
+    against revoking and granting everything again on the first schema (extrapolated likewise)."""
     many = grants(users, "verify_many")
-    setup_s = _timed(
-        lambda: database.setup_users(
+
+    def set_up() -> None:
+        database.setup_users(
             conn, endpoint.dbname, many, connect=lambda: server.connect(endpoint.dbname, autocommit=False)
         )
-    )
+
+    setup_s = _timed(set_up)
     verify_s = _timed_verify(conn, endpoint, many, [f"{s}.{t}" for s, t in expected])
+    again_s = _timed(set_up)
     usernames = [grant.user.username for grant in many]
     sample = expected[0][0]
     sampled = sum(1 for schema, _ in expected if schema == sample)
+    scale = len(expected) / sampled
     with conn, conn.cursor() as cursor:
         groups = len(database.privilege_groups(cursor, usernames, sorted({s for s, _ in expected})))
         sample_s = _timed(lambda: table_by_table_privileges(cursor, usernames, [sample]))
+    try:
+        with conn.cursor() as cursor:
+            everything = database.grant_statements(many, endpoint.dbname, [sample])
+            everything_s = _timed(lambda: [cursor.execute(statement) for statement in everything])
+    finally:
+        conn.rollback()
     return {
         "users": users,
         "setup_s": setup_s,
         "verify_s": verify_s,
         "groups": groups,
-        "table_by_table_s": round(sample_s * len(expected) / sampled, 1),
+        "table_by_table_s": round(sample_s * scale, 1),
         "table_by_table_timed_tables": sampled,
+        "setup_again_s": again_s,
+        "revoke_and_grant_all_again_s": round(everything_s * scale, 1),
     }
 
 

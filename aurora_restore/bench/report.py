@@ -33,7 +33,9 @@ def _many_users(verify: dict[str, Any]) -> str:
     return (
         f"db: the same tables verified for {many['users']} users in {many['verify_s']} s, their privileges "
         f"read for {many['groups']} group(s) of alike tables (table by table: {many['table_by_table_s']} s, "
-        f"extrapolated from {many['table_by_table_timed_tables']} tables); setting them up took {many['setup_s']} s"
+        f"extrapolated from {many['table_by_table_timed_tables']} tables); setting them up took {many['setup_s']} s, "
+        f"again {many['setup_again_s']} s (revoking and granting everything again: "
+        f"{many['revoke_and_grant_all_again_s']} s, extrapolated likewise)"
     )
 
 

@@ -68,6 +68,9 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
     assert many["users"] == 20 and many["verify_s"] > 0
     assert 1 <= many["groups"] < results["db"]["verify"]["tables"]
     assert "verified for 20 users" in run.stdout
+    # and set up again on them, against revoking and granting everything again (both figures reported)
+    assert 0 < many["setup_again_s"] and many["revoke_and_grant_all_again_s"] > 0
+    assert "again" in run.stdout
     # and both contenders did the same simulated AWS work, the choreography with fewer calls
     choreography, polling = pipeline["choreography"], pipeline["polling_runbook"]
     assert choreography["aws_work_s"] == pytest.approx(polling["aws_work_s"], rel=0.05)
