@@ -26,7 +26,7 @@ from typing import Any
 from aurora_restore.local.invoke import InvokeServer
 from aurora_restore.local.motoserver import Fault, LocalMotoServer, request_access_key
 from aurora_restore.local.postgres import PostgresServer
-from aurora_restore.local.simulator import Durations, RdsSimulator, SimulatorOptions, StandIn
+from aurora_restore.local.simulator import MASTER_USERNAME, Durations, RdsSimulator, SimulatorOptions, StandIn
 from functions.routes import FUNCTIONS, RECONCILE, build_routes
 from functions.settings import function_name
 
@@ -384,7 +384,7 @@ class LocalRuntime:
             DBClusterIdentifier=SOURCE_CLUSTER,
             Engine="aurora-postgresql",
             EngineVersion="15.4",
-            MasterUsername="postgres",
+            MasterUsername=MASTER_USERNAME,
             MasterUserPassword=production_password,
             DatabaseName=DATABASE,
         )
@@ -411,7 +411,7 @@ class LocalRuntime:
         )
         self.client("secretsmanager", target).create_secret(
             Name=f"{env}/master-credentials",
-            SecretString=json.dumps({"username": "postgres", "password": self.master_password}),
+            SecretString=json.dumps({"username": MASTER_USERNAME, "password": self.master_password}),
         )
         self.client("sns", target).create_topic(Name=f"{env}-notifications")
         sqs = self.client("sqs", target)
@@ -433,7 +433,7 @@ class LocalRuntime:
             DBClusterIdentifier=cluster_id,
             Engine="aurora-postgresql",
             EngineVersion="15.4",
-            MasterUsername="postgres",
+            MasterUsername=MASTER_USERNAME,
             MasterUserPassword=secrets.token_urlsafe(18),
             DBSubnetGroupName=f"{self.options.environment}-subnet-group",
         )

@@ -23,6 +23,8 @@ from typing import Any
 from moto.rds import models as rds_models
 from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault, RDSClientError
 
+from aurora_restore.local.postgres import SUPERUSER
+
 SEED_SQL = Path(__file__).with_name("seed.sql")
 
 
@@ -100,35 +102,52 @@ class Scheduler:
         self._thread.join(timeout=5)
 
 
+# The clusters' master user, as Aurora makes it: not a superuser, but CREATEROLE and CREATEDB (Aurora's
+# master is rds_superuser's member with those). It owns each restored database and what the seed creates.
+MASTER_USERNAME = "cluster_admin"
+
+
 class StandIn:
-    """The real PostgreSQL server standing in for restored clusters: one database per target cluster."""
+    """The real PostgreSQL server standing in for restored clusters: one database per target cluster.
+
+    The steps connect as MASTER_USERNAME, not as the server's superuser: what only a superuser may do
+    fails here as it would on Aurora.
+    """
 
     def __init__(
-        self, server: Any, database_for: Callable[[str], str], extra_roles: tuple[str, ...] = ()
+        self, server: Any, database_for: Callable[[str], str], master: str = MASTER_USERNAME
     ) -> None:
         self.server = server
         self.database_for = database_for
-        self.extra_roles = extra_roles
+        self.master = master
         self._lock = threading.Lock()
 
     def load(self, cluster_id: str) -> None:
         """A fresh restore: the database recreated with the seed schema, as a snapshot would bring it."""
         from psycopg2 import sql
 
-        dbname = self.database_for(cluster_id)
+        dbname, master = self.database_for(cluster_id), sql.Identifier(self.master)
         with self._lock:
             admin = self.server.connect("postgres")
             try:
                 with admin.cursor() as cursor:
+                    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.master,))
+                    if cursor.fetchone() is None:  # its password is set as the cluster's (ModifyDBCluster)
+                        cursor.execute(
+                            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB CREATEROLE").format(master)
+                        )
                     cursor.execute(
                         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
                     )
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                    cursor.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), master)
+                    )
             finally:
                 admin.close()
             conn = self.server.connect(dbname)
             try:
                 with conn.cursor() as cursor:
+                    cursor.execute(sql.SQL("SET ROLE {}").format(master))
                     cursor.execute(SEED_SQL.read_text())
             finally:
                 conn.close()
@@ -147,7 +166,8 @@ class StandIn:
                     )
             finally:
                 conn.close()
-        self.server.password = type(self.server.password)(password)
+        if username == SUPERUSER:  # the runtime's own connections use the superuser's password
+            self.server.password = type(self.server.password)(password)
 
 
 class RdsSimulator:
@@ -405,7 +425,7 @@ class RdsSimulator:
             self._count("ModifyDBCluster:MasterUserPassword", cluster_id)
             cluster = backend.clusters.get(cluster_id)
             if self.stand_in is not None and cluster is not None:
-                self.stand_in.set_master_password(cluster.master_username or "postgres", password)
+                self.stand_in.set_master_password(cluster.master_username or self.stand_in.master, password)
         else:
             self._count("ModifyDBCluster", cluster_id)
         return self._originals["modify_db_cluster"](backend, kwargs)

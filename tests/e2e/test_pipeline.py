@@ -114,6 +114,42 @@ def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRunti
     }
 
 
+def test_a_second_refresh_updates_the_users_it_finds_as_a_master_that_is_not_superuser(
+    start_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # Given the stand-in's master user, made as Aurora makes it: CREATEROLE, not a superuser
+    from aurora_restore.local.simulator import MASTER_USERNAME
+
+    runtime = start_runtime()
+    # When the target is refreshed twice (the roles outlive a restore on the one stand-in server, as they
+    # come back with a snapshot that has them: the second run alters them)
+    for operation in ("e2e-first", "e2e-second"):
+        runtime.put_restore_requested(operation, date.today())
+        state = runtime.wait_for(operation, timeout=90)
+        # Then each completes
+        assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
+    assert runtime.postgres is not None
+    admin = runtime.postgres.connect()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s", (MASTER_USERNAME,)
+            )
+            assert cursor.fetchone() == (False, True)
+    finally:
+        admin.close()
+    # And the users log in with their passwords
+    for user in RUNBOOK_USERS:
+        conn = psycopg2.connect(
+            host="127.0.0.1",
+            port=runtime.postgres.port,
+            dbname=DATABASE,
+            user=user["username"],
+            password=user["password"],
+        )
+        conn.close()
+
+
 def test_without_rds_events_the_reconciler_completes_the_operation(
     start_runtime: Callable[..., LocalRuntime],
 ) -> None:
