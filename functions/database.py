@@ -184,7 +184,6 @@ def grant_statements(
     statements: list[sql.Composable] = []
     if not grants:
         return statements
-
     privileges = {grant.user.username: _privileges(grant.user) for grant in grants}
     statements.append(
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), _roles(grants))
@@ -258,7 +257,7 @@ def _grant_all(
     ]
 
 
-def wanted(user: DbUser, kind: str) -> frozenset[str]:
+def _wanted(user: DbUser, kind: str) -> frozenset[str]:
     """What setup gives `user` on each of a schema's tables or sequences (see grant_statements)."""
     if kind == TABLES:
         return frozenset(user.privileges)
@@ -303,7 +302,7 @@ class Holdings:
 
     @staticmethod
     def _settled(holding: Holding, user: DbUser, kind: str) -> bool:
-        return holding.uniform and holding.privileges == wanted(user, kind)
+        return holding.uniform and holding.privileges == _wanted(user, kind)
 
 
 # Per (schema, kind, user): the distinct ways the user's direct entries look across the distinct ACLs there,
