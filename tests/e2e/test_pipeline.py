@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import psycopg2
 import pytest
@@ -19,6 +20,18 @@ ADVANCING = ("RecheckDue", "RDS-EVENT-")
 
 def _triggers(state: object, step: str) -> list[tuple[str, str]]:
     return [(entry.outcome, entry.trigger) for entry in state.history if entry.step == step]  # type: ignore[attr-defined]
+
+
+def login(runtime: LocalRuntime, user: dict[str, str]) -> Any:
+    """A connection to the restored database as one of the runbook's users, with its password."""
+    assert runtime.postgres is not None
+    return psycopg2.connect(
+        host="127.0.0.1",
+        port=runtime.postgres.port,
+        dbname=DATABASE,
+        user=user["username"],
+        password=user["password"],
+    )
 
 
 def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRuntime]) -> None:
@@ -90,14 +103,7 @@ def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRunti
     assert len(keys) == 10
     # And the application user logs in to the restored database with its password and reads a table
     assert runtime.postgres is not None
-    user = RUNBOOK_USERS[0]
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=runtime.postgres.port,
-        dbname=DATABASE,
-        user=user["username"],
-        password=user["password"],
-    )
+    conn = login(runtime, RUNBOOK_USERS[0])
     with conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM public.users")
         assert cursor.fetchone() == (2,)
@@ -140,14 +146,7 @@ def test_a_second_refresh_updates_the_users_it_finds_as_a_master_that_is_not_sup
         admin.close()
     # And the users log in with their passwords
     for user in RUNBOOK_USERS:
-        conn = psycopg2.connect(
-            host="127.0.0.1",
-            port=runtime.postgres.port,
-            dbname=DATABASE,
-            user=user["username"],
-            password=user["password"],
-        )
-        conn.close()
+        login(runtime, user).close()
 
 
 def test_without_rds_events_the_reconciler_completes_the_operation(
