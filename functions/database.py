@@ -433,19 +433,19 @@ def setup_users(
                     _execute_batched(cursor, setup_statements(grants, existing, dbname, schemas, holdings))
                     return schemas
         _create_roles(opener, grants, existing, count)
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, ShortGrant) as exc:
         raise DatabaseError(
-            f"setting up DB users failed and was rolled back: {_pg_message(exc)}", retryable=_conflict(exc)
+            f"setting up DB users failed and was rolled back: {_setup_message(exc)}", retryable=_conflict(exc)
         ) from exc
     try:
         with conn:
             with conn.cursor() as cursor:
                 holdings = read_holdings(cursor, grants, schemas)
                 _execute_batched(cursor, grant_statements(grants, dbname, schemas, holdings))
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, ShortGrant) as exc:
         raise DatabaseError(
             "the DB users' roles were committed but granting their privileges failed and was rolled back "
-            f"(running the step again finishes the job): {_pg_message(exc)}",
+            f"(running the step again finishes the job): {_setup_message(exc)}",
             retryable=_conflict(exc),
         ) from exc
     return schemas
@@ -529,7 +529,7 @@ def _create_roles(
             worker.close()
 
 
-def _conflict(exc: psycopg2.Error) -> bool:
+def _conflict(exc: Exception) -> bool:
     return isinstance(exc, CONFLICTS)
 
 
@@ -559,14 +559,43 @@ def _username() -> TypeAdapter[str]:
     return TypeAdapter(Username)
 
 
+# What PostgreSQL warns, and goes on, when the role running GRANT (REVOKE) may grant (revoke) only part of
+# what it was asked on an object: it has privileges there but not their grant options.
+SHORT_GRANTS = ("privileges were granted for", "privileges could be revoked for")
+GRANTOR_HINT = (
+    "the master user must own the schemas, tables and sequences or hold their privileges WITH GRANT OPTION"
+)
+
+
+class ShortGrant(Exception):
+    """PostgreSQL granted or revoked less than asked: a warning, which setup treats as the error it is."""
+
+
 def _execute_batched(cursor: Any, statements: Sequence[sql.Composable]) -> None:
+    """The statements a round trip at a time; PostgreSQL's warning that it granted less is raised."""
+    notices = cursor.connection.notices
     for start in range(0, len(statements), STATEMENTS_PER_ROUND_TRIP):
         chunk = statements[start : start + STATEMENTS_PER_ROUND_TRIP]
+        del notices[:]
         cursor.execute(sql.SQL(";\n").join(chunk))
+        short = [notice for notice in notices if any(text in notice for text in SHORT_GRANTS)]
+        if short:
+            raise ShortGrant(short[0].split(":", 1)[-1].strip())
 
 
-def _pg_message(exc: psycopg2.Error) -> str:
+def _setup_message(exc: Exception) -> str:
+    """The server's primary message; when an object refused the master ("permission denied for table
+    x", not "... to create role"), or granted it less, what the master needs."""
+    message = _pg_message(exc)
+    if isinstance(exc, ShortGrant) or message.startswith("permission denied for "):
+        return f"{message} ({GRANTOR_HINT})"
+    return message
+
+
+def _pg_message(exc: Exception) -> str:
     # The primary message only: never the statement text, which may carry a password verifier.
+    if isinstance(exc, ShortGrant):
+        return str(exc)
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag is not None else None
     return str(primary or type(exc).__name__)

@@ -14,6 +14,7 @@ from psycopg2 import sql
 from pydantic import SecretStr
 
 from functions import database as db
+from functions.errors import DatabaseError
 from schemas.config import DbUser
 
 pytestmark = pytest.mark.integration
@@ -316,3 +317,36 @@ def test_a_superuser_master_still_takes_superuser_from_a_configured_user(
             assert cursor.fetchall() == []
     finally:
         conn.close()
+
+
+NO_GRANT_OPTION = "REVOKE GRANT OPTION FOR ALL ON public.products FROM hold_master"
+MASTER_SHORT_OF_GRANTS = {
+    # PostgreSQL revokes or grants what it may, warns and goes on: the users would have been left short
+    "users in place, a privilege without its grant option": (True, NO_GRANT_OPTION, 'revoked for "products"'),
+    "new users, a privilege without its grant option": (False, NO_GRANT_OPTION, 'granted for "products"'),
+    # PostgreSQL refuses outright
+    "no privilege at all": (True, "REVOKE ALL ON public.products FROM hold_master", "permission denied"),
+}
+
+
+@pytest.mark.parametrize("case", list(MASTER_SHORT_OF_GRANTS))
+def test_a_master_that_may_not_grant_on_a_table_fails_saying_so_and_changes_nothing(
+    postgres: Any, database: str, case: str
+) -> None:
+    grants = user_grants()
+    in_place, taken_away, said = MASTER_SHORT_OF_GRANTS[case]
+    steps = SCENARIOS["a master that does not own the tables"]
+    prepare(
+        postgres, database, [step for step in steps if in_place or step != IN_PLACE] + [taken_away], grants
+    )
+    before = acls(postgres, database)
+    conn = master_of(postgres, "a master that does not own the tables")(database)
+    try:
+        with pytest.raises(DatabaseError) as raised:
+            db.setup_users(conn, database, grants)
+    finally:
+        conn.close()
+
+    assert said in raised.value.message and "WITH GRANT OPTION" in raised.value.message
+    assert not raised.value.retryable
+    assert acls(postgres, database) == before
