@@ -1,6 +1,8 @@
 """setup_users leaves out of REVOKE/GRANT ... ON ALL the users already holding exactly their privileges:
 the ACLs it leaves must be the ones revoking and granting everything leaves, from any starting state,
-against a real PostgreSQL server (two copies of the same database, one set up each way)."""
+against a real PostgreSQL server (two copies of the same database, one set up each way). And setup as a
+master like Aurora's (CREATEROLE, not superuser, not always the owner): roles that exist are updated,
+and a grant the master may make only in part fails and changes nothing."""
 
 from __future__ import annotations
 
