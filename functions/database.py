@@ -289,10 +289,12 @@ class Holdings:
     objects: dict[tuple[str, str], int] = field(default_factory=dict)  # (schema, kind) -> how many
 
     def needs_revoke(self, schema: str, kind: str, user: DbUser) -> bool:
+        if self.objects.get((schema, kind), 0) == 0:
+            return False  # no object to revoke on
         holding = self.held.get((schema, kind, user.username))
-        if self.objects.get((schema, kind), 0) == 0 or holding is None or holding.bare:
-            return False  # nothing there to revoke
-        return not self._settled(holding, user, kind)
+        if holding is None:
+            return True  # not read: revoke and grant, as without holdings
+        return not holding.bare and not self._settled(holding, user, kind)
 
     def needs_grant(self, schema: str, kind: str, user: DbUser) -> bool:
         if self.objects.get((schema, kind), 0) == 0:

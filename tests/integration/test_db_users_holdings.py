@@ -352,3 +352,22 @@ def test_a_master_that_may_not_grant_on_a_table_fails_saying_so_and_changes_noth
     assert said in raised.value.message and "WITH GRANT OPTION" in raised.value.message
     assert not raised.value.retryable
     assert acls(postgres, database) == before
+
+
+def test_a_user_whose_holdings_were_not_read_is_revoked_and_granted_as_without_holdings(
+    postgres: Any,
+) -> None:
+    unread = user_grants()[:1]
+    holdings = db.Holdings(held={}, objects={("public", db.TABLES): 3})
+    conn = postgres.connect()
+    try:
+        statements = [
+            s.as_string(conn) for s in db.grant_statements(unread, "restored", ["public"], holdings)
+        ]
+    finally:
+        conn.close()
+
+    assert on_all(statements) == [
+        'REVOKE ALL ON ALL TABLES IN SCHEMA "public" FROM "hold_reader"',
+        'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "hold_reader"',
+    ]
