@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -13,6 +14,16 @@ from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 
 OPERATION_TAG = "aurora-restore:operation-id"
+
+
+def copy_name(source_name: str) -> str:
+    """The copy's identifier: `<source snapshot>-copy`, as the runbook names it. A snapshot found by date
+    rather than by name can be automated (`rds:<cluster>-<yyyy-mm-dd-hh-mm>`) or AWS Backup's
+    (`awsbackup:job-...`), and an RDS identifier holds only letters, digits and single hyphens: the
+    service's prefix is dropped and anything else becomes a hyphen."""
+    _, _, name = source_name.rpartition(":")
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]", "-", name)).strip("-")
+    return f"{name}-copy"
 
 
 def snapshot_check(ctx: StepContext) -> Outcome:
@@ -82,7 +93,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         raise InvalidRequest(
             f"snapshot_name {source_name!r} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
         )
-    target_name = f"{source_name}-copy"
+    target_name = copy_name(source_name)
     ctx.services.store.index_resource(target_name, ctx.operation_id)
     # Operations restoring the same day's snapshot share its copy; the last one to finish deletes it.
     ctx.services.store.join_copy(target_name, ctx.operation_id)

@@ -10,6 +10,7 @@ from integration.world import (
     COPY_NAME,
     OPERATION_ID,
     SNAPSHOT_NAME,
+    SOURCE_REGION,
     TARGET_CLUSTER,
     TARGET_WRITER,
     World,
@@ -61,6 +62,37 @@ def test_copy_snapshot_copies_into_the_target_region(world: World) -> None:
     tags = {tag["Key"]: tag["Value"] for tag in copy.tags}
     assert tags["aurora-restore:operation-id"] == OPERATION_ID
     assert world.rds_calls.names() == ["copy_db_cluster_snapshot"]
+
+
+def test_an_automated_snapshot_found_by_date_is_copied_under_a_name_rds_accepts(world: World) -> None:
+    # Given a day with no snapshot of the runbook's name, only the automated one RDS made of the source
+    # cluster (`rds:dev-source-cluster-<yyyy-mm-dd-hh-mm>`: moto makes it when the cluster is created)
+    world.client("rds", SOURCE_REGION).delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=SNAPSHOT_NAME)
+    automated = [name for name in world.source_rds.cluster_snapshots if name.startswith("rds:")]
+    assert automated, "moto made no automated snapshot of the source cluster"
+    day = world.source_rds.cluster_snapshots[automated[0]].created.date().isoformat()
+    operation = f"dev-restore-{day}"
+
+    # When snapshot_check looks for that day's snapshot, and copy_snapshot copies what it found
+    found = world.invoke("snapshot_check", {"operation_id": operation, "target_date": day})
+    assert found["status"] == "success", found
+    copied = world.invoke("copy_snapshot", {"operation_id": operation, "snapshot_name": found["snapshot_name"]})
+
+    # Then the automated snapshot was found, and its copy's identifier holds only letters, digits and
+    # hyphens (the `rds:` prefix is RDS's, not part of a name we may give)
+    assert found["snapshot_name"] == automated[0]
+    assert copied["status"] == "success", copied
+    expected = automated[0].removeprefix("rds:") + "-copy"
+    assert copied["target_snapshot"] == expected
+    assert expected in world.target_rds.cluster_snapshots
+
+
+def test_the_copy_name_keeps_the_runbooks_and_drops_what_rds_identifiers_cannot_hold() -> None:
+    from functions.steps.snapshot import copy_name
+
+    assert copy_name(SNAPSHOT_NAME) == COPY_NAME
+    assert copy_name("rds:dev-source-cluster-2026-11-24-03-05") == "dev-source-cluster-2026-11-24-03-05-copy"
+    assert copy_name("awsbackup:job-1a2b_3c.4d") == "job-1a2b-3c-4d-copy"
 
 
 def test_check_copy_status_reports_in_progress_then_available(world: World) -> None:
