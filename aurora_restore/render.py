@@ -37,6 +37,18 @@ def status_text(state: OperationState) -> str:
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
         lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
+    given = {}
+    for name, source in state.config_sources.items():
+        if source != "default":
+            given.setdefault(source, []).append(name)
+    if given:
+        lines.append(
+            "config      "
+            + "; ".join(
+                f"from {source}: {', '.join(sorted(names))}" for source, names in sorted(given.items())
+            )
+            + "; the rest defaults"
+        )
     if state.outputs.get("cluster_endpoint"):
         lines.append(
             f"endpoint    {state.outputs['cluster_endpoint']}:{state.outputs.get('cluster_port', 5432)}"

@@ -344,7 +344,7 @@ class StepRunner:
                 self._release_claim(state)
                 raise
             return self.record_failure(state, trigger, exc, started_at)
-        return self._record_success(state, trigger, outcome, started_at, resolved.config)
+        return self._record_success(state, trigger, outcome, started_at, resolved)
 
     # -- decisions ----------------------------------------------------------------------------------------
     def _claim(self, state: OperationState) -> OperationState:
@@ -461,15 +461,18 @@ class StepRunner:
         trigger: Trigger,
         outcome: Outcome,
         started_at: datetime,
-        config: RestoreConfig,
+        resolved: config_resolver.ResolvedConfig,
     ) -> dict[str, Any]:
+        config = resolved.config
         now = utcnow()
         waiting = outcome.waiting is not None
         was = state.status
         resumed = self._reruns_failed_step(state)
         state.outputs.update(outcome.outputs)
         if not state.config:
+            # The configuration the operation keeps, and where each value came from (`status` shows it).
             state.config = config.model_dump(mode="json")
+            state.config_sources = dict(resolved.sources)
         state.history.append(
             HistoryEntry(
                 step=self.step,

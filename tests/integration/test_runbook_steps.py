@@ -41,6 +41,34 @@ def test_snapshot_check_finds_the_dated_snapshot(world: World) -> None:
     ]
 
 
+def test_snapshot_check_records_where_each_configuration_value_came_from(world: World) -> None:
+    from aurora_restore.render import status_text
+    from functions.state import StateStore
+    from integration.world import STATE_TABLE, TARGET_REGION
+
+    # Given the runbook's configuration in SSM, and one value overridden by the request
+    payload = {
+        "operation_id": OPERATION_ID,
+        "target_date": "2023-06-01",
+        "overrides": {"recheck_interval_seconds": 120},
+    }
+
+    # When snapshot_check starts the operation
+    assert world.invoke("snapshot_check", payload)["status"] == "success"
+
+    # Then the state keeps, beside the configuration, where each value came from
+    state = StateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
+    assert state is not None
+    assert state.config["recheck_interval_seconds"] == 120
+    assert state.config_sources["recheck_interval_seconds"] == "event"
+    assert state.config_sources["target_cluster_id"] == "ssm"
+    assert set(state.config_sources) == set(state.config)
+    # And `aurora-restore status` says so
+    config_line = next(line for line in status_text(state).splitlines() if line.startswith("config"))
+    assert "from event: recheck_interval_seconds" in config_line
+    assert "target_cluster_id" in config_line.split("from ssm:")[1]
+
+
 def test_copy_snapshot_copies_into_the_target_region(world: World) -> None:
     # Given snapshot_check found the snapshot
     world.advance("copy_snapshot")
@@ -76,7 +104,9 @@ def test_an_automated_snapshot_found_by_date_is_copied_under_a_name_rds_accepts(
     # When snapshot_check looks for that day's snapshot, and copy_snapshot copies what it found
     found = world.invoke("snapshot_check", {"operation_id": operation, "target_date": day})
     assert found["status"] == "success", found
-    copied = world.invoke("copy_snapshot", {"operation_id": operation, "snapshot_name": found["snapshot_name"]})
+    copied = world.invoke(
+        "copy_snapshot", {"operation_id": operation, "snapshot_name": found["snapshot_name"]}
+    )
 
     # Then the automated snapshot was found, and its copy's identifier holds only letters, digits and
     # hyphens (the `rds:` prefix is RDS's, not part of a name we may give)
