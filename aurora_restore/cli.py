@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -205,7 +206,8 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     runtime.start()
     try:
-        lines = [f"export {name}={value}" for name, value in runtime.environment().items()]
+        # Quoted for the shell that sources the file (the DSN holds spaces).
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in runtime.environment().items()]
         env_file.parent.mkdir(parents=True, exist_ok=True)
         env_file.write_text("\n".join(lines) + "\n")
         print(

@@ -37,11 +37,14 @@ def _serve(env_file: Path, log_file: Path) -> subprocess.Popen[str]:
 
 
 def _exports(env_file: Path) -> dict[str, str]:
-    found = {}
-    for line in env_file.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        found[name] = value
-    return found
+    """What a shell that sources the file gets: each line's variable, as bash reads its value."""
+    names = [line.removeprefix("export ").partition("=")[0] for line in env_file.read_text().splitlines()]
+    assert all(line.startswith("export ") for line in env_file.read_text().splitlines())
+    script = 'source "$1" && for name in "${@:2}"; do printf "%s\\0" "${!name}"; done'
+    printed = subprocess.run(
+        ["bash", "-c", script, "bash", str(env_file), *names], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(zip(names, printed.split("\0")[:-1], strict=True))
 
 
 def _wait_ready(server: subprocess.Popen[str], timeout: float = 90) -> list[str]:
@@ -84,6 +87,9 @@ def test_runbook_script_completes_against_local_serve(tmp_path: Path) -> None:
             "AURORA_RESTORE_PG_DSN",
         ):
             assert exports.get(name), f"{name} missing from {exports}"
+        # And sourced by a shell, the DSN keeps all its parts (it holds spaces)
+        dsn = dict(part.split("=", 1) for part in exports["AURORA_RESTORE_PG_DSN"].split())
+        assert set(dsn) == {"host", "port", "dbname"} and dsn["port"].isdigit(), exports
         assert "password" not in env_file.read_text().lower()
         assert not [line for line in printed if "password" in line.lower()]
         # The script's `sleep 30` is time-scaled (30 s -> 1 s) by a `sleep` earlier on PATH; the script
