@@ -37,7 +37,7 @@ def status_text(state: OperationState) -> str:
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
         lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
-    given = {}
+    given: dict[str, list[str]] = {}
     for name, source in state.config_sources.items():
         if source != "default":
             given.setdefault(source, []).append(name)

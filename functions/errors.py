@@ -67,6 +67,12 @@ class WaitTimedOut(StepError):
     error_type = "WaitTimedOut"
 
 
+class InternalError(StepError):
+    """A fault in our code or an input no check caught: recorded by its type, never its text."""
+
+    error_type = "InternalError"
+
+
 class StaleWrite(Exception):
     """A conditional write lost against another writer: the caller re-reads state and decides again."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from functions import config as config_resolver
 from functions import wakeup
 from functions.bus import EventPublisher, Publisher
-from functions.errors import ClaimHeld, InvalidRequest, StaleWrite, StepError, UnknownOperation
+from functions.errors import (
+    AwsError,
+    ClaimHeld,
+    InternalError,
+    InvalidRequest,
+    StaleWrite,
+    StepError,
+    UnknownOperation,
+)
 from functions.notify import StepLog
 from functions.observability import logger, record_metric
 from functions.rds import RdsAdapter
@@ -336,13 +345,23 @@ class StepRunner:
             # Warnings the logic found (a literal password in a String parameter, ...) are logged too.
             for warning in context.warnings[len(resolved.warnings) :]:
                 logger.warning(warning)
-        except StepError as exc:
-            if exc.retryable and not trigger.is_direct:
+        except StaleWrite:
+            raise  # decided again by _run, on the state as it is now
+        except Exception as raised:
+            exc = _as_step_error(raised, self.step)
+            if exc.retryable:
+                if trigger.is_direct:
+                    # The caller asks again; the operation goes on (the choreography may be running this
+                    # very step), so a throttled direct call does not fail it.
+                    logger.warning("retryable failure answered to the caller", extra={"error": exc.message})
+                    return _error_response(operation_id, exc, outcome="error")
                 logger.warning(
                     "retryable failure; the trigger will be delivered again", extra={"error": exc.message}
                 )
                 self._release_claim(state)
-                raise
+                if exc is raised:
+                    raise
+                raise exc from raised
             return self.record_failure(state, trigger, exc, started_at)
         return self._record_success(state, trigger, outcome, started_at, resolved)
 
@@ -678,6 +697,26 @@ def left_in_place(state: OperationState) -> dict[str, Any]:
     return {key: state.outputs[key] for key in keep if key in state.outputs} | {
         "lease": state.config.get("target_cluster_id"),
     }
+
+
+def _as_step_error(raised: Exception, step: Step) -> StepError:
+    """What a step's failure is recorded as. Our own errors as they are; botocore's connection errors and
+    timeouts (its retries exhausted) as retryable; anything else, a fault no input check caught, as a
+    non-retryable InternalError named by its type only: its text could hold a value from the input, and
+    the state, the events and the notification must not. The log gets the type and the traceback's
+    frames, not the message."""
+    from botocore.exceptions import BotoCoreError
+
+    if isinstance(raised, StepError):
+        return raised
+    kind = type(raised).__name__
+    if isinstance(raised, BotoCoreError):
+        return AwsError(f"AWS could not be reached ({kind})", retryable=True)
+    logger.error(
+        "unexpected error",
+        extra={"error_type": kind, "where": "".join(traceback.format_tb(raised.__traceback__))},
+    )
+    return InternalError(f"{step.value} failed on an unexpected {kind}; the function's log has where")
 
 
 def _error_response(operation_id: str | None, exc: StepError, outcome: str | None = None) -> dict[str, Any]:
