@@ -155,6 +155,16 @@ def load_db_users(settings: Settings) -> tuple[DbUsers, list[str]]:
     return users, warnings
 
 
+def refuse_master_as_user(users: DbUsers, master_user: str | None, parameter: str) -> None:
+    """The cluster's master user is not an application user: setting it up would replace the password
+    its secret holds and strip it of CREATEROLE, so no later step, nor the next refresh, could log in."""
+    if master_user and master_user.lower() in {user.username for user in users.users}:
+        raise ConfigError(
+            f"{parameter} lists {master_user.lower()!r}, the cluster's master user: remove it (the master keeps "
+            "the password in master_credentials_secret_id)"
+        )
+
+
 def _user_errors(exc: ValidationError, document: list[Any]) -> str:
     """Name the offending user by position, never echoing a password back."""
     parts = []

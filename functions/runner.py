@@ -705,12 +705,12 @@ def _as_step_error(raised: Exception, step: Step) -> StepError:
     non-retryable InternalError named by its type only: its text could hold a value from the input, and
     the state, the events and the notification must not. The log gets the type and the traceback's
     frames, not the message."""
-    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ConnectionError, HTTPClientError
 
     if isinstance(raised, StepError):
         return raised
     kind = type(raised).__name__
-    if isinstance(raised, BotoCoreError):
+    if isinstance(raised, ConnectionError | HTTPClientError):
         return AwsError(f"AWS could not be reached ({kind})", retryable=True)
     logger.error(
         "unexpected error",

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from functions import aws
 from functions.errors import ConfigError
-from schemas.config import DbUser
+from schemas.config import DbUser, password_problem
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,34 @@ def secret_exists(secret_id: str, region: str) -> None:
         raise ConfigError(f"secret {secret_id!r} is not readable in {region}: {code}") from exc
 
 
-def master_credentials(secret_id: str, region: str) -> Credentials:
-    """RDS-style JSON {"username": ..., "password": ...}, or the password alone."""
+def _password_and_username(secret_id: str, region: str) -> tuple[str, str | None]:
+    """A secret holds RDS-style JSON {"username": ..., "password": ...} or the password alone: a value that
+    is not a JSON object (`12345678`, `true`, a quoted string) is the password as it is written."""
     raw = _secret_string(secret_id, region)
     try:
         document = json.loads(raw)
     except json.JSONDecodeError:
-        return Credentials(username=None, password=SecretStr(raw))
-    if not isinstance(document, dict) or not document.get("password"):
-        raise ConfigError(f"secret {secret_id!r} must hold a password (JSON with a 'password' key)")
-    return Credentials(username=document.get("username"), password=SecretStr(str(document["password"])))
+        document = None
+    if not isinstance(document, dict):
+        password, username = raw, None
+    elif not isinstance(document.get("password"), str) or not document["password"]:
+        raise ConfigError(f"secret {secret_id!r} must hold a password (JSON with a 'password' string)")
+    else:
+        password = document["password"]
+        username = document.get("username") if isinstance(document.get("username"), str) else None
+    problem = password_problem(password)
+    if problem:
+        raise ConfigError(f"the password in secret {secret_id!r} {problem}")
+    return password, username
+
+
+def master_credentials(secret_id: str, region: str) -> Credentials:
+    password, username = _password_and_username(secret_id, region)
+    return Credentials(username=username, password=SecretStr(password))
 
 
 def user_password(user: DbUser, region: str) -> SecretStr:
     if user.password is not None:
         return user.password
     assert user.password_secret_id is not None
-    raw = _secret_string(user.password_secret_id, region)
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError:
-        return SecretStr(raw)
-    if isinstance(document, dict) and document.get("password"):
-        return SecretStr(str(document["password"]))
-    raise ConfigError(f"secret {user.password_secret_id!r} must hold a password")
+    return SecretStr(_password_and_username(user.password_secret_id, region)[0])

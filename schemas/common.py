@@ -17,8 +17,11 @@ OperationId = Annotated[
 ]
 ClusterId = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$"),
-    Field(description="An RDS DB cluster identifier"),
+    StringConstraints(max_length=63, pattern=r"^[a-zA-Z](-?[a-zA-Z0-9])*$"),
+    Field(
+        description="An RDS DB cluster identifier: 1-63 letters, digits and hyphens, starting with a letter, "
+        "no two hyphens in a row, no hyphen at the end"
+    ),
 ]
 SnapshotId = Annotated[
     str,

@@ -18,10 +18,49 @@ Username = Annotated[
         description="A PostgreSQL role name: lower-case letters, digits and '_', not starting with a digit"
     ),
 ]
-# Roles that only the cluster itself may own.
+# Roles that only the cluster itself may own; PostgreSQL reserves `pg_*` and Aurora makes its own `rds_*`
+# roles (rds_superuser, rds_iam, rds_password, rds_replication, ...).
 RESERVED_USERNAMES = frozenset(
     {"postgres", "rdsadmin", "rds_superuser", "public", "pg_monitor", "rdsrepladmin"}
 )
+RESERVED_PREFIXES = ("pg_", "rds_")
+# A restored cluster's writer is `<target_cluster_id>-writer`, and an instance id holds 63 characters.
+WRITER_SUFFIX = "-writer"
+MAX_TARGET_CLUSTER_ID = 63 - len(WRITER_SUFFIX)
+# What snapshot_name_pattern may name.
+PATTERN_FIELDS = frozenset({"source_cluster_id", "date"})
+
+
+def password_problem(password: str) -> str | None:
+    """Why a password cannot be a PostgreSQL role's password (None: it can). Never names the password."""
+    if not password:
+        return "is empty"
+    if "\x00" in password:
+        return "holds a NUL character, which PostgreSQL cannot take"
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why snapshot_name_pattern cannot name a snapshot (None: it can)."""
+    import string
+
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        return f"is not a format string ({exc})"
+    names = {name for _, name, _, _ in parsed if name is not None}
+    if "date" not in names:
+        return "must contain {date}"
+    unknown = sorted(names - PATTERN_FIELDS)
+    if unknown or any(spec or conversion for _, name, spec, conversion in parsed if name is not None):
+        return "may only use {source_cluster_id} and {date}, without a format spec"
+    return None
+
+
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 
 
@@ -33,18 +72,22 @@ class DbUser(BaseModel):
     username: Username
     privileges: list[Privilege] = Field(min_length=1)
     password: SecretStr | None = None
-    password_secret_id: str | None = None
+    password_secret_id: str | None = Field(default=None, min_length=1, max_length=2048)
     schemas: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] | None = Field(
         default=None,
-        description="Schemas whose tables the privileges apply to; default: every non-system schema",
+        min_length=1,
+        description="Schemas whose tables the privileges apply to; default (omitted): every non-system schema",
     )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> DbUser:
-        if self.username in RESERVED_USERNAMES:
+        if self.username in RESERVED_USERNAMES or self.username.startswith(RESERVED_PREFIXES):
             raise ValueError(f"username {self.username!r} is reserved")
         if (self.password is None) == (self.password_secret_id is None):
             raise ValueError(f"user {self.username!r} needs exactly one of password_secret_id or password")
+        problem = password_problem(self.password.get_secret_value()) if self.password is not None else None
+        if problem:
+            raise ValueError(f"user {self.username!r}: the password {problem}")
         if len(set(self.privileges)) != len(self.privileges):
             raise ValueError(f"user {self.username!r} lists a privilege twice")
         return self
@@ -60,6 +103,11 @@ class DbUsers(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate usernames: {', '.join(duplicates)}")
         return self
+
+
+# Bounds that keep every duration a number DynamoDB stores and datetime adds: a copy may take days, not years.
+MAX_MINUTES = 30 * 24 * 60
+MAX_SECONDS = 24 * 60 * 60
 
 
 class RestoreConfig(BaseModel):
@@ -92,21 +140,25 @@ class RestoreConfig(BaseModel):
     snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
     database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
     expected_tables: list[TableName] = Field(default_factory=list)
-    copy_timeout_minutes: float = Field(default=240, gt=0)
-    delete_timeout_minutes: float = Field(default=90, gt=0)
-    restore_timeout_minutes: float = Field(default=180, gt=0)
+    copy_timeout_minutes: float = Field(default=240, ge=0.001, le=MAX_MINUTES)
+    delete_timeout_minutes: float = Field(default=90, ge=0.001, le=MAX_MINUTES)
+    restore_timeout_minutes: float = Field(default=180, ge=0.001, le=MAX_MINUTES)
     recheck_interval_seconds: float = Field(
         default=60.0,
-        gt=0,
+        ge=0.001,
+        le=MAX_SECONDS,
         description="Shortest time between two checks of a wait (and the copy's first re-check)",
     )
     event_wait_recheck_seconds: float = Field(
-        default=900.0, gt=0, description="Safety re-check of a wait that RDS events end (deletion, restore)"
+        default=900.0,
+        ge=0.001,
+        le=MAX_SECONDS,
+        description="Safety re-check of a wait that RDS events end (deletion, restore)",
     )
     delete_copied_snapshot: bool = True
     delete_logs: bool = False
     delete_state: bool = False
-    state_retention_days: int = Field(default=30, ge=1)
+    state_retention_days: int = Field(default=30, ge=1, le=3650)
     final_snapshot: bool = False
     protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
     allow_deletion_protected: bool = False
@@ -119,8 +171,14 @@ class RestoreConfig(BaseModel):
             raise ValueError(f"target cluster {self.target_cluster_id!r} is on the protected list")
         if self.serverless_min_capacity > self.serverless_max_capacity:
             raise ValueError("serverless_min_capacity is above serverless_max_capacity")
-        if "{date}" not in self.snapshot_name_pattern:
-            raise ValueError("snapshot_name_pattern must contain {date}")
+        problem = pattern_problem(self.snapshot_name_pattern)
+        if problem:
+            raise ValueError(f"snapshot_name_pattern {problem}")
+        if len(self.target_cluster_id) > MAX_TARGET_CLUSTER_ID:
+            raise ValueError(
+                f"target_cluster_id has {len(self.target_cluster_id)} characters: at most {MAX_TARGET_CLUSTER_ID}, "
+                f"so that its writer `<target_cluster_id>{WRITER_SUFFIX}` fits RDS's 63"
+            )
         return self
 
     @property

@@ -9,6 +9,7 @@ from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
 from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG
 from schemas.common import Step
+from schemas.config import WRITER_SUFFIX
 from schemas.rds_event_ids import FAILURE_EVENT_IDS
 
 GONE = ("deleting",)
@@ -142,7 +143,8 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
 
 
 def writer_id(cluster_id: str) -> str:
-    return f"{cluster_id}-writer"[:63]
+    """`<target_cluster_id>-writer`: RestoreConfig keeps the cluster id short enough for it to fit."""
+    return f"{cluster_id}{WRITER_SUFFIX}"
 
 
 def check_restore_status(ctx: StepContext) -> Outcome:

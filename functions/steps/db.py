@@ -48,6 +48,7 @@ def _connection(ctx: StepContext) -> Connection:
     master_user = credentials.username or master_username or "postgres"
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
+    config_resolver.refuse_master_as_user(users, master_user, ctx.settings.db_users_parameter)
     grants = [
         database.UserGrant(user=user, password=secrets.user_password(user, config.target_region))
         for user in users.users

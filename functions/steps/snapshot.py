@@ -68,6 +68,10 @@ def snapshot_check(ctx: StepContext) -> Outcome:
         raise ConfigError(
             f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is encrypted: set kms_key_id to a key in {config.target_region}"
         )
+    # The restored cluster's master is the source's: the snapshot names it.
+    config_resolver.refuse_master_as_user(
+        users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
+    )
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
     return Outcome(

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from integration.world import RUNBOOK_USERS, TARGET_REGION, World, roles
+from integration.world import MASTER_SECRET_ID, RUNBOOK_USERS, TARGET_REGION, World, roles
 from schemas.config import PRIVILEGES
 
 pytestmark = pytest.mark.integration
@@ -283,3 +283,45 @@ def test_verify_restore_fails_when_an_expected_table_is_missing(world: World) ->
     # Then it fails naming the missing table
     assert response["status"] == "error"
     assert "missing tables: public.invoices" in response["message"]
+
+
+def test_the_master_user_listed_as_a_db_user_is_refused_before_any_role_changes(
+    world: World, postgres: Any
+) -> None:
+    # Given an operation at setup_db_users, and DB users listing the master user of the secret (`dbadmin`)
+    world.client("secretsmanager").put_secret_value(
+        SecretId=MASTER_SECRET_ID, SecretString=json.dumps({"username": "dbadmin", "password": "m"})
+    )
+    world.put_db_users(
+        [*RUNBOOK_USERS, {"username": "dbadmin", "password": "taken-over", "privileges": ["SELECT"]}],
+        kind="SecureString",
+    )
+    world.seed_operation(OPERATION, "setup_db_users")
+    before = roles(postgres)
+
+    # When setup_db_users runs
+    response = world.invoke("setup_db_users", {"operation_id": OPERATION})
+
+    # Then it is refused naming the master user, and no role was created or changed
+    assert response["status"] == "error" and response["error"]["type"] == "ConfigError", response
+    assert "'dbadmin', the cluster's master user" in response["message"]
+    assert roles(postgres) == before
+
+
+@pytest.mark.parametrize("plain", ["12345678", "true", '"quoted"', "1e3"])
+def test_a_plaintext_secret_that_parses_as_json_is_the_password_as_written(
+    world: World, postgres: Any, plain: str
+) -> None:
+    # Given a user whose secret holds its password as plain text that happens to parse as JSON
+    world.client("secretsmanager").create_secret(Name="dev/plain-user", SecretString=plain)
+    world.put_db_users(
+        [{"username": "plain_user", "password_secret_id": "dev/plain-user", "privileges": ["SELECT"]}]
+    )
+    world.seed_operation(OPERATION, "setup_db_users")
+
+    # When setup_db_users runs
+    response = world.invoke("setup_db_users", {"operation_id": OPERATION})
+
+    # Then the user logs in with that text, as written
+    assert response["status"] == "success", response
+    login(postgres, world.database, "plain_user", plain).close()

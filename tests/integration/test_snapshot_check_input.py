@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from integration.world import CONFIG_PARAMETER, OPERATION_ID, TARGET_CLUSTER, World
+from integration.world import CONFIG_PARAMETER, OPERATION_ID, SOURCE_REGION, TARGET_CLUSTER, World
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +122,40 @@ def test_a_payload_without_operation_id_is_rejected_before_anything_is_written(w
     assert "operation_id" in response["message"]
     assert world.table_items() == []
     assert world.rds_calls.calls == []
+
+
+def test_the_clusters_master_listed_as_a_db_user_is_refused_before_anything_is_deleted(world: World) -> None:
+    # Given a source cluster whose master user is `dbadmin` (a restore keeps the source's master), its
+    # snapshot for the day, and DB users that list `dbadmin` beside an application user
+    source = world.client("rds", SOURCE_REGION)
+    source.create_db_cluster(
+        DBClusterIdentifier="other-source",
+        Engine="aurora-postgresql",
+        MasterUsername="dbadmin",
+        MasterUserPassword="other-master-password",
+    )
+    source.create_db_cluster_snapshot(
+        DBClusterIdentifier="other-source", DBClusterSnapshotIdentifier="other-source-snapshot-2023-06-01"
+    )
+    world.put_db_users(
+        [
+            {"username": "app_user", "password": "app_password", "privileges": ["SELECT"]},
+            {"username": "dbadmin", "password": "taken-over", "privileges": ["SELECT"]},
+        ],
+        kind="SecureString",
+    )
+    world.rds_calls.clear()
+    payload = {
+        "operation_id": OPERATION_ID,
+        "target_date": "2023-06-01",
+        "overrides": {"source_cluster_id": "other-source"},
+    }
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", payload)
+
+    # Then it fails at the first step, naming the master user and what to do, without its password
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError"
+    assert "'dbadmin', the cluster's master user: remove it" in response["message"]
+    assert "taken-over" not in str(world.state())

@@ -174,6 +174,15 @@ def test_an_unknown_ssm_key_is_a_warning(ssm: FakeSsm) -> None:
         ("notification_topic_arn", "not-an-arn", "notification_topic_arn (from event)"),
         ("log_bucket", "Bad_Bucket", "log_bucket (from event)"),
         ("copy_timeout_minutes", 0, "copy_timeout_minutes (from event)"),
+        # RDS identifiers: no two hyphens in a row, no hyphen at the end, at most 63 characters.
+        ("target_cluster_id", "dev--target", "target_cluster_id (from event)"),
+        ("target_cluster_id", "dev-target-", "target_cluster_id (from event)"),
+        ("source_cluster_id", "a" * 64, "source_cluster_id (from event)"),
+        # Durations DynamoDB can store and a datetime can add: no 1e40 days, no 1e-200 minutes.
+        ("state_retention_days", 10**40, "state_retention_days (from event)"),
+        ("copy_timeout_minutes", 1e-200, "copy_timeout_minutes (from event)"),
+        ("restore_timeout_minutes", 1e12, "restore_timeout_minutes (from event)"),
+        ("recheck_interval_seconds", 1e9, "recheck_interval_seconds (from event)"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_field_and_its_source(
@@ -231,3 +240,35 @@ def test_serverless_capacity_must_be_ordered(ssm: FakeSsm) -> None:
     # Then it is refused
     with pytest.raises(ConfigError, match="serverless_min_capacity is above serverless_max_capacity"):
         resolve(SETTINGS, event_values={"serverless_min_capacity": 8, "serverless_max_capacity": 4})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("{cluster}-{date}", "may only use {source_cluster_id} and {date}"),
+        ("{date}-{0}", "may only use {source_cluster_id} and {date}"),
+        ("{source_cluster_id}-{date:%Y}", "without a format spec"),
+        ("{source_cluster_id}-{date", "is not a format string"),
+        ("{source_cluster_id}-snapshot", "must contain {date}"),
+    ],
+)
+def test_a_snapshot_name_pattern_that_cannot_name_a_snapshot_is_refused(
+    ssm: FakeSsm, pattern: str, problem: str
+) -> None:
+    # Given / When a pattern naming a field the snapshot check does not fill, or none of the date
+    # Then it is refused when the configuration is resolved, not when the pattern is used
+    with pytest.raises(ConfigError, match="snapshot_name_pattern") as raised:
+        resolve(SETTINGS, event_values={"snapshot_name_pattern": pattern})
+    assert problem in raised.value.message
+
+
+def test_a_target_cluster_id_too_long_for_its_writer_is_refused(ssm: FakeSsm) -> None:
+    # Given a target cluster id that RDS accepts but whose writer `<id>-writer` would pass 63 characters
+    from schemas.config import MAX_TARGET_CLUSTER_ID
+
+    longest = "t" * MAX_TARGET_CLUSTER_ID
+    assert resolve(SETTINGS, event_values={"target_cluster_id": longest}).config.target_cluster_id == longest
+
+    # When / Then one character more is refused, saying why
+    with pytest.raises(ConfigError, match="its writer"):
+        resolve(SETTINGS, event_values={"target_cluster_id": longest + "t"})

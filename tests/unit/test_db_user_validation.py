@@ -50,7 +50,9 @@ def test_malformed_usernames_are_refused(username: str) -> None:
         DbUser(username=username, password=SecretStr("pw"), privileges=["SELECT"])
 
 
-@pytest.mark.parametrize("username", ["postgres", "rdsadmin", "rds_superuser", "public"])
+@pytest.mark.parametrize(
+    "username", ["postgres", "rdsadmin", "rds_superuser", "public", "pg_app", "rds_iam", "rds_password"]
+)
 def test_reserved_usernames_are_refused(username: str) -> None:
     # Given / When a role only the cluster may own
     # Then it is refused as reserved
@@ -95,6 +97,32 @@ def test_exactly_one_password_source(sources: dict[str, str]) -> None:
     # Then it is refused
     with pytest.raises(ValidationError, match="exactly one of password_secret_id or password"):
         DbUser.model_validate({"username": "app_user", "privileges": ["SELECT"], **sources})
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("", "is empty"), ("pass\x00word", "NUL"), ("pass\ud800word", "lone surrogate")],
+    ids=["empty", "nul", "surrogate"],
+)
+def test_a_password_postgresql_cannot_take_is_refused_without_showing_it(password: str, problem: str) -> None:
+    # Given / When a literal password PostgreSQL could not store or log in with
+    # Then it is refused at validation (at the first step, before anything is deleted), naming the user only
+    with pytest.raises(ValidationError, match=problem) as raised:
+        DbUser(username="app_user", password=SecretStr(password), privileges=["SELECT"])
+    assert "app_user" in str(raised.value)
+    if password:
+        assert password not in str(raised.value)
+
+
+def test_an_empty_schema_list_or_secret_id_is_refused() -> None:
+    # Given / When `schemas: []` (which once meant every schema) or an empty secret id
+    # Then both are refused: omitting `schemas` is how a user gets every non-system schema
+    with pytest.raises(ValidationError, match="schemas"):
+        DbUser.model_validate(
+            {"username": "app_user", "password": "pw", "privileges": ["SELECT"], "schemas": []}
+        )
+    with pytest.raises(ValidationError, match="password_secret_id"):
+        DbUser.model_validate({"username": "app_user", "password_secret_id": "", "privileges": ["SELECT"]})
 
 
 def test_a_password_is_held_as_a_secret() -> None:
