@@ -43,6 +43,12 @@ ROLES_PER_ROUND_TRIP = 50
 # single-transaction one) can each hold a role the other waits for while our workers wait for each other
 # outside the server, a deadlock PostgreSQL cannot see; the timeout ends it as a retryable failure.
 ROLE_LOCK_TIMEOUT = "10s"
+# One setup_db_users at a time per cluster (roles are the cluster's, not a database's): a session-level
+# advisory lock. The runbook's direct call and the choreography's event can start the step together; the
+# second waits for the first, then finds its users in place, instead of failing on a role the first just
+# created. A run that waits longer than SETUP_LOCK_TIMEOUT ends as a retryable failure.
+SETUP_LOCK_KEY = 0x61757273  # "aurs"
+SETUP_LOCK_TIMEOUT = "120s"
 # How many users verify_restore logs in at once.
 LOGIN_WORKERS = 8
 # A concurrent run creating or changing the same roles: running again succeeds.
@@ -468,8 +474,39 @@ def setup_users(
     failure, or a worker waiting longer than ROLE_LOCK_TIMEOUT for a role another transaction holds, is a
     retryable DatabaseError; any other PostgreSQL error a non-retryable one. Messages carry the server's
     primary message only, never a statement (statements carry password verifiers).
+
+    Runs hold SETUP_LOCK_KEY, an advisory lock, from start to end: one at a time per cluster.
     """
     _check_users(grants)
+    try:
+        with conn:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", (SETUP_LOCK_TIMEOUT,))
+                cursor.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+    except psycopg2.Error as exc:
+        raise DatabaseError(
+            f"another setup of DB users is running on this cluster: {_setup_message(exc)}",
+            retryable=_conflict(exc),
+        ) from exc
+    try:
+        return _setup_users(conn, dbname, grants, connect, workers, parallel_threshold)
+    finally:
+        try:
+            with conn:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+        except psycopg2.Error:
+            pass  # the connection is gone, and the lock with its session
+
+
+def _setup_users(
+    conn: Any,
+    dbname: str,
+    grants: Sequence[UserGrant],
+    connect: Callable[[], Any] | None,
+    workers: int | None,
+    parallel_threshold: int | None,
+) -> list[str]:
     names = [grant.user.username for grant in grants]
     threshold = PARALLEL_THRESHOLD if parallel_threshold is None else parallel_threshold
     opener = connect if len(grants) > threshold else None

@@ -339,3 +339,54 @@ def test_the_step_sets_up_many_users_over_several_connections(
     for user in users:
         assert login(postgres, world.database, user["username"], user["password"]) == user["username"]
         assert privileges[user["username"]] == {table: {"SELECT"} for table in SEED_TABLES}
+
+
+def test_a_run_waits_for_another_setup_on_the_cluster_and_times_out_as_retryable(
+    postgres: Any, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another setup of DB users holding the cluster's setup lock
+    monkeypatch.setattr(db, "SETUP_LOCK_TIMEOUT", "300ms")
+    other = postgres.connect(database)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (db.SETUP_LOCK_KEY,))
+
+        # When users are set up meanwhile
+        with pytest.raises(DatabaseError, match="another setup of DB users is running") as raised:
+            setup(postgres, database, user_grants(3), Connections(postgres, database))
+    finally:
+        other.close()
+
+    # Then it gave up waiting as a retryable failure, before changing anything
+    assert raised.value.retryable
+    assert roles(postgres) == set()
+
+
+@pytest.mark.parametrize("count", [3, USERS], ids=["one-transaction", "parallel"])
+def test_two_runs_at_once_both_succeed_one_after_the_other(postgres: Any, database: str, count: int) -> None:
+    # Given the same users set up twice at the same moment (the runbook's direct call and the
+    # choreography's event, say)
+    grants = user_grants(count)
+    errors: list[Exception] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        start.wait()
+        try:
+            setup(postgres, database, grants, Connections(postgres, database))
+        except Exception as exc:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(exc)
+
+    # When both run
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then neither failed on a role the other created, and every user holds its privileges and logs in
+    assert errors == []
+    names = [grant.user.username for grant in grants]
+    assert roles(postgres) == set(names)
+    assert held(postgres, database, names) == {grant.user.username: expected(grant) for grant in grants}
+    assert login(postgres, database, names[-1], f"pw-{count - 1}") == names[-1]
