@@ -27,6 +27,7 @@ from functions.bus import EventPublisher, Publisher
 from functions.errors import (
     AwsError,
     ClaimHeld,
+    ConfigError,
     InternalError,
     InvalidRequest,
     StaleWrite,
@@ -471,7 +472,15 @@ class StepRunner:
                 if resolved.sources.get(name) == "state":
                     resolved.sources[name] = f"state ({source})"
             return resolved
-        return config_resolver.resolve(self.services.settings, event_values=event_values)
+        try:
+            return config_resolver.resolve(self.services.settings, event_values=event_values)
+        except ConfigError:
+            if not self._notifies_failure(state, trigger) or not event_values:
+                raise
+            # The failure being notified can be this very configuration (a bad override refused at the
+            # first step): people are still told, with the configuration the environment and SSM give.
+            logger.warning("notifying the failure with the configuration from the environment and SSM")
+            return config_resolver.resolve(self.services.settings)
 
     # -- recording ------------------------------------------------------------------------------------------
     def _record_success(

@@ -269,3 +269,38 @@ def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stay
     state = world.state()
     assert state is not None and state["status"] == "failed"
     assert [e["next_step"] for e in world.published_of("StepCompleted")] == []
+
+
+def test_a_request_refused_for_a_bad_override_is_still_notified(world: World) -> None:
+    # Given an operation refused at its first step for an override no configuration can hold
+    payload = {
+        "operation_id": OPERATION_ID,
+        "target_date": "2023-06-01",
+        "overrides": {"copy_timeout_minutes": "abc"},
+    }
+    refused = world.invoke("snapshot_check", payload)
+    assert refused["status"] == "error" and refused["error"]["type"] == "ConfigError", refused
+    [failed] = world.published_of("StepFailed")
+
+    # When its StepFailed reaches notify_completion
+    response = world.invoke(
+        "notify_completion",
+        {
+            "version": "0",
+            "id": "b0c3f1e6-0000-4000-8000-000000000002",
+            "detail-type": "StepFailed",
+            "source": "aurora-restore",
+            "account": "123456789012",
+            "time": "2023-06-01T12:00:00Z",
+            "region": "us-west-2",
+            "resources": [],
+            "detail": failed,
+        },
+    )
+
+    # Then people are told, with the configuration SSM gives, what failed and why
+    assert response["status"] == "success" and response["outcome"] == "failed", response
+    [body] = world.notifications()
+    message = json.loads(body)
+    assert message["failed_step"] == "snapshot_check"
+    assert "copy_timeout_minutes" in message["error"]["message"]
