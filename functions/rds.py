@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -30,6 +31,13 @@ RETRYABLE_CODES = frozenset(
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def as_identifier(text: str, limit: int = 255) -> str:
+    """`text` as an RDS identifier may be: letters, digits and single hyphens, no hyphen at either end,
+    at most `limit` characters (a snapshot's 255). Anything else becomes a hyphen."""
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]", "-", text)).strip("-")
+    return name[:limit].rstrip("-")
 
 
 class RdsAdapter:

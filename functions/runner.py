@@ -8,6 +8,7 @@ A duplicate or late trigger replays the step's recorded result and changes nothi
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
+# A runbook payload or one of our events is a few hundred characters; EventBridge allows 256 KB.
+MAX_PAYLOAD_CHARS = 64_000
 # A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
 OUTBOX_GRACE = timedelta(seconds=5)
 
@@ -183,6 +186,10 @@ StepLogic = Callable[[StepContext], Outcome]
 def parse_trigger(event: Any) -> Trigger:
     if not isinstance(event, dict):
         raise InvalidRequest("the payload must be a JSON object")
+    size = len(json.dumps(event.get("detail", event), default=str))
+    if size > MAX_PAYLOAD_CHARS:
+        # Steps echo what they were given into messages, and messages into the state item (400 KB).
+        raise InvalidRequest(f"the payload is {size:,} characters: at most {MAX_PAYLOAD_CHARS:,}")
     if "detail-type" in event and "detail" in event:
         detail_type = event["detail-type"]
         if event.get("source") == "aws.rds":
@@ -743,8 +750,6 @@ def _error_response(operation_id: str | None, exc: StepError, outcome: str | Non
 
 def _compact(value: dict[str, Any], limit: int = MAX_EVENT_RESULT_CHARS) -> dict[str, Any]:
     """Keep events and state items small: long lists are cut, with a note of how many were left out."""
-    import json
-
     if len(json.dumps(value, default=str)) <= limit:
         return value
     compacted: dict[str, Any] = {}

@@ -6,6 +6,7 @@ from typing import Any
 
 from functions import secrets
 from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
+from functions.rds import as_identifier
 from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG
 from schemas.common import Step
@@ -75,7 +76,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
         outputs["instances_deleting"] = sorted(requested)
         if cluster.get("DeletionProtection"):
             rds.disable_deletion_protection(cluster_id)
-        final = f"{cluster_id}-final-{ctx.operation_id}"[:255] if config.final_snapshot else None
+        final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None
         if not rds.delete_cluster(cluster_id, final):
             # Refused for now (an instance not yet `deleting`): only the instances' deletions would
             # follow, and no rule listens for those, so look again soon rather than at the safety re-check.

@@ -10,7 +10,9 @@ import pytest
 from aurora_restore import operations
 from aurora_restore.operations import Target
 from integration.world import (
+    COPY_NAME,
     OPERATION_ID,
+    RUNBOOK_PAYLOADS,
     SOURCE_CLUSTER,
     SOURCE_REGION,
     TARGET_CLUSTER,
@@ -304,3 +306,36 @@ def test_a_request_refused_for_a_bad_override_is_still_notified(world: World) ->
     message = json.loads(body)
     assert message["failed_step"] == "snapshot_check"
     assert "copy_timeout_minutes" in message["error"]["message"]
+
+
+def test_a_final_snapshot_is_named_as_rds_allows_whatever_the_operation_id_holds(world: World) -> None:
+    # Given final snapshots on, and an operation id with the '_', '.' and ':' an operation id may hold
+    world.put_config(final_snapshot=True)
+    operation = "dev_restore.2023-06-01:retry"
+    for step in ("snapshot_check", "copy_snapshot", "check_copy_status"):
+        answer = world.invoke(step, {**RUNBOOK_PAYLOADS[step], "operation_id": operation})
+        assert answer["status"] == "success", answer
+    world.target_rds.cluster_snapshots[COPY_NAME].status = "available"
+    assert (
+        world.invoke(
+            "check_copy_status", {**RUNBOOK_PAYLOADS["check_copy_status"], "operation_id": operation}
+        )["next_step"]
+        == "delete_rds"
+    )
+
+    # When delete_rds deletes the old target
+    response = world.invoke("delete_rds", {"operation_id": operation})
+
+    # Then its final snapshot's name holds only letters, digits and single hyphens
+    assert response["status"] == "success", response
+    finals = [name for name in world.target_rds.cluster_snapshots if "-final-" in name]
+    assert finals == [f"{TARGET_CLUSTER}-final-dev-restore-2023-06-01-retry"]
+
+
+def test_an_rds_identifier_keeps_letters_digits_and_single_hyphens() -> None:
+    from functions.rds import as_identifier
+
+    assert as_identifier("dev-target-final-op_1.2:x") == "dev-target-final-op-1-2-x"
+    assert as_identifier("a--b__c-") == "a-b-c"
+    assert as_identifier("x" * 300) == "x" * 255
+    assert as_identifier("ab-" + "c" * 300, limit=3) == "ab"

@@ -101,6 +101,16 @@ def test_an_rds_event_is_matched_on_its_event_id_and_identifier_without_prefix()
             "invalid StepCompleted event",
         ),
         (envelope("aws.rds", "RDS DB Cluster Event", {"EventID": "RDS-EVENT-0171"}), "not an RDS event"),
+        # A step echoes its input into messages, which go into the state item (DynamoDB's 400 KB)
+        ({"operation_id": "op-1", "snapshot_name": "x" * 250_000}, "the payload is 250,0.. characters"),
+        (
+            envelope(
+                "aurora-restore",
+                "RestoreRequested",
+                {"operation_id": "op-1", "overrides": {"log_prefix": "x" * 70_000}},
+            ),
+            "at most 64,000",
+        ),
     ],
     ids=[
         "not-an-object",
@@ -111,6 +121,8 @@ def test_an_rds_event_is_matched_on_its_event_id_and_identifier_without_prefix()
         "unknown-detail-type",
         "incomplete-detail",
         "incomplete-rds-event",
+        "huge-direct-payload",
+        "huge-event-detail",
     ],
 )
 def test_anything_else_is_refused_with_a_reason(event: Any, expected: str) -> None:
