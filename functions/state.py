@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError, LeaseHeld, StaleWrite
+from functions.observability import logger
 from schemas.common import utcnow
 from schemas.state import Lease, OperationState
 
@@ -203,25 +204,43 @@ class StateStore:
 
     # -- lease ----------------------------------------------------------------------------------------
     def acquire_lease(self, target_cluster_id: str, operation_id: str) -> Lease:
+        """Take the target for `operation_id`. A holder whose state item is gone (it expired through its
+        TTL, failed and never aborted) can no longer release it: its lease is taken over."""
         lease = Lease(target_cluster_id=target_cluster_id, holder=operation_id, acquired_at=utcnow())
         item = _json_document(lease.model_dump(mode="json"))
         item.update(operation_id=LEASE_PREFIX + target_cluster_id, item_kind="lease")
-        try:
-            self._call(
-                "put_item",
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(operation_id) OR holder = :me",
-                ExpressionAttributeValues={":me": {"S": operation_id}},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise AwsError(f"taking the lease on {target_cluster_id}: {exc}", retryable=True) from exc
+        expected = operation_id  # the holder the write may replace: this operation itself, at first
+        for _ in range(3):
+            try:
+                self._call(
+                    "put_item",
+                    Item=to_item(item),
+                    ConditionExpression="attribute_not_exists(operation_id) OR holder = :holder",
+                    ExpressionAttributeValues={":holder": {"S": expected}},
+                )
+                return lease
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise AwsError(f"taking the lease on {target_cluster_id}: {exc}", retryable=True) from exc
             holder = self.lease_holder(target_cluster_id)
-            raise LeaseHeld(
-                f"target cluster {target_cluster_id} is held by operation {holder}; "
-                f"wait for it to finish or run `aurora-restore abort {holder}`"
-            ) from exc
-        return lease
+            if holder is None:
+                continue  # released meanwhile
+            held_by = self.get(holder)
+            if held_by is None:
+                logger.warning("taking over a lease whose holder is gone", extra={"holder": holder})
+                expected = holder
+                continue
+            if held_by.status == "failed":
+                advice = (
+                    f"which failed at {held_by.failed_step}: `aurora-restore resume {holder}` once its cause "
+                    f"is fixed, or `aurora-restore abort {holder}` to give the target up"
+                )
+            else:
+                advice = (
+                    f"which is {held_by.status}: wait for it to finish or run `aurora-restore abort {holder}`"
+                )
+            raise LeaseHeld(f"target cluster {target_cluster_id} is held by operation {holder}, {advice}")
+        raise LeaseHeld(f"the lease on {target_cluster_id} kept changing hands; try again", retryable=True)
 
     def lease_holder(self, target_cluster_id: str) -> str | None:
         item = self._get_item(LEASE_PREFIX + target_cluster_id, consistent=True)

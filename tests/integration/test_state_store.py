@@ -86,18 +86,46 @@ def test_a_stale_save_raises_and_changes_nothing(store: StateStore) -> None:
 
 
 def test_a_second_operation_gets_lease_held_naming_the_holder(store: StateStore) -> None:
-    # Given operation A holds the lease on the target
+    # Given operation A, running, holds the lease on the target
+    store.create(new_state("dev-restore-a"))
     store.acquire_lease("dev-target-cluster", "dev-restore-a")
 
     # When operation B asks for it
-    # Then it gets LeaseHeld naming A
-    with pytest.raises(LeaseHeld, match="held by operation dev-restore-a"):
+    # Then it gets LeaseHeld naming A and what to do
+    with pytest.raises(LeaseHeld, match="held by operation dev-restore-a, which is running: wait"):
         store.acquire_lease("dev-target-cluster", "dev-restore-b")
     assert store.lease_holder("dev-target-cluster") == "dev-restore-a"
 
 
+def test_a_failed_holder_is_named_with_what_frees_the_target(store: StateStore) -> None:
+    # Given operation A failed at delete_rds holding the lease (a failed operation keeps it)
+    failed = new_state("dev-restore-a")
+    failed.status, failed.failed_step = "failed", "delete_rds"
+    store.create(failed)
+    store.acquire_lease("dev-target-cluster", "dev-restore-a")
+
+    # When operation B asks for it
+    # Then the refusal says A failed, and that resume or abort frees the target (waiting would not)
+    with pytest.raises(LeaseHeld) as raised:
+        store.acquire_lease("dev-target-cluster", "dev-restore-b")
+    assert "which failed at delete_rds" in raised.value.message
+    assert "aurora-restore abort dev-restore-a" in raised.value.message and "wait" not in raised.value.message
+
+
+def test_a_lease_whose_holder_is_gone_is_taken_over(store: StateStore) -> None:
+    # Given a lease held by an operation whose state item is gone (expired through its TTL, never aborted)
+    store.acquire_lease("dev-target-cluster", "dev-restore-gone")
+
+    # When another operation asks for the target
+    store.acquire_lease("dev-target-cluster", "dev-restore-b")
+
+    # Then it holds it: nothing could have released the old one
+    assert store.lease_holder("dev-target-cluster") == "dev-restore-b"
+
+
 def test_the_holder_may_take_its_lease_again_and_release_it(store: StateStore) -> None:
     # Given operation A holds the lease
+    store.create(new_state("dev-restore-a"))
     store.acquire_lease("dev-target-cluster", "dev-restore-a")
 
     # When A takes it again (a retried snapshot_check), and B tries to release it
