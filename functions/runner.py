@@ -508,6 +508,7 @@ class StepRunner:
             # The configuration the operation keeps, and where each value came from (`status` shows it).
             state.config = config.model_dump(mode="json")
             state.config_sources = dict(resolved.sources)
+            state.target_cluster_id = config.target_cluster_id
         state.history.append(
             HistoryEntry(
                 step=self.step,

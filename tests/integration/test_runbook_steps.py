@@ -63,6 +63,7 @@ def test_snapshot_check_records_where_each_configuration_value_came_from(world: 
     assert state.config_sources["recheck_interval_seconds"] == "event"
     assert state.config_sources["target_cluster_id"] == "ssm"
     assert set(state.config_sources) == set(state.config)
+    assert state.target_cluster_id == TARGET_CLUSTER
     # And `aurora-restore status` says so
     config_line = next(line for line in status_text(state).splitlines() if line.startswith("config"))
     assert "from event: recheck_interval_seconds" in config_line
