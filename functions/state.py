@@ -20,6 +20,9 @@ from functions.observability import logger
 from schemas.common import utcnow
 from schemas.state import Lease, OperationState
 
+# How long `delete_state` keeps an ended operation's step responses (StateStore.keep_results_only).
+RESULTS_KEPT_DAYS = 1
+
 LEASE_PREFIX = "lease#"
 RESOURCE_PREFIX = "resource#"
 COPY_PREFIX = "copy#"
@@ -179,8 +182,22 @@ class StateStore:
                 raise StaleWrite(state.operation_id) from exc
             raise AwsError(f"writing state of {state.operation_id}: {exc}", retryable=True) from exc
 
-    def delete(self, operation_id: str) -> None:
-        self._call("delete_item", Key={"operation_id": {"S": operation_id}})
+    def keep_results_only(self, state: OperationState, days: int = RESULTS_KEPT_DAYS) -> None:
+        """What `delete_state` leaves of an ended operation: its id, status and each step's direct response,
+        for `days` (the TTL). Its configuration, outputs, history and overrides are gone; a late direct call
+        (the runbook's script, behind the choreography) still gets its step's answer instead of "no such
+        operation", and a stray snapshot_check with its id cannot start the restore over."""
+        kept = OperationState(
+            operation_id=state.operation_id,
+            status=state.status,
+            target_date=state.target_date,
+            results=state.results,
+            version=state.version,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+            expires_at=expiry(days),
+        )
+        self.save(kept)
 
     def scan_operations(self, status: str | None = None) -> list[OperationState]:
         request: dict[str, Any] = {

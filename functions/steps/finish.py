@@ -92,5 +92,7 @@ def cleanup(ctx: StepContext) -> Outcome:
         next_step=None,
         events=[OperationFinished(operation_id=ctx.operation_id, outcome="completed")],
         final_status="completed",
-        after_commit=(lambda: ctx.services.store.delete(ctx.operation_id)) if config.delete_state else None,
+        after_commit=(lambda: ctx.services.store.keep_results_only(ctx.state))
+        if config.delete_state
+        else None,
     )

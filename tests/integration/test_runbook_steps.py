@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -403,5 +404,17 @@ def test_cleanup_deletes_state_and_logs_when_configured(world: World) -> None:
         "logs_deleted": True,
     }
     assert response["next_step"] is None
-    assert world.state() is None
     assert world.log_objects() == {}
+    # And of the state item only the steps' answers are left, for a day: no configuration, outputs,
+    # history or overrides
+    state = world.state()
+    assert state is not None and state["status"] == "completed"
+    assert not state["config"] and not state["outputs"] and not state["history"] and not state["overrides"]
+    assert 0 < int(state["expires_at"]) - time.time() <= 86_400
+    # So the runbook's script, behind the choreography, still gets its answers, and a late snapshot_check
+    # replays instead of starting the restore over
+    world.rds_calls.clear()
+    assert world.run("cleanup") == response
+    assert world.run("snapshot_check")["message"] == "Snapshot exists"
+    assert world.run("delete_rds")["deletion_status"] == "completed"
+    assert world.rds_calls.calls == []
