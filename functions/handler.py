@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
-from functions.observability import logger, tracer
+from functions.observability import invocation_keys, tracer
 from functions.runner import StepLogic, StepRunner
 from schemas.common import Step
 
@@ -24,7 +22,7 @@ def make_handler(step: Step, logic: StepLogic) -> Handler:
     if traced is not None:
         run = traced.capture_lambda_handler(run, capture_response=False)
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+    @invocation_keys
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return run(event, context)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,6 +17,32 @@ SERVICE = "aurora-restore"
 NAMESPACE = "AuroraRestore"
 
 logger = Logger(service=SERVICE)
+_cold = [True]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def invocation_keys(handler: Handler) -> Handler:
+    """What Powertools' inject_lambda_context adds to every log line (the function, the request, cold start,
+    the EventBridge event's id as correlation id), kept per thread: the local runtime runs several
+    handlers at once in one process, and the shared keys inject_lambda_context sets labelled one
+    invocation's lines with another's function and step. On Lambda (one invocation at a time) the lines
+    are the same."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(
+            cold_start=_cold[0],
+            function_name=getattr(context, "function_name", None),
+            function_memory_size=getattr(context, "memory_limit_in_mb", None),
+            function_arn=getattr(context, "invoked_function_arn", None),
+            function_request_id=getattr(context, "aws_request_id", None),
+            correlation_id=event.get("id") if isinstance(event, dict) else None,
+        )
+        _cold[0] = False
+        return handler(event, context)
+
+    return run  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=1)

@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions import wakeup
 from functions.errors import InvalidRequest, StaleWrite, WaitTimedOut
-from functions.observability import logger, record_metric
+from functions.observability import invocation_keys, logger, record_metric
 from functions.runner import OUTBOX_GRACE, Services, StepRunner, Trigger, recheck_event, restart_event
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
@@ -141,16 +140,16 @@ def _no_logic(context: Any) -> Any:
     raise AssertionError("the reconciler never runs a step's logic")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@invocation_keys
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The hourly schedule (scan everything) or an operation's watchdog (StallCheckDue: that operation)."""
-    logger.append_keys(step="reconcile")
+    logger.thread_safe_append_keys(step="reconcile")
     services = Services(get_settings())
     if event.get("detail-type") == StallCheckDue.detail_type:
         try:
             due = StallCheckDue.model_validate(event.get("detail") or {})
         except ValidationError as exc:
             raise InvalidRequest(f"invalid StallCheckDue event: {exc.error_count()} error(s)") from exc
-        logger.append_keys(operation_id=due.operation_id)
+        logger.thread_safe_append_keys(operation_id=due.operation_id)
         return reconcile_operation(due.operation_id, services)
     return reconcile(services)

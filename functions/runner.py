@@ -265,7 +265,7 @@ class StepRunner:
     def __call__(self, event: Any) -> dict[str, Any]:
         self._invocation.token = uuid.uuid4().hex
         started = time.monotonic()
-        logger.append_keys(step=self.step.value)
+        logger.thread_safe_append_keys(step=self.step.value)
         outcome_label = "error"
         try:
             response = self._run(event)
@@ -298,7 +298,7 @@ class StepRunner:
                 return {"status": "ignored", "message": f"{trigger.rds.identifier} belongs to no operation"}
             trigger.operation_id = operation_id
         assert operation_id is not None
-        logger.append_keys(operation_id=operation_id)
+        logger.thread_safe_append_keys(operation_id=operation_id)
         for _ in range(MAX_ATTEMPTS):
             try:
                 return self._attempt(trigger, operation_id)
