@@ -9,6 +9,7 @@ import pytest
 
 from aurora_restore import operations
 from aurora_restore.operations import Target
+from integration.test_idempotency import bus_event
 from integration.world import (
     COPY_NAME,
     OPERATION_ID,
@@ -201,18 +202,7 @@ def _delete_rds_refused(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
     world.advance("delete_rds")
     refused = world.run("delete_rds")
     [failed] = world.published_of("StepFailed")
-    event = {
-        "version": "0",
-        "id": "b0c3f1e6-0000-4000-8000-000000000001",
-        "detail-type": "StepFailed",
-        "source": "aurora-restore",
-        "account": "123456789012",
-        "time": "2023-06-01T12:00:00Z",
-        "region": "us-west-2",
-        "resources": [],
-        "detail": failed,
-    }
-    return refused, event
+    return refused, bus_event("StepFailed", failed)
 
 
 def test_a_failure_notification_delivered_after_an_abort_leaves_the_operation_aborted(world: World) -> None:
@@ -285,20 +275,7 @@ def test_a_request_refused_for_a_bad_override_is_still_notified(world: World) ->
     [failed] = world.published_of("StepFailed")
 
     # When its StepFailed reaches notify_completion
-    response = world.invoke(
-        "notify_completion",
-        {
-            "version": "0",
-            "id": "b0c3f1e6-0000-4000-8000-000000000002",
-            "detail-type": "StepFailed",
-            "source": "aurora-restore",
-            "account": "123456789012",
-            "time": "2023-06-01T12:00:00Z",
-            "region": "us-west-2",
-            "resources": [],
-            "detail": failed,
-        },
-    )
+    response = world.invoke("notify_completion", bus_event("StepFailed", failed))
 
     # Then people are told, with the configuration SSM gives, what failed and why
     assert response["status"] == "success" and response["outcome"] == "failed", response
