@@ -21,6 +21,12 @@ from schemas.common import Step
 from schemas.state import TERMINAL_STATUSES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `cmd | head` for a command killed by it
+# `watch`: how long an operation may take to appear in the state table before the watch gives up; and how
+# long before it says it is waiting for it (its first step writes it a moment after the put-events).
+APPEAR_TIMEOUT = 60.0
+ANNOUNCE_AFTER = 2.0
 
 
 def _date(value: str) -> date:
@@ -55,7 +61,9 @@ def _target(args: argparse.Namespace) -> Target:
 # -- commands -------------------------------------------------------------------------------------------------
 def cmd_start(args: argparse.Namespace) -> int:
     target = _target(args)
-    operation_id = args.operation_id or operations.default_operation_id(target.environment, args.date)
+    operation_id = operations.check_operation_id(
+        args.operation_id or operations.default_operation_id(target.environment, args.date)
+    )
     overrides = operations.parse_overrides(args.override or [])
     operations.start(target, operation_id, args.date, overrides)
     print(f"started {operation_id}: RestoreRequested for {args.date} on {target.bus} ({target.region})")
@@ -66,16 +74,31 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     state = operations.load(_target(args), args.operation_id)
     if args.json:
-        print(state.model_dump_json(indent=2, exclude={"outbox"}))
+        document = state.model_dump(mode="json", exclude={"outbox"})
+        if state.status == "failed":
+            from functions.runner import left_in_place
+
+            document["left_in_place"] = left_in_place(state)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(render.status_text(state))
     return EXIT_OK if state.status != "failed" else EXIT_FAILED
 
 
 def watch(
-    target: Target, operation_id: str, *, timeout: float | None = None, poll: float = 0.5, out: Any = None
+    target: Target,
+    operation_id: str,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.5,
+    out: Any = None,
+    appear_timeout: float | None = APPEAR_TIMEOUT,
+    announce_after: float = ANNOUNCE_AFTER,
 ) -> Any:
-    """Print each new step entry as it lands, until the operation ends; returns the final state."""
+    """Print each new step entry as it lands, until the operation ends; returns the final state.
+
+    Returns the state as it is when `timeout` runs out first (not ended), and None when the operation did not
+    appear within `appear_timeout` (or `timeout`)."""
     out = out or sys.stdout
     store = target.store()
     seen = 0
@@ -83,25 +106,43 @@ def watch(
     announced = False
     while True:
         state = store.get(operation_id)
+        elapsed = time.monotonic() - started
         if state is None:
-            if not announced:
+            if not announced and elapsed >= announce_after:
                 print(f"waiting for {operation_id} to appear ...", file=out, flush=True)
                 announced = True
+            if appear_timeout is not None and elapsed > appear_timeout:
+                return None
         else:
             for entry in state.history[seen:]:
                 print(render.progress_line(entry, state.created_at), file=out, flush=True)
             seen = len(state.history)
             if state.status in TERMINAL_STATUSES and not state.outbox:
                 return state
-        if timeout is not None and time.monotonic() - started > timeout:
+        if timeout is not None and elapsed > timeout:
             return state
         time.sleep(poll)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    state = watch(_target(args), args.operation_id, timeout=args.timeout)
+    target = _target(args)
+    operation_id = args.operation_id
+    again = f"`aurora-restore watch {operation_id}` to follow it again"
+    try:
+        state = watch(target, operation_id, timeout=args.timeout, appear_timeout=args.appear_timeout)
+    except KeyboardInterrupt:
+        print(f"\nstopped watching {operation_id}; the operation carries on: {again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if state is None:
-        raise OperatorError(f"operation {args.operation_id} did not appear")
+        waited = min(t for t in (args.timeout, args.appear_timeout, float("inf")) if t is not None)
+        raise OperatorError(
+            f"operation {operation_id} did not appear in {target.table} ({target.region}) within {waited:g} s: "
+            "check the operation id, --env and --region (`aurora-restore start` printed the id)"
+        )
+    if state.status not in TERMINAL_STATUSES:
+        raise OperatorError(
+            f"gave up watching after {args.timeout:g} s; {operation_id} is still {state.status}: {again}"
+        )
     print(f"operation {state.operation_id} is {state.status}")
     if state.error:
         print(f"  {state.failed_step}: {state.error.type}: {state.error.message}")
@@ -115,9 +156,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     try:
         step = Step(args.step.replace("-", "_"))
     except ValueError as exc:
-        raise OperatorError(
-            f"unknown step {args.step!r}; one of: {', '.join(s.value for s in Step)}"
-        ) from exc
+        raise OperatorError(f"unknown step {args.step!r}; one of: {STEP_NAMES}") from exc
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
@@ -186,13 +225,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    state = operations.abort(_target(args), args.operation_id)
-    cluster = state.config.get("target_cluster_id", "the target")
-    print(f"aborted {state.operation_id}: lease on {cluster} released, the cluster is left as it is")
+    aborted = operations.abort_operation(_target(args), args.operation_id)
+    state = aborted.state
+    cluster = state.config.get("target_cluster_id")
+    if aborted.lease_released:
+        said = f"lease on {aborted.lease_released} released, the cluster is left as it is"
+    elif cluster:
+        said = f"it held no lease on {cluster} (nothing to release), the cluster is left as it is"
+    else:
+        said = "it had no target cluster yet (no lease to release)"
+    print(f"aborted {state.operation_id}: {said}")
     return EXIT_OK
 
 
 def cmd_local_serve(args: argparse.Namespace) -> int:
+    from aurora_restore.local.postgres import PostgresUnavailable
     from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 
     env_file = Path(args.env_file)
@@ -202,10 +249,26 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    runtime.start()
+    def while_starting(signum: int, frame: Any) -> None:
+        # SIGINT or SIGTERM during start-up ends it there (start stops what it started); a second one
+        # meanwhile does not cut that short.
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, while_starting)
+    signal.signal(signal.SIGTERM, while_starting)
+    started = False
     try:
+        try:
+            runtime.start()  # stops what it started when it fails or is interrupted
+        except PostgresUnavailable as exc:
+            print(f"cannot start the local runtime: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        started = True
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         # Quoted for the shell that sources the file (the DSN holds spaces).
         lines = [f"export {name}={shlex.quote(value)}" for name, value in runtime.environment().items()]
         env_file.parent.mkdir(parents=True, exist_ok=True)
@@ -217,10 +280,17 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
         )
         print("ready", flush=True)
         stop.wait()
+        return EXIT_OK
     finally:
+        # Not cut short by a further signal; also when one came between start-up and `started` (stopping
+        # twice is harmless).
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         runtime.stop()
-        print("stopped", flush=True)
-    return EXIT_OK
+        if started:
+            print("stopped", flush=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -236,6 +306,39 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------------------------
+STEP_NAMES = ", ".join(step.kebab for step in Step)
+PROFILE_NAMES = "{profile names}"
+
+
+class _Help(argparse.HelpFormatter):
+    """Keeps kebab-case names (steps, profiles) whole when wrapping, and names the chaos profiles only when
+    the help is shown: aurora_restore.chaos takes seconds to import (moto), which no command should pay for."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and PROFILE_NAMES in text:
+            from aurora_restore.chaos import EXTRA_PROFILES, PROFILES
+
+            text = text.replace(PROFILE_NAMES, ", ".join([*PROFILES, *EXTRA_PROFILES]))
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aurora-restore",
@@ -258,21 +361,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_start)
 
-    p = sub.add_parser("status", help="show an operation")
+    p = sub.add_parser("status", help="show an operation (exit 1 if it failed)")
     common(p)
     p.add_argument("operation_id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help="the state item as JSON (a failed one with left_in_place)"
+    )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("watch", help="follow an operation until it ends")
+    p = sub.add_parser(
+        "watch", help="follow an operation until it ends (exit 0 if it completed, 1 if not; Ctrl-C: 130)"
+    )
     common(p)
     p.add_argument("operation_id")
-    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up watching after this many seconds (the operation carries on)",
+    )
+    p.add_argument(
+        "--appear-timeout",
+        type=float,
+        default=APPEAR_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up if the operation is not in the state table within this many seconds (default {APPEAR_TIMEOUT:g})",
+    )
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("invoke", help="invoke one step directly with the runbook's payload")
+    p = sub.add_parser(
+        "invoke",
+        help="invoke one step's function with the runbook's payload; its StepCompleted event then drives "
+        "the rest of the restore (the choreography is always on)",
+        description="Invoke one step's function with the runbook's payload and print its response. The "
+        "choreography is always on: when the step succeeds, its StepCompleted event starts the next step, "
+        "and so on to the end of the restore.",
+        formatter_class=_Help,
+    )
     common(p)
-    p.add_argument("step", help="a step: snapshot_check, copy-snapshot, ...")
+    p.add_argument("step", help=f"the step: {STEP_NAMES}")
     p.add_argument("--payload", required=True, help="the JSON payload")
     p.set_defaults(func=cmd_invoke)
 
@@ -294,12 +421,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_abort)
 
     p = sub.add_parser("demo", help="run a whole restore on the embedded local runtime")
-    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="give up if the restore has not ended this many seconds after it started (default 120)",
+    )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("chaos", help="run operations under each fault profile on the local runtime")
+    p = sub.add_parser(
+        "chaos",
+        help="run operations under each fault profile on the local runtime",
+        formatter_class=_Help,
+    )
     p.add_argument("--operations", type=int, default=2, help="operations per profile")
-    p.add_argument("--profile", action="append", help="only these profiles")
+    p.add_argument(
+        "--profile", action="append", help=f"only this profile (repeatable): one of {PROFILE_NAMES}"
+    )
     p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("local", help="the embedded local runtime")
@@ -314,6 +452,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader that went away (`| head`) shows here, not at interpreter exit
+    except BrokenPipeError:
+        # Nobody reads any more: say nothing further, and let nothing flush into the closed pipe at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -322,16 +474,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aurora-restore: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the last word to the operator is a sentence, not a traceback
         from botocore.exceptions import BotoCoreError, ClientError
 
         from functions.errors import StepError
 
+        missing = _missing_resource(exc, args)
+        if missing is not None:
+            print(f"aurora-restore: {missing}", file=sys.stderr)
+            return EXIT_FAILED
         if isinstance(exc, StepError | ClientError | BotoCoreError):
             print(f"aurora-restore: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def _missing_resource(exc: Exception, args: argparse.Namespace) -> OperatorError | None:
+    """AWS's "resource not found" for the environment's state table or bus, as the operator's sentence."""
+    if not hasattr(args, "env"):
+        return None  # demo, chaos, local serve: no environment on AWS
+    try:
+        target = _target(args)
+    except OperatorError:
+        return None
+    return operations.missing_resource(exc, target)
 
 
 if __name__ == "__main__":

@@ -9,23 +9,38 @@ from pathlib import Path
 
 from aurora_restore import operations, render
 from aurora_restore.operations import Target
+from schemas.state import TERMINAL_STATUSES, OperationState
+
+DEFAULT_LOG_PATH = Path(tempfile.gettempdir()) / "aurora-restore-demo" / "functions.log"
 
 
-def run_demo(timeout: float = 120.0) -> int:
+def _where(state: OperationState) -> str:
+    """The step an unfinished operation is at: the one waiting, the one running, or the one due next."""
+    if state.waiting is not None:
+        return f"{state.waiting.step} (waiting for {state.waiting.waiting_for})"
+    if state.claim is not None:
+        return f"{state.claim.step} (running)"
+    return str(state.next_step or state.current_step or "the start")
+
+
+def run_demo(timeout: float = 120.0, log_path: Path | None = None) -> int:
     from aurora_restore.cli import watch
     from aurora_restore.local.postgres import PostgresUnavailable
     from aurora_restore.local.runtime import TARGET_CLUSTER, LocalRuntime, RuntimeOptions
 
-    log_path = Path(tempfile.gettempdir()) / "aurora-restore-demo" / "functions.log"
+    log_path = log_path or DEFAULT_LOG_PATH
+    try:
+        log_path.unlink(missing_ok=True)  # each demo's log holds that demo only
+    except OSError:
+        pass  # someone else's file: the runtime appends to it
     print("aurora-restore demo: a whole restore on the embedded local runtime")
     print("  (moto's server, the RDS simulator and a real PostgreSQL, all on 127.0.0.1; no AWS account)")
     began = time.monotonic()
     runtime = LocalRuntime(RuntimeOptions(log_path=log_path))
     try:
-        runtime.start()
+        runtime.start()  # stops what it started when it fails or is interrupted
     except PostgresUnavailable as exc:
         print(f"cannot start the local runtime: {exc}")
-        runtime.stop()
         return 2
     try:
         env = runtime.environment()
@@ -56,10 +71,17 @@ def run_demo(timeout: float = 120.0) -> int:
         calls = runtime.simulator.mutating_calls()
         print("mutating RDS calls: " + ", ".join(f"{name} x{count}" for name, count in sorted(calls.items())))
         total = time.monotonic() - began
+        if state.status not in TERMINAL_STATUSES:
+            print(
+                f"\nFAILED at {_where(state)}: the demo timed out after {timeout:g}s; "
+                f"operation {operation_id} is still {state.status}"
+            )
+            print(f"function logs: {log_path}")
+            return 1
         if state.status != "completed":
             error = state.error
             print(
-                f"\nFAILED at {state.failed_step}: {error.type + ': ' + error.message if error else state.status}"
+                f"\nFAILED at {state.failed_step or state.current_step}: {error.type + ': ' + error.message if error else state.status}"
             )
             print(f"function logs: {log_path}")
             return 1

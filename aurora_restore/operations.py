@@ -9,15 +9,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from functions import wakeup
 from functions.bus import EventPublisher
 from functions.errors import StaleWrite
 from functions.runner import restart_event
 from functions.state import StateStore
-from schemas.common import Step, utcnow
-from schemas.config import CONFIG_FIELDS
+from schemas.common import OperationId, Step, utcnow
+from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import OperationFinished, RestoreRequested
 from schemas.state import TERMINAL_STATUSES, OperationState, Waiting
 
@@ -50,26 +53,119 @@ def default_operation_id(environment: str, target_date: date) -> str:
     return f"{environment}-restore-{target_date.isoformat()}-{utcnow().strftime('%H%M%S')}"
 
 
+# What an operation id may hold (schemas.common.OperationId), said to the operator.
+OPERATION_ID_RULE = (
+    "an operation id holds 1-128 letters, digits, '.', '_', ':' and '-', and starts with a letter or digit"
+)
+SHOWN_VALUE_LIMIT = 100  # a value longer than this is not quoted back to the operator
+
+
+def shown(value: str) -> str:
+    """`value` as quoted back in a message; a long one only by its length (it could be anything)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_LIMIT else f"<{len(value)} characters>"
+
+
+def check_operation_id(operation_id: str) -> str:
+    """`operation_id` if it is a valid one; else an OperatorError saying what an operation id may hold."""
+    try:
+        return str(TypeAdapter(OperationId).validate_python(operation_id))
+    except ValidationError as exc:
+        raise OperatorError(f"operation id {shown(operation_id)} is not valid: {OPERATION_ID_RULE}") from exc
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    """A validator of one RestoreConfig field alone: its type with its constraints."""
+    field = RestoreConfig.model_fields[name]
+    annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(annotation)
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be the field `name` (None: it can), as `name[...]: what is wrong`. Quotes no input."""
+    try:
+        _field_adapter(name).validate_python(value)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where = "".join(f"[{part}]" for part in error["loc"])
+            message = str(error["msg"])
+            problems.append(f"{name}{where}: {message[:1].lower()}{message[1:]}")
+        return "; ".join(problems)
+    return None
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; a value that parses as JSON is taken as JSON (lists, numbers, booleans)."""
+    """`key=value` pairs, each checked against its configuration field (type and constraints).
+
+    A value that parses as JSON is taken as JSON (lists, numbers, booleans, null); else, or when only the
+    text fits the field (`engine_version=15.4`), as the text itself."""
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise OperatorError(f"override {pair!r} is not key=value")
+            raise OperatorError(f"override {shown(pair)} is not key=value")
         if key not in CONFIG_FIELDS:
-            raise OperatorError(f"unknown configuration field {key!r} (see `aurora-restore config show`)")
+            raise OperatorError(
+                f"unknown configuration field {shown(key)} (see `aurora-restore config show`)"
+            )
         try:
-            overrides[key] = json.loads(raw)
+            candidates: list[Any] = [json.loads(raw)]
         except json.JSONDecodeError:
-            overrides[key] = raw
+            candidates = []
+        structured = bool(candidates) and isinstance(candidates[0], list | dict)
+        if not structured:
+            candidates.append(raw)
+        problems = [_problem(key, candidate) for candidate in candidates]
+        for candidate, problem in zip(candidates, problems, strict=True):
+            if problem is None:
+                overrides[key] = candidate
+                break
+        else:
+            hint = ""
+            if str(RestoreConfig.model_fields[key].annotation).startswith("list[") and not structured:
+                hint = f' (a list is written in JSON: {key}=\'["a", "b"]\')'
+            raise OperatorError(f"override {key}={shown(raw)} is refused: {problems[-1]}{hint}")
     return overrides
+
+
+# The calls the CLI makes on the state table.
+DYNAMODB_OPERATIONS = frozenset(
+    {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable", "TransactWriteItems"}
+)
+
+
+def missing_resource(exc: BaseException, target: Target) -> OperatorError | None:
+    """The operator's sentence for AWS saying that the environment's state table or bus does not exist."""
+    from botocore.exceptions import ClientError
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ClientError):
+            code = cause.response.get("Error", {}).get("Code")
+            if code == "ResourceNotFoundException":
+                if cause.operation_name == "PutEvents":
+                    kind, name = "event bus", target.bus
+                elif cause.operation_name in DYNAMODB_OPERATIONS:
+                    kind, name = "state table", target.table
+                else:
+                    return None
+                return OperatorError(
+                    f"the {kind} {name} does not exist in {target.region}: is the stack for "
+                    f"{target.environment} deployed there, and are --env and --region right?"
+                )
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def start(
     target: Target, operation_id: str, target_date: date, overrides: dict[str, Any] | None = None
 ) -> RestoreRequested:
     """One put-events of RestoreRequested: everything else is the choreography."""
+    check_operation_id(operation_id)
     event = RestoreRequested(operation_id=operation_id, target_date=target_date, overrides=overrides or None)
     existing = target.store().get(operation_id)
     if existing is not None:
@@ -126,8 +222,21 @@ def _update(
     raise OperatorError(f"operation {operation_id} kept changing while {doing}; try again")
 
 
+@dataclass(frozen=True)
+class Aborted:
+    state: OperationState
+    # The target cluster whose lease the operation held and gave up now; None when it held none (it failed
+    # before taking it, another operation holds it, or its configuration names no target).
+    lease_released: str | None
+
+
 def abort(target: Target, operation_id: str) -> OperationState:
     """Stop an operation: release the lease, drop its pending wake-ups, leave the target cluster as it is."""
+    return abort_operation(target, operation_id).state
+
+
+def abort_operation(target: Target, operation_id: str) -> Aborted:
+    """`abort`, saying whether there was a lease to release."""
     waited: Waiting | None = None
 
     def change(state: OperationState) -> None:
@@ -141,8 +250,14 @@ def abort(target: Target, operation_id: str) -> OperationState:
 
     state = _update(target, operation_id, change, "aborting")
     cluster = state.config.get("target_cluster_id")
+    released: str | None = None
     if cluster:
-        target.store().release_lease(str(cluster), operation_id)
+        store = target.store()
+        # Only this operation's own lease: one that failed before taking it must not free another's.
+        if store.lease_holder(str(cluster)) == operation_id and store.release_lease(
+            str(cluster), operation_id
+        ):
+            released = str(cluster)
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)
-    return state
+    return Aborted(state, released)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from functions.runner import left_in_place
 from schemas.state import HistoryEntry, OperationState
 
 STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"}
@@ -13,6 +14,10 @@ STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"
 
 def _offset(moment: datetime, origin: datetime) -> str:
     return f"{(moment - origin).total_seconds():7.1f}s"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 def progress_line(entry: HistoryEntry, origin: datetime) -> str:
@@ -31,11 +36,15 @@ def status_text(state: OperationState) -> str:
     ]
     if state.waiting is not None:
         lines.append(
-            f"waiting     for {state.waiting.waiting_for}; next check {state.waiting.next_check_at:%H:%M:%S}, "
-            f"deadline {state.waiting.deadline:%Y-%m-%d %H:%M:%S} UTC"
+            f"waiting     for {state.waiting.waiting_for}; next check {_utc(state.waiting.next_check_at):%H:%M:%S} UTC, "
+            f"deadline {_utc(state.waiting.deadline):%Y-%m-%d %H:%M:%S} UTC"
         )
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
+    if state.status == "failed":
+        left = left_in_place(state)  # what the failure notification says was left in place
+        shown = [f"{name}: {value}" for name, value in left.items() if value is not None]
+        lines.append("in place    " + ("\n            ".join(shown) if shown else "nothing"))
         lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
     given: dict[str, list[str]] = {}
     for name, source in state.config_sources.items():
@@ -81,9 +90,12 @@ def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = No
         )
     header = ("step", "start", "took", "waits", "advanced by")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    out = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * width for width in widths))
-    out += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line(header), "  ".join("-" * width for width in widths)]
+    out += [line(row) for row in rows]
     if rds_events:
         sent = [event for event in rds_events if event.get("sent")]
         kinds = Counter(event["detail"]["EventID"] for event in sent)

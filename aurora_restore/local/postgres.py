@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -19,8 +20,25 @@ from pydantic import SecretStr
 SUPERUSER = "postgres"
 
 
+# How long initdb or pg_ctl may take.
+TOOL_TIMEOUT = 120
+
+
 class PostgresUnavailable(RuntimeError):
     pass
+
+
+def _wait_out(process: subprocess.Popen[str], timeout: float = TOOL_TIMEOUT) -> None:
+    """Wait for `process` to end (reading its pipes), through further Ctrl-Cs; kill it if it takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            process.kill()
+        except KeyboardInterrupt:
+            continue
 
 
 def find_bindir() -> Path:
@@ -64,18 +82,51 @@ class PostgresServer:
         self._as_root = os.geteuid() == 0
         self.started = False
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str, finish_if_interrupted: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run one of PostgreSQL's tools (through runuser as root); PostgresUnavailable when it fails.
+
+        It runs in a session of its own, so a Ctrl-C at the terminal reaches only us. Interrupted, we kill it,
+        or, with `finish_if_interrupted` (pg_ctl start: killing it would orphan the server it launched),
+        let it finish so that the server it started has its pid file and can be stopped; then re-raise."""
         command = list(args)
         if self._as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            raise PostgresUnavailable(
-                f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
-            )
-        return result
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=TOOL_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise PostgresUnavailable(f"{Path(args[0]).name} did not finish in {TOOL_TIMEOUT} s") from exc
+        except BaseException:
+            if finish_if_interrupted:
+                _wait_out(process)
+            else:
+                process.kill()
+                _wait_out(process)
+            raise
+        if process.returncode != 0:
+            raise PostgresUnavailable(f"{Path(args[0]).name} failed: {stderr.strip() or stdout.strip()}")
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
     def start(self) -> PostgresServer:
+        """initdb and start the server. Interrupted or failed part way (Ctrl-C included), whatever was
+        started is stopped and the folder removed before the exception goes on."""
+        try:
+            self._start()
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def _start(self) -> None:
         pwfile = self._root / "pwfile"
         pwfile.write_text(self.password.get_secret_value() + "\n")
         pwfile.chmod(0o600)
@@ -111,12 +162,12 @@ class PostgresServer:
             options,
             "-w",
             "start",
+            finish_if_interrupted=True,
         )
         self.started = True
-        return self
 
     def stop(self) -> None:
-        if self.started:
+        if self.started or (self.datadir / "postmaster.pid").exists():
             try:
                 self._run(
                     str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"
@@ -125,6 +176,16 @@ class PostgresServer:
                 pass
             self.started = False
         shutil.rmtree(self._root, ignore_errors=True)
+
+    def _discard(self) -> None:
+        """After a start that did not complete: stop the server if it got as far as running, remove the folder.
+        A second Ctrl-C meanwhile does not cut this short."""
+        while True:
+            try:
+                self.stop()
+                return
+            except KeyboardInterrupt:
+                continue
 
     def dsn(self, dbname: str = "postgres") -> str:
         """Host and port only: the password never travels in a DSN."""

@@ -173,6 +173,15 @@ class LocalRuntime:
 
     # -- life cycle --------------------------------------------------------------------------------------
     def start(self) -> LocalRuntime:
+        """Start everything. Failed or interrupted part way (Ctrl-C included), what was started is stopped
+        (PostgreSQL, moto's server, the threads) before the exception goes on."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalRuntime:
         self.started_at = time.monotonic()
         self.moto.start()
         self.moto.reset()  # moto's backends live in this process: start from nothing

@@ -1,0 +1,87 @@
+"""`aurora-restore demo` as the operator sees it: its output, its function log, its timeout."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from aurora_restore.demo import run_demo
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_completes_with_the_output_the_readme_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a function log left by an earlier demo
+    log = tmp_path / "functions.log"
+    log.write_text('{"message": "a line of an earlier demo"}\n')
+
+    # When the demo runs
+    code = run_demo(log_path=log)
+
+    # Then it completes, with the README's lines and no others: no wait for the operation to appear,
+    # no trailing spaces, and a log of this run only
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert re.fullmatch(
+        r"COMPLETED: dev-target-cluster restored from dev-source-cluster-snapshot-\S+ in [\d.]+s "
+        r"\([\d.]+s with start-up\); users app_user, readonly_user verified on \d+ tables; notification sent; "
+        r"copy deleted; lease released",
+        lines[-1],
+    )
+    assert not any("to appear" in line for line in lines), out
+    assert [line for line in lines if line != line.rstrip()] == []
+    readme = (ROOT / "README.md").read_text()
+    sample = readme[readme.index("`make demo` prints:") :].split("```")[1].splitlines()
+    kinds = {_kind(line) for line in sample if line}
+    assert {_kind(line) for line in lines if line} <= kinds, out
+    assert "an earlier demo" not in log.read_text()
+    assert "snapshot_check" in log.read_text()
+
+
+def _kind(line: str) -> str:
+    """What a demo line is, without its figures: its first two words, or the progress line's mark."""
+    progress = re.match(r"\[\s*[\d.]+s\] (\S+)", line)
+    if progress:
+        return "progress " + progress.group(1)
+    words = line.split()
+    if words and words[0] in {
+        "snapshot_check",
+        "copy_snapshot",
+        "check_copy_status",
+        "delete_rds",
+        "restore_snapshot",
+        "check_restore_status",
+        "setup_db_users",
+        "verify_restore",
+        "notify_completion",
+        "cleanup",
+    }:
+        return "timeline row"
+    return " ".join(words[:2])
+
+
+def test_a_demo_that_times_out_says_so_with_the_step_and_the_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a timeout shorter than the simulated copy (3 s)
+    # When the demo runs
+    code = run_demo(timeout=1.5, log_path=tmp_path / "functions.log")
+
+    # Then it fails saying it timed out, at which step, and what the operation is
+    out = capsys.readouterr().out
+    assert code == 1
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, out
+    assert re.fullmatch(
+        r"FAILED at (check_copy_status|copy_snapshot)\b.*: the demo timed out after 1\.5s; "
+        r"operation demo-\S+ is still (running|waiting)",
+        failed[0],
+    ), failed[0]
+    assert "None" not in failed[0]

@@ -1,0 +1,713 @@
+"""The operator's CLI: what it refuses before anything reaches the bus, and what it says when things go wrong.
+
+Against moto (the functions' own state store and publisher, unchanged); nothing here starts a process
+except the broken-pipe tests, which need a real pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aurora_restore import cli, operations, render
+from aurora_restore.operations import OperatorError, Target
+from schemas.common import utcnow
+from schemas.events import ErrorInfo
+from schemas.state import HistoryEntry, OperationState, Waiting
+
+REGION = "us-west-2"
+TARGET = Target("dev", REGION)
+CLUSTER = "dev-target-cluster"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------
+class Bus:
+    """What reached the dev bus: a rule sends every event on it to an SQS queue."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.queue_url = self.sqs.create_queue(QueueName="everything-on-the-bus")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events = boto3.client("events", region_name=REGION)
+        events.create_event_bus(Name=TARGET.bus)
+        events.put_rule(
+            Name="everything",
+            EventBusName=TARGET.bus,
+            EventPattern=json.dumps({"source": ["aurora-restore"]}),
+        )
+        events.put_targets(Rule="everything", EventBusName=TARGET.bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def events(self) -> list[dict[str, Any]]:
+        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(message["Body"]) for message in answer.get("Messages", [])]
+
+
+@pytest.fixture
+def bus(mocked_aws: None) -> Bus:
+    """The dev environment on (moto's) AWS: its state table and its bus."""
+    import boto3
+
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=TARGET.table,
+        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Bus()
+
+
+def operation(operation_id: str = "dev-restore-2026-11-30", **fields: Any) -> OperationState:
+    now = utcnow()
+    fields.setdefault("config", {"target_cluster_id": CLUSTER, "target_region": REGION})
+    return OperationState(
+        operation_id=operation_id, target_date=date(2026, 11, 30), created_at=now, updated_at=now, **fields
+    )
+
+
+def stored(state: OperationState) -> OperationState:
+    return TARGET.store().create(state)
+
+
+def failed_at_setup_db_users(operation_id: str = "dev-restore-2026-11-30") -> OperationState:
+    """Failed after the restore: the lease held, the copy and the restored cluster in place."""
+    return operation(
+        operation_id,
+        status="failed",
+        current_step="setup_db_users",
+        failed_step="setup_db_users",
+        error=ErrorInfo(
+            type="ConfigError", message="secret dev/app-user-password not found", retryable=False
+        ),
+        outputs={
+            "snapshot_name": "dev-source-cluster-snapshot-2026-11-30",
+            "target_snapshot": "dev-source-cluster-snapshot-2026-11-30-copy",
+            "target_cluster_id": CLUSTER,
+            "cluster_endpoint": "dev-target-cluster.cluster-x.us-west-2.rds.amazonaws.com",
+        },
+    )
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- 1, 2: start refuses what the first step would refuse later ----------------------------------------------
+def test_start_refuses_an_operation_id_the_state_cannot_hold_before_putting_anything_on_the_bus(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the dev environment
+    # When an operator starts an operation with an id holding a space and a slash
+    code, out, err = run(capsys, "start", "--date", "2026-11-30", "--operation-id", "my op/1")
+
+    # Then one line says what an operation id may hold, as other operator errors do; nothing is on the bus
+    assert code == cli.EXIT_FAILED
+    assert err.strip().splitlines() == [
+        "aurora-restore: operation id 'my op/1' is not valid: an operation id holds 1-128 letters, digits, "
+        "'.', '_', ':' and '-', and starts with a letter or digit"
+    ]
+    assert "Traceback" not in out + err and "ValidationError" not in out + err
+    assert bus.events() == []
+    assert TARGET.store().get("my op/1") is None
+
+
+def test_operations_start_checks_the_operation_id_itself(bus: Bus) -> None:
+    # Given the dev environment
+    # When start is called (as the demo and tests do) with an id of 129 characters
+    # Then it is refused before anything is put on the bus
+    with pytest.raises(OperatorError, match="is not valid: an operation id holds 1-128"):
+        operations.start(TARGET, "a" * 129, date(2026, 11, 30))
+    assert bus.events() == []
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "says"),
+    [
+        ("copy_timeout_minutes=abc", "copy_timeout_minutes", "input should be a valid number"),
+        ("copy_timeout_minutes=0", "copy_timeout_minutes", "input should be greater than or equal to 0.001"),
+        ("expected_tables=public.users", "expected_tables", "input should be a valid list"),
+        ('expected_tables=["users"]', "expected_tables[0]", "string should match pattern"),
+        ("delete_logs=maybe", "delete_logs", "input should be a valid boolean"),
+        ("instance_class=r6g.large", "instance_class", "string should match pattern"),
+        ("target_security_groups=sg-1234", "target_security_groups", "input should be a valid list"),
+    ],
+)
+def test_start_refuses_an_override_its_configuration_field_does_not_take(
+    bus: Bus, capsys: pytest.CaptureFixture[str], override: str, field: str, says: str
+) -> None:
+    # Given the dev environment
+    # When an operator starts an operation with an override its field refuses
+    code, out, err = run(
+        capsys, "start", "--date", "2026-11-30", "--operation-id", "op-1", "--override", override
+    )
+
+    # Then one line names the field and what is wrong, and nothing is on the bus
+    assert code == cli.EXIT_FAILED
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"aurora-restore: override {override.partition('=')[0]}=")
+    assert f"refused: {field}: {says}" in line
+    assert "Traceback" not in out + err
+    assert bus.events() == []
+
+
+def test_a_long_refused_override_value_is_not_echoed(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an override value of 5,000 characters that the field refuses
+    value = "x" * 5000
+
+    # When an operator starts an operation with it
+    code, _, err = run(capsys, "start", "--date", "2026-11-30", "--override", f"copy_timeout_minutes={value}")
+
+    # Then the message names the field and the value's length, not the value
+    assert code == cli.EXIT_FAILED
+    assert "copy_timeout_minutes=<5000 characters> is refused: copy_timeout_minutes:" in err
+    assert "xxxxxxxxxx" not in err
+
+
+def test_overrides_are_taken_as_their_fields_take_them() -> None:
+    # Given overrides written as an operator would
+    pairs = [
+        "copy_timeout_minutes=5",
+        'expected_tables=["public.users", "public.orders"]',
+        "engine_version=15.4",  # JSON would make it a number: the field takes text
+        "instance_class=db.r6g.xlarge",
+        "delete_logs=true",
+        "kms_key_id=null",
+    ]
+
+    # When parsed
+    overrides = operations.parse_overrides(pairs)
+
+    # Then each holds the value its field takes
+    assert overrides == {
+        "copy_timeout_minutes": 5,
+        "expected_tables": ["public.users", "public.orders"],
+        "engine_version": "15.4",
+        "instance_class": "db.r6g.xlarge",
+        "delete_logs": True,
+        "kms_key_id": None,
+    }
+
+
+def test_start_puts_one_restore_requested_with_the_checked_overrides_on_the_bus(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the dev environment
+    # When an operator starts an operation with valid overrides
+    code, out, _ = run(
+        capsys,
+        "start",
+        "--date",
+        "2026-11-30",
+        "--operation-id",
+        "op-1",
+        "--override",
+        "copy_timeout_minutes=30",
+        "--override",
+        'expected_tables=["public.users"]',
+    )
+
+    # Then one RestoreRequested with those overrides is on the bus
+    assert code == cli.EXIT_OK, out
+    [event] = bus.events()
+    assert event["detail-type"] == "RestoreRequested"
+    assert event["detail"]["operation_id"] == "op-1"
+    assert event["detail"]["overrides"] == {"copy_timeout_minutes": 30, "expected_tables": ["public.users"]}
+
+
+# -- 3: a reader that goes away ------------------------------------------------------------------------------
+def _with_closed_stdout(argv: list[str], lines: int) -> subprocess.CompletedProcess[str]:
+    """Run cli.main(argv) in a child whose stdout's reader is gone before it writes (as `| head -1` ends):
+    the command (status) prints `lines` lines; the child waits for its stdin to close before running."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from aurora_restore import cli
+        def status(args):
+            for n in range({lines}):
+                print("line", n)
+            return 0
+        cli.cmd_status = status
+        sys.stdin.read()
+        sys.exit(cli.main({argv!r}))
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert child.stdout is not None and child.stdin is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone
+    child.stdin.close()  # now the child runs
+    err = child.stderr.read()
+    code = child.wait(timeout=60)
+    return subprocess.CompletedProcess(child.args, code, "", err)
+
+
+@pytest.mark.parametrize("lines", [1, 100_000])
+def test_output_into_a_closed_pipe_ends_quietly(lines: int) -> None:
+    # Given a command whose output goes to a pipe nobody reads any more (`aurora-restore status OP | head -1`)
+    # When it prints (a line that stays in the buffer until exit, or more than the pipe holds)
+    done = _with_closed_stdout(["status", "OP"], lines)
+
+    # Then it ends quietly, as a shell reports a pipe closed on a writer
+    assert done.stderr == ""
+    assert done.returncode == cli.EXIT_PIPE_CLOSED
+
+
+def test_help_into_a_closed_pipe_ends_quietly() -> None:
+    # Given `aurora-restore --help | head -1`, its reader gone
+    # When argparse prints the help and exits
+    done = _with_closed_stdout(["--help"], 0)
+
+    # Then nothing is said on stderr either
+    assert done.stderr == ""
+
+
+# -- 4: watch ------------------------------------------------------------------------------------------------
+def test_watch_gives_up_on_an_operation_that_does_not_appear(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no operation no-such-op
+    began = time.monotonic()
+
+    # When an operator watches it, with a short appear timeout
+    code, out, err = run(capsys, "watch", "no-such-op", "--appear-timeout", "0.3")
+
+    # Then the watch ends soon, saying where it looked and what to check
+    assert time.monotonic() - began < 10
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        f"aurora-restore: operation no-such-op did not appear in {TARGET.table} ({REGION}) within 0.3 s: "
+        "check the operation id, --env and --region (`aurora-restore start` printed the id)"
+    )
+
+
+def test_watch_says_the_operation_carries_on_when_its_timeout_runs_out(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a running operation
+    stored(operation("op-running", status="running", current_step="copy_snapshot"))
+
+    # When an operator watches it with --timeout 0.3
+    code, _, err = run(capsys, "watch", "op-running", "--timeout", "0.3")
+
+    # Then the watch says it gave up, what the operation is, and how to follow it again
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        "aurora-restore: gave up watching after 0.3 s; op-running is still running: "
+        "`aurora-restore watch op-running` to follow it again"
+    )
+
+
+def test_ctrl_c_during_watch_says_the_operation_carries_on(
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a waiting operation being watched
+    stored(operation("op-waiting", status="waiting", current_step="check_copy_status"))
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", ctrl_c)
+
+    # When the operator presses Ctrl-C
+    code, _, err = run(capsys, "watch", "op-waiting")
+
+    # Then the watch ends with 130 and says the operation goes on
+    assert code == cli.EXIT_INTERRUPTED
+    assert "stopped watching op-waiting; the operation carries on: `aurora-restore watch op-waiting`" in err
+
+
+class _AppearsLater:
+    """A store that has the operation from its `after`-th read on."""
+
+    def __init__(self, state: OperationState, after: int) -> None:
+        self.state, self.after, self.reads = state, after, 0
+
+    def get(self, operation_id: str) -> OperationState | None:
+        self.reads += 1
+        return self.state if self.reads > self.after else None
+
+
+class _FakeTarget:
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def store(self) -> Any:
+        return self._store
+
+
+def _completed() -> OperationState:
+    now = utcnow()
+    entry = HistoryEntry(
+        step="snapshot_check",
+        outcome="success",
+        message="Snapshot exists",
+        trigger="RestoreRequested",
+        started_at=now,
+        finished_at=now,
+    )
+    return operation("op-1", status="completed", history=[entry])
+
+
+def test_watch_does_not_announce_a_wait_for_an_operation_that_appears_at_once() -> None:
+    # Given an operation that is in the store from the second read on (its first step wrote it meanwhile)
+    store = _AppearsLater(_completed(), after=1)
+    out: list[str] = []
+
+    class Lines:
+        def write(self, text: str) -> None:
+            out.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    # When watched
+    state = cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=Lines())  # type: ignore[arg-type]
+
+    # Then only its progress is printed, not a wait for it to appear
+    assert state is not None and state.status == "completed"
+    text = "".join(out)
+    assert "waiting for" not in text
+    assert "Snapshot exists" in text
+
+
+def test_watch_announces_a_wait_for_an_operation_that_is_slow_to_appear() -> None:
+    # Given an operation that is not in the store for a while
+    store = _AppearsLater(_completed(), after=30)
+    out: list[str] = []
+
+    class Lines:
+        def write(self, text: str) -> None:
+            out.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    # When watched (with the announcement due after 0.05 s)
+    cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=Lines(), announce_after=0.05)  # type: ignore[arg-type]
+
+    # Then the wait is announced once
+    assert "".join(out).count("waiting for op-1 to appear ...") == 1
+
+
+# -- 9: status -----------------------------------------------------------------------------------------------
+def test_status_of_a_failed_operation_shows_what_was_left_in_place(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operation failed at setup_db_users after the restore
+    from functions.runner import left_in_place
+
+    state = stored(failed_at_setup_db_users())
+    left = left_in_place(state)
+    assert left  # the failure notification's dict
+
+    # When the operator asks for its status
+    code, out, _ = run(capsys, "status", state.operation_id)
+
+    # Then it exits 1 and shows the error and each thing the failure notification says was left in place
+    assert code == cli.EXIT_FAILED
+    assert "error       setup_db_users: ConfigError: secret dev/app-user-password not found" in out
+    shown = out[out.index("\nin place    ") :].splitlines()[1 : len(left) + 1]
+    assert [line[12:] for line in shown] == [f"{name}: {value}" for name, value in left.items()]
+    assert f"lease: {CLUSTER}" in out
+    assert f"fix the cause, then `aurora-restore resume {state.operation_id}`" in out
+
+    # And --json carries the same dict
+    code, out, _ = run(capsys, "status", state.operation_id, "--json")
+    assert code == cli.EXIT_FAILED
+    assert json.loads(out)["left_in_place"] == left
+
+
+def test_status_of_a_waiting_operation_gives_its_times_in_utc() -> None:
+    # Given an operation waiting for its copy
+    now = utcnow()
+    waiting = Waiting(
+        step="check_copy_status",
+        waiting_for="snapshot copy",
+        next_check_at=now + timedelta(minutes=1),
+        deadline=now + timedelta(hours=4),
+        since=now,
+    )
+    state = operation("op-1", status="waiting", waiting=waiting)
+
+    # When shown
+    text = render.status_text(state)
+
+    # Then the next check and the deadline both say UTC
+    assert f"next check {waiting.next_check_at:%H:%M:%S} UTC, deadline " in text
+    assert f"deadline {waiting.deadline:%Y-%m-%d %H:%M:%S} UTC" in text
+
+
+# -- 8: timeline ---------------------------------------------------------------------------------------------
+def test_timeline_rows_have_no_trailing_spaces() -> None:
+    # Given an operation whose steps were advanced by triggers of different lengths
+    now = utcnow()
+
+    def entry(step: str, trigger: str, outcome: str = "success") -> HistoryEntry:
+        return HistoryEntry(
+            step=step, outcome=outcome, message="m", trigger=trigger, started_at=now, finished_at=now
+        )
+
+    state = operation(
+        "op-1",
+        history=[
+            entry("snapshot_check", "RestoreRequested"),
+            entry("check_copy_status", "StepCompleted", "waiting"),
+            entry("check_copy_status", "RecheckDue"),
+            entry("cleanup", "StepCompleted"),
+        ],
+    )
+
+    # When its timeline is rendered
+    lines = render.timeline(state, []).splitlines()
+
+    # Then no line ends in a space
+    assert len(lines) == 5
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+# -- 10: abort -----------------------------------------------------------------------------------------------
+def test_abort_of_an_operation_that_never_took_the_lease_says_no_lease_was_released(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operation that failed at snapshot_check with LeaseHeld: another operation holds the target
+    stored(
+        operation(
+            "second",
+            status="failed",
+            failed_step="snapshot_check",
+            error=ErrorInfo(type="LeaseHeld", message="held by first", retryable=False),
+        )
+    )
+    TARGET.store().acquire_lease(CLUSTER, "first")
+
+    # When the operator aborts it
+    code, out, _ = run(capsys, "abort", "second")
+
+    # Then it says there was no lease of its own, and the other operation's lease stays
+    assert code == cli.EXIT_OK
+    assert "released" not in out
+    assert out.strip() == (
+        f"aborted second: it held no lease on {CLUSTER} (nothing to release), the cluster is left as it is"
+    )
+    assert TARGET.store().lease_holder(CLUSTER) == "first"
+
+
+def test_abort_of_an_operation_with_no_target_says_there_was_no_lease(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operation that failed before its configuration was resolved (no target)
+    stored(operation("no-target", status="failed", failed_step="snapshot_check", config={}))
+
+    # When the operator aborts it
+    code, out, _ = run(capsys, "abort", "no-target")
+
+    # Then nothing claims a lease was released
+    assert code == cli.EXIT_OK
+    assert out.strip() == "aborted no-target: it had no target cluster yet (no lease to release)"
+
+
+def test_abort_of_an_operation_holding_the_lease_releases_it_and_says_so(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed operation holding the lease on its target
+    state = stored(failed_at_setup_db_users("holder"))
+    TARGET.store().acquire_lease(CLUSTER, state.operation_id)
+
+    # When the operator aborts it
+    code, out, _ = run(capsys, "abort", "holder")
+
+    # Then the lease is gone and the output says so
+    assert code == cli.EXIT_OK
+    assert out.strip() == f"aborted holder: lease on {CLUSTER} released, the cluster is left as it is"
+    assert TARGET.store().lease_holder(CLUSTER) is None
+    assert TARGET.store().get("holder").status == "aborted"  # type: ignore[union-attr]
+
+
+# -- 11: an environment with no stack ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "op-1", "--env", "staging"],
+        ["start", "--date", "2026-11-30", "--env", "staging"],
+        ["watch", "op-1", "--env", "staging"],
+        ["abort", "op-1", "--env", "staging"],
+    ],
+)
+def test_an_environment_without_a_state_table_is_named_as_such(
+    bus: Bus, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # Given dev deployed, and no stack for staging
+    # When an operator points a command at staging
+    code, out, err = run(capsys, *argv)
+
+    # Then one line says the staging state table does not exist in the region, and what to check
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        f"aurora-restore: the state table aurora-restore-state-staging does not exist in {REGION}: is the "
+        "stack for staging deployed there, and are --env and --region right?"
+    )
+    assert "ResourceNotFoundException" not in out + err
+
+
+def test_an_environment_without_a_bus_is_named_as_such(
+    mocked_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a state table for dev but no bus
+    import boto3
+
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=TARGET.table,
+        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    # When an operator starts an operation
+    code, _, err = run(capsys, "start", "--date", "2026-11-30", "--operation-id", "op-1")
+
+    # Then one line names the missing bus
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        f"aurora-restore: the event bus aurora-restore-dev does not exist in {REGION}: is the stack for dev "
+        "deployed there, and are --env and --region right?"
+    )
+
+
+# -- 12: local serve without PostgreSQL ----------------------------------------------------------------------
+@pytest.fixture
+def no_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from aurora_restore.local import postgres
+
+    def missing() -> Path:
+        raise postgres.PostgresUnavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them, for example "
+            "`apt-get update && apt-get install -y postgresql`, then run this again."
+        )
+
+    monkeypatch.setattr(postgres, "find_bindir", missing)
+    for name in list(os.environ):
+        if name.startswith(("AURORA_RESTORE_", "AWS_")):
+            monkeypatch.delenv(name)
+    yield
+
+
+def test_local_serve_without_postgresql_says_what_is_missing(
+    no_postgres: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    env_file = tmp_path / ".local.env"
+
+    # Given a machine without PostgreSQL's server binaries
+    # When `local serve` starts
+    code, out, err = run(capsys, "local", "serve", "--env-file", str(env_file))
+
+    # Then it says what is missing, as the demo does, exits non-zero, and leaves nothing set up
+    assert code != 0
+    assert err.strip() == (
+        "cannot start the local runtime: PostgreSQL server binaries (initdb, pg_ctl) were not found. Install "
+        "them, for example `apt-get update && apt-get install -y postgresql`, then run this again."
+    )
+    assert "ready" not in out and "Traceback" not in err
+    assert not env_file.exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_the_demo_without_postgresql_says_the_same(
+    no_postgres: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aurora_restore.demo import run_demo
+
+    # Given a machine without PostgreSQL's server binaries
+    # When the demo starts
+    code = run_demo(log_path=tmp_path / "functions.log")
+
+    # Then it says the same
+    out = capsys.readouterr().out
+    assert code == 2
+    assert (
+        "cannot start the local runtime: PostgreSQL server binaries (initdb, pg_ctl) were not found." in out
+    )
+
+
+# -- 13: help ------------------------------------------------------------------------------------------------
+def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--help"])
+    assert exited.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_invoke_help_says_the_choreography_carries_on_and_names_the_steps_one_way(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from schemas.common import Step
+
+    # When the operator reads invoke's help
+    text = _help(capsys, "invoke")
+
+    # Then it says the step's StepCompleted drives the rest, and names every step in kebab case only
+    assert "StepCompleted event starts the next step" in text
+    assert "the choreography is always on" in text.lower()
+    assert ", ".join(step.kebab for step in Step) in text
+    assert "snapshot_check" not in text
+
+
+def test_demo_timeout_and_status_json_have_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "give up if the restore has not ended this many seconds" in _help(capsys, "demo")
+    assert "--json the state item as JSON" in _help(capsys, "status")
+
+
+def test_chaos_help_lists_the_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    from aurora_restore.chaos import EXTRA_PROFILES, PROFILES
+
+    # When the operator reads chaos's help
+    text = _help(capsys, "chaos")
+
+    # Then --profile names every profile chaos knows
+    for name in [*PROFILES, *EXTRA_PROFILES]:
+        assert name in text
+    assert "{profile names}" not in text
+
+
+def test_a_cli_command_does_not_import_chaos() -> None:
+    # Given a fresh interpreter
+    # When the parser is built (every command builds it)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from aurora_restore import cli; cli.build_parser(); print('aurora_restore.chaos' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+
+    # Then the chaos module (moto, seconds to import) is not loaded
+    assert done.stdout.strip() == "False"
