@@ -34,15 +34,6 @@ def _secret_string(secret_id: str, region: str) -> str:
     return str(value)
 
 
-def secret_exists(secret_id: str, region: str) -> None:
-    """Check a secret is there without reading its value."""
-    try:
-        aws.client("secretsmanager", region).describe_secret(SecretId=secret_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        raise ConfigError(f"secret {secret_id!r} is not readable in {region}: {code}") from exc
-
-
 def _password_and_username(secret_id: str, region: str) -> tuple[str, str | None]:
     """A secret holds RDS-style JSON {"username": ..., "password": ...} or the password alone: a value that
     is not a JSON object (`12345678`, `true`, a quoted string) is the password as it is written."""
@@ -64,8 +55,26 @@ def _password_and_username(secret_id: str, region: str) -> tuple[str, str | None
     return password, username
 
 
+# What RDS takes as a master password: printable ASCII but "/", '"' and "@", at least 8 characters.
+MASTER_PASSWORD_REFUSED = frozenset('/"@')
+
+
+def master_password_problem(password: str) -> str | None:
+    """Why RDS would refuse `password` as the cluster's master password (None: it takes it). Never names it."""
+    if len(password) < 8:
+        return "is shorter than the 8 characters RDS requires of a master password"
+    if any(not (" " < char <= "~") or char in MASTER_PASSWORD_REFUSED for char in password):
+        return 'holds a character RDS refuses in a master password (a space, /, ", @, or one outside printable ASCII)'
+    return None
+
+
 def master_credentials(secret_id: str, region: str) -> Credentials:
+    """The target's master user and password, checked as RDS will check the password: snapshot_check reads
+    them so that a password RDS refuses fails the operation before the target is deleted, not after."""
     password, username = _password_and_username(secret_id, region)
+    problem = master_password_problem(password)
+    if problem:
+        raise ConfigError(f"the password in secret {secret_id!r} {problem}")
     return Credentials(username=username, password=SecretStr(password))
 
 

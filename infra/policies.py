@@ -210,8 +210,9 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
                 refs.rds("cluster-snapshot", "*", refs.source_region),
             ],
         ),
-        # functions.secrets.secret_exists: the master secret and each user's, values never read.
-        _statement("SecretsExist", ["secretsmanager:DescribeSecret"], secrets),
+        # functions.secrets: the master secret and each user's, read to be checked before anything is
+        # deleted (a password RDS or PostgreSQL would refuse fails the operation here); never kept.
+        _statement("SecretsChecked", ["secretsmanager:GetSecretValue"], secrets),
         *_db_users(refs),
     ]
 

@@ -39,10 +39,11 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config = ctx.config
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
-    secrets.secret_exists(config.master_credentials_secret_id, config.target_region)
+    # Every secret is read and checked now, before anything is deleted (their values are not kept).
+    master = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+    config_resolver.refuse_master_as_user(users, master.username, ctx.settings.db_users_parameter)
     for user in users.users:
-        if user.password_secret_id:
-            secrets.secret_exists(user.password_secret_id, config.target_region)
+        secrets.user_password(user, config.target_region)
 
     day = ctx.state.target_date
     snapshot = ctx.source_rds.find_snapshot_for_date(

@@ -251,7 +251,7 @@ WAKEUP_ACTIONS = {
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     "snapshot_check": {
         "rds:DescribeDBClusterSnapshots",
-        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
         "kms:Decrypt",
     },

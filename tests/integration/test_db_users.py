@@ -290,7 +290,7 @@ def test_the_master_user_listed_as_a_db_user_is_refused_before_any_role_changes(
 ) -> None:
     # Given an operation at setup_db_users, and DB users listing the master user of the secret (`dbadmin`)
     world.client("secretsmanager").put_secret_value(
-        SecretId=MASTER_SECRET_ID, SecretString=json.dumps({"username": "dbadmin", "password": "m"})
+        SecretId=MASTER_SECRET_ID, SecretString=json.dumps({"username": "dbadmin", "password": "master-pw-1"})
     )
     world.put_db_users(
         [*RUNBOOK_USERS, {"username": "dbadmin", "password": "taken-over", "privileges": ["SELECT"]}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -159,3 +160,51 @@ def test_the_clusters_master_listed_as_a_db_user_is_refused_before_anything_is_d
     assert response["error"]["type"] == "ConfigError"
     assert "'dbadmin', the cluster's master user: remove it" in response["message"]
     assert "taken-over" not in str(world.state())
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ({"username": "postgres", "password": "k9-qz"}, "shorter than the 8 characters"),
+        ({"username": "postgres", "password": "has@an-at-sign"}, "refuses in a master password"),
+        ({"username": "postgres", "password": ""}, "must hold a password"),
+        ({"username": "postgres"}, "must hold a password"),
+    ],
+    ids=["too-short", "at-sign", "empty", "no-password"],
+)
+def test_a_master_password_rds_would_refuse_fails_before_anything_is_deleted(
+    world: World, secret: dict[str, str], problem: str
+) -> None:
+    # Given a master secret whose password RDS would refuse when check_restore_status sets it, after the
+    # old target is gone
+    world.client("secretsmanager").put_secret_value(
+        SecretId=world.config["master_credentials_secret_id"], SecretString=json.dumps(secret)
+    )
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", {"operation_id": OPERATION_ID, "target_date": "2023-06-01"})
+
+    # Then it fails there, naming the secret and the problem, not the password
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError"
+    assert problem in response["message"] and "master-credentials" in response["message"]
+    if secret.get("password"):
+        assert secret["password"] not in str(world.state())
+
+
+def test_a_user_secret_without_a_usable_password_fails_before_anything_is_deleted(world: World) -> None:
+    # Given a DB user whose secret holds no password
+    world.client("secretsmanager").create_secret(
+        Name="dev/empty-user", SecretString=json.dumps({"password": ""})
+    )
+    world.put_db_users(
+        [{"username": "app_user", "password_secret_id": "dev/empty-user", "privileges": ["SELECT"]}],
+        kind="SecureString",
+    )
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", {"operation_id": OPERATION_ID, "target_date": "2023-06-01"})
+
+    # Then it fails there, naming the secret
+    assert_failed_without_side_effects(world, response)
+    assert "dev/empty-user" in response["message"]
