@@ -351,7 +351,7 @@ def test_policies_name_the_stacks_own_resources(dev: ProgramRun) -> None:
         f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster-snapshot:*",
     ]
     # The master secret and the secret a user names (read from the dbUsers secret; ids, not passwords).
-    assert by_sid["SecretsExist"]["Resource"] == [
+    assert by_sid["SecretsChecked"]["Resource"] == [
         f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:dev/master-credentials-??????",
         f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:dev/db-users/report_user-??????",
     ]
