@@ -480,11 +480,18 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last word to the operator is a sentence, not a traceback
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from functions.errors import StepError
+        from functions.errors import PublishError, StepError
 
         missing = _missing_resource(exc, args)
         if missing is not None:
             print(f"aurora-restore: {missing}", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(exc, PublishError):
+            codes = sorted({str(entry.get("ErrorCode")) for entry in exc.failed})
+            print(
+                f"aurora-restore: the event bus refused the event ({', '.join(codes)}); nothing was started",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         if isinstance(exc, StepError | ClientError | BotoCoreError):
             print(f"aurora-restore: {exc}", file=sys.stderr)

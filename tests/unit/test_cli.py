@@ -595,6 +595,28 @@ def test_an_environment_without_a_bus_is_named_as_such(
     )
 
 
+def test_an_event_the_bus_refuses_is_one_line_not_a_traceback(
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bus that refuses the entry (EventBridge answers FailedEntryCount, not an exception)
+    from functions.bus import EventPublisher
+    from functions.errors import PublishError
+
+    def refuse(self: Any, events: Any) -> None:
+        raise PublishError([{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}])
+
+    monkeypatch.setattr(EventPublisher, "publish", refuse)
+
+    # When an operator starts an operation
+    code, _, err = run(capsys, "start", "--date", "2026-11-30", "--operation-id", "op-1")
+
+    # Then one line says the bus refused it and that nothing started
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        "aurora-restore: the event bus refused the event (ThrottlingException); nothing was started"
+    )
+
+
 # -- 12: local serve without PostgreSQL ----------------------------------------------------------------------
 @pytest.fixture
 def no_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
