@@ -61,6 +61,19 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
+# AWS error codes that pass: throttling, and AWS's own faults.
+TRANSIENT_AWS_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+    }
+)
 # A runbook payload or one of our events is a few hundred characters; EventBridge allows 256 KB.
 MAX_PAYLOAD_CHARS = 64_000
 # A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
@@ -722,13 +735,19 @@ def _as_step_error(raised: Exception, step: Step) -> StepError:
     non-retryable InternalError named by its type only: its text could hold a value from the input, and
     the state, the events and the notification must not. The log gets the type and the traceback's
     frames, not the message."""
-    from botocore.exceptions import ConnectionError, HTTPClientError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(raised, StepError):
         return raised
     kind = type(raised).__name__
     if isinstance(raised, ConnectionError | HTTPClientError):
         return AwsError(f"AWS could not be reached ({kind})", retryable=True)
+    if isinstance(raised, ClientError):
+        # An AWS answer no adapter turned into our own error: throttling and AWS's own faults pass.
+        code = str(raised.response.get("Error", {}).get("Code", "Unknown"))
+        status = int(raised.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        retryable = code in TRANSIENT_AWS_CODES or status >= 500
+        return AwsError(f"{raised.operation_name} was refused: {code}", retryable=retryable)
     logger.error(
         "unexpected error",
         extra={"error_type": kind, "where": "".join(traceback.format_tb(raised.__traceback__))},

@@ -118,3 +118,53 @@ def test_a_direct_call_meeting_throttling_answers_a_retryable_error_and_the_oper
     assert world.published_of("StepFailed") == []
     monkeypatch.undo()
     assert world.run("copy_snapshot")["status"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retryable"),
+    [
+        ("ProvisionedThroughputExceededException", 400, True),
+        ("InternalServerError", 500, True),
+        ("AccessDeniedException", 400, False),
+    ],
+    ids=["throttled", "aws-fault", "denied"],
+)
+def test_an_aws_answer_no_adapter_handled_passes_or_fails_by_its_code(
+    world: World, monkeypatch: pytest.MonkeyPatch, code: str, status: int, retryable: bool
+) -> None:
+    # Given an operation at copy_snapshot whose work gets an AWS error nothing turned into our own
+    from botocore.exceptions import ClientError
+
+    world.advance("copy_snapshot")
+    error = ClientError(
+        {"Error": {"Code": code, "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "UpdateItem",
+    )
+    _break_step(monkeypatch, "copy_snapshot", error)
+    event = bus_event(
+        "StepCompleted",
+        {
+            "operation_id": OPERATION_ID,
+            "step": "snapshot_check",
+            "next_step": "copy_snapshot",
+            "message": "ok",
+        },
+    )
+
+    # When the choreography's event starts it
+    if retryable:
+        # Then throttling and AWS's own faults come again, the operation still running
+        with pytest.raises(AwsError, match=code):
+            world.invoke("copy_snapshot", event)
+        state = world.state()
+        assert state is not None and state["status"] == "running" and state.get("claim") is None
+    else:
+        # Then anything else fails the operation, naming the call and the code
+        response = world.invoke("copy_snapshot", event)
+        assert response["error"] == {
+            "type": "AwsError",
+            "message": f"UpdateItem was refused: {code}",
+            "retryable": False,
+        }
+        state = world.state()
+        assert state is not None and state["status"] == "failed"
