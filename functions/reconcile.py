@@ -32,13 +32,22 @@ class Report:
     timed_out: list[str] = field(default_factory=list)
     flushed: list[str] = field(default_factory=list)
     redriven: list[str] = field(default_factory=list)
+    unreconciled: list[str] = field(default_factory=list)
 
 
 def reconcile(services: Services) -> dict[str, Any]:
-    """The hourly scan: every operation in the table."""
+    """The hourly scan: every operation in the table. One that cannot be looked at (AWS refused a call
+    for it, a fault) is logged and left for the next scan; the others are still looked at."""
     now, report = utcnow(), Report()
     for state in services.store.scan_operations():
-        _reconcile_state(state, now, services, report)
+        try:
+            _reconcile_state(state, now, services, report)
+        except Exception as exc:  # noqa: BLE001 - one operation's trouble must not stop the scan
+            logger.error(
+                "could not reconcile an operation; the next scan tries again",
+                extra={"op": state.operation_id, "error_type": type(exc).__name__},
+            )
+            report.unreconciled.append(state.operation_id)
     return _finish(report, services)
 
 
@@ -103,7 +112,7 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
 
 
 def _finish(report: Report, services: Services) -> dict[str, Any]:
-    if report.rechecked or report.timed_out or report.flushed or report.redriven:
+    if report.rechecked or report.timed_out or report.flushed or report.redriven or report.unreconciled:
         logger.info("reconciled", extra=asdict(report))
     record_metric(
         "RecheckDue", MetricUnit.Count, len(report.rechecked), step="reconcile", settings=services.settings

@@ -253,3 +253,32 @@ def test_abort_goes_ahead_when_its_wake_ups_cannot_be_dropped(
     _abort(world)
 
     assert kinds(world) == [("StallCheckDue", None)]
+
+
+def test_the_hourly_scan_goes_on_past_an_operation_it_cannot_look_at(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two stalled operations, and the first one's re-drive refused by AWS
+    from functions import reconcile
+    from functions.runner import Services
+    from functions.settings import get_settings
+
+    world = scheduled
+    for operation in ("dev-restore-a", "dev-restore-b"):
+        world.seed_operation(operation, "setup_db_users")
+        _stale(world, operation, minutes=30)
+    real = reconcile.redrive
+
+    def redrive(state: Any, services: Any, now: datetime) -> None:
+        if state.operation_id == "dev-restore-a":
+            raise AwsError("PutEvents failed: AccessDenied")
+        real(state, services, now)
+
+    monkeypatch.setattr(reconcile, "redrive", redrive)
+
+    # When the hourly scan runs
+    answer = reconcile.reconcile(Services(get_settings()))
+
+    # Then the second is still re-driven, and the first is reported for the next scan
+    assert answer["redriven"] == ["dev-restore-b"]
+    assert answer["unreconciled"] == ["dev-restore-a"]
