@@ -52,8 +52,18 @@ def describe_request(environ: dict[str, Any], body: bytes) -> tuple[str, str, st
     return service, region, f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
 
 
+# DynamoDB's writes, which DynamoDB performs atomically with their condition.
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
 class CountingApp:
-    """Counts every call by (service, action); answers with an injected fault when the hook says so."""
+    """Counts every call by (service, action); answers with an injected fault when the hook says so.
+
+    moto's server answers requests on several threads and checks a write's condition, then writes, with
+    nothing in between held: two conditional writes on one item could both pass their check, which
+    DynamoDB never allows (a failure notification's write went through an operator's abort written a
+    moment before). DynamoDB's writes are answered one at a time here, as they take effect in DynamoDB.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -61,6 +71,7 @@ class CountingApp:
         self.faults_injected: Counter[tuple[str, str]] = Counter()
         self.fault_hook: FaultHook | None = None
         self._lock = threading.Lock()
+        self._dynamodb_writes = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -77,6 +88,9 @@ class CountingApp:
             with self._lock:
                 self.faults_injected[(service, action)] += 1
             return self._error(environ, fault, start_response)
+        if service == "dynamodb" and action in DYNAMODB_WRITES:
+            with self._dynamodb_writes:
+                return list(self.app(environ, start_response))
         return self.app(environ, start_response)  # type: ignore[no-any-return]
 
     @staticmethod
