@@ -19,6 +19,19 @@ pytestmark = pytest.mark.integration
 SECRET_LOOKING = "hunter2-not-for-logs"
 
 
+def copy_snapshot_started() -> dict[str, Any]:
+    """The choreography's event that starts copy_snapshot for the runbook's operation."""
+    return bus_event(
+        "StepCompleted",
+        {
+            "operation_id": OPERATION_ID,
+            "step": "snapshot_check",
+            "next_step": "copy_snapshot",
+            "message": "ok",
+        },
+    )
+
+
 def _break_step(monkeypatch: pytest.MonkeyPatch, step: str, raised: Exception) -> None:
     """The step's handler, as deployed, with its logic raising `raised`."""
     runner = importlib.import_module(f"functions.{step}").handler.runner
@@ -40,15 +53,7 @@ def test_an_unforeseen_error_is_recorded_as_a_failure_named_by_its_type_only(
     # When the choreography's event starts it
     response = world.invoke(
         "copy_snapshot",
-        bus_event(
-            "StepCompleted",
-            {
-                "operation_id": OPERATION_ID,
-                "step": "snapshot_check",
-                "next_step": "copy_snapshot",
-                "message": "ok",
-            },
-        ),
+        copy_snapshot_started(),
     )
 
     # Then the operation failed at copy_snapshot with an InternalError that names the type, not the text
@@ -76,15 +81,7 @@ def test_aws_out_of_reach_is_retried_not_recorded_as_a_failure(
         "copy_snapshot",
         EndpointConnectionError(endpoint_url="https://rds.us-west-2.amazonaws.com"),
     )
-    event = bus_event(
-        "StepCompleted",
-        {
-            "operation_id": OPERATION_ID,
-            "step": "snapshot_check",
-            "next_step": "copy_snapshot",
-            "message": "ok",
-        },
-    )
+    event = copy_snapshot_started()
 
     # When the choreography's event starts it, then it raises a retryable AwsError, so the trigger comes again
     with pytest.raises(AwsError) as raised:
@@ -141,15 +138,7 @@ def test_an_aws_answer_no_adapter_handled_passes_or_fails_by_its_code(
         "UpdateItem",
     )
     _break_step(monkeypatch, "copy_snapshot", error)
-    event = bus_event(
-        "StepCompleted",
-        {
-            "operation_id": OPERATION_ID,
-            "step": "snapshot_check",
-            "next_step": "copy_snapshot",
-            "message": "ok",
-        },
-    )
+    event = copy_snapshot_started()
 
     # When the choreography's event starts it
     if retryable:

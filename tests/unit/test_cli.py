@@ -370,24 +370,30 @@ def _completed() -> OperationState:
     return operation("op-1", status="completed", history=[entry])
 
 
+class Lines:
+    """A terminal that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.written.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def test_watch_does_not_announce_a_wait_for_an_operation_that_appears_at_once() -> None:
     # Given an operation that is in the store from the second read on (its first step wrote it meanwhile)
     store = _AppearsLater(_completed(), after=1)
-    out: list[str] = []
-
-    class Lines:
-        def write(self, text: str) -> None:
-            out.append(text)
-
-        def flush(self) -> None:
-            pass
+    out = Lines()
 
     # When watched
-    state = cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=Lines())  # type: ignore[arg-type]
+    state = cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=out)  # type: ignore[arg-type]
 
     # Then only its progress is printed, not a wait for it to appear
     assert state is not None and state.status == "completed"
-    text = "".join(out)
+    text = "".join(out.written)
     assert "waiting for" not in text
     assert "Snapshot exists" in text
 
@@ -395,20 +401,13 @@ def test_watch_does_not_announce_a_wait_for_an_operation_that_appears_at_once() 
 def test_watch_announces_a_wait_for_an_operation_that_is_slow_to_appear() -> None:
     # Given an operation that is not in the store for a while
     store = _AppearsLater(_completed(), after=30)
-    out: list[str] = []
-
-    class Lines:
-        def write(self, text: str) -> None:
-            out.append(text)
-
-        def flush(self) -> None:
-            pass
+    out = Lines()
 
     # When watched (with the announcement due after 0.05 s)
-    cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=Lines(), announce_after=0.05)  # type: ignore[arg-type]
+    cli.watch(_FakeTarget(store), "op-1", poll=0.01, out=out, announce_after=0.05)  # type: ignore[arg-type]
 
     # Then the wait is announced once
-    assert "".join(out).count("waiting for op-1 to appear ...") == 1
+    assert "".join(out.written).count("waiting for op-1 to appear ...") == 1
 
 
 # -- 9: status -----------------------------------------------------------------------------------------------
