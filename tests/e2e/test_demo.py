@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aurora_restore.demo import run_demo
+from schemas.common import Step
 
 pytestmark = pytest.mark.e2e
 
@@ -51,18 +52,7 @@ def _kind(line: str) -> str:
     if progress:
         return "progress " + progress.group(1)
     words = line.split()
-    if words and words[0] in {
-        "snapshot_check",
-        "copy_snapshot",
-        "check_copy_status",
-        "delete_rds",
-        "restore_snapshot",
-        "check_restore_status",
-        "setup_db_users",
-        "verify_restore",
-        "notify_completion",
-        "cleanup",
-    }:
+    if words and words[0] in {step.value for step in Step}:
         return "timeline row"
     return " ".join(words[:2])
 
