@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from functions import wakeup
+from functions import aws, wakeup
 from functions.bus import EventPublisher
 from functions.errors import StaleWrite
 from functions.runner import restart_event
@@ -145,8 +145,7 @@ def missing_resource(exc: BaseException, target: Target) -> OperatorError | None
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, ClientError):
-            code = cause.response.get("Error", {}).get("Code")
-            if code == "ResourceNotFoundException":
+            if aws.error_code(cause) == "ResourceNotFoundException":
                 if cause.operation_name == "PutEvents":
                     kind, name = "event bus", target.bus
                 elif cause.operation_name in DYNAMODB_OPERATIONS:

@@ -14,6 +14,7 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 # Standard mode: exponential backoff with jitter on throttling and transient errors, 5 attempts. Adaptive
 # mode would add client-side rate limiting, which only helps a long-lived client hammering one API; our
@@ -48,3 +49,28 @@ def reset_clients() -> None:
     with _lock:
         _clients.clear()
         _session = None
+
+
+# AWS error codes that pass when tried again: throttling, and AWS's own faults.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: ClientError) -> bool:
+    """Throttling or AWS's own fault (a 5xx): the same call may pass later."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return error_code(exc) in TRANSIENT_CODES or status >= 500

@@ -24,13 +24,6 @@ NOT_FOUND_CODES = frozenset(
 DELETE_UNDER_WAY = frozenset(
     {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"}
 )
-RETRYABLE_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
-)
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def as_identifier(text: str, limit: int = 255) -> str:
@@ -57,14 +50,14 @@ class RdsAdapter:
         try:
             return call(**kwargs)
         except ClientError as exc:
-            code = error_code(exc)
+            code = aws.error_code(exc)
             if code in tolerate:
                 return None
             if code in NOT_FOUND_CODES:
                 raise NotFound(f"{what}: {code}") from exc
             message = exc.response.get("Error", {}).get("Message", "")
             raise AwsError(
-                f"{what} failed in {self.region}: {code}: {message}", retryable=code in RETRYABLE_CODES
+                f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc)
             ) from exc
 
     # -- snapshots --------------------------------------------------------------------------------------
@@ -89,7 +82,9 @@ class RdsAdapter:
             for page in pages:
                 found.extend(page.get("DBClusterSnapshots", []))
         except ClientError as exc:
-            raise AwsError(f"listing snapshots of {cluster_id}: {error_code(exc)}", retryable=True) from exc
+            raise AwsError(
+                f"listing snapshots of {cluster_id}: {aws.error_code(exc)}", retryable=True
+            ) from exc
         return found
 
     def find_snapshot_for_date(self, cluster_id: str, day: date, name_pattern: str) -> dict[str, Any] | None:

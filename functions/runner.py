@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from functions import aws, wakeup
 from functions import config as config_resolver
-from functions import wakeup
 from functions.bus import EventPublisher, Publisher
 from functions.errors import (
     AwsError,
@@ -61,19 +61,6 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 4
 MAX_EVENT_RESULT_CHARS = 8_000
-# AWS error codes that pass: throttling, and AWS's own faults.
-TRANSIENT_AWS_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "TransactionConflictException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalServerError",
-    }
-)
 # A runbook payload or one of our events is a few hundred characters; EventBridge allows 256 KB.
 MAX_PAYLOAD_CHARS = 64_000
 # A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
@@ -744,10 +731,10 @@ def _as_step_error(raised: Exception, step: Step) -> StepError:
         return AwsError(f"AWS could not be reached ({kind})", retryable=True)
     if isinstance(raised, ClientError):
         # An AWS answer no adapter turned into our own error: throttling and AWS's own faults pass.
-        code = str(raised.response.get("Error", {}).get("Code", "Unknown"))
-        status = int(raised.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        retryable = code in TRANSIENT_AWS_CODES or status >= 500
-        return AwsError(f"{raised.operation_name} was refused: {code}", retryable=retryable)
+        return AwsError(
+            f"{raised.operation_name} was refused: {aws.error_code(raised)}",
+            retryable=aws.is_transient(raised),
+        )
     logger.error(
         "unexpected error",
         extra={"error_type": kind, "where": "".join(traceback.format_tb(raised.__traceback__))},
