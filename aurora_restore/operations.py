@@ -250,13 +250,8 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     state = _update(target, operation_id, change, "aborting")
     cluster = state.config.get("target_cluster_id")
     released: str | None = None
-    if cluster:
-        store = target.store()
-        # Only this operation's own lease: one that failed before taking it must not free another's.
-        if store.lease_holder(str(cluster)) == operation_id and store.release_lease(
-            str(cluster), operation_id
-        ):
-            released = str(cluster)
+    if cluster and target.store().release_lease(str(cluster), operation_id):
+        released = str(cluster)
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)
     return Aborted(state, released)

@@ -264,12 +264,13 @@ class StateStore:
         return str(item["holder"]) if item else None
 
     def release_lease(self, target_cluster_id: str, operation_id: str) -> bool:
-        """Release if `operation_id` holds it; True when released now or already free of this holder."""
+        """Release if `operation_id` holds it: True when this call released it, False when it was free or
+        another operation's (nothing changed)."""
         try:
             self._call(
                 "delete_item",
                 Key={"operation_id": {"S": LEASE_PREFIX + target_cluster_id}},
-                ConditionExpression="attribute_not_exists(operation_id) OR holder = :me",
+                ConditionExpression="holder = :me",
                 ExpressionAttributeValues={":me": {"S": operation_id}},
             )
         except ClientError as exc:

@@ -136,6 +136,7 @@ def test_the_holder_may_take_its_lease_again_and_release_it(store: StateStore) -
     assert released_by_b is False
     assert store.lease_holder("dev-target-cluster") == "dev-restore-a"
     assert store.release_lease("dev-target-cluster", "dev-restore-a") is True
+    assert store.release_lease("dev-target-cluster", "dev-restore-a") is False  # released already
     store.acquire_lease("dev-target-cluster", "dev-restore-b")
     assert store.lease_holder("dev-target-cluster") == "dev-restore-b"
 
