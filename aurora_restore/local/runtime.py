@@ -781,7 +781,9 @@ def operation_resources(state: Any) -> set[str]:
     cluster = state.config.get("target_cluster_id") or state.outputs.get("target_cluster_id")
     resources: set[str] = set()
     if cluster:
-        resources |= {cluster, f"{cluster}-writer"[:63], f"{cluster}-instance-1"}
+        from functions.steps.cluster import writer_id
+
+        resources |= {cluster, writer_id(cluster), f"{cluster}-instance-1"}
     if state.outputs.get("target_snapshot"):
         resources.add(str(state.outputs["target_snapshot"]))
     return resources
