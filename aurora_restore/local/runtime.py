@@ -764,6 +764,16 @@ class LocalRuntime:
             operation_id
         )
 
+    def wait_for_step(self, operation_id: str, step: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
+        """Until the operation has recorded `step`'s result; its state then. AssertionError at the timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state(operation_id)
+            if state is not None and step in state.results:
+                return state
+            time.sleep(poll)
+        raise AssertionError(f"{operation_id} never finished {step}")
+
     def wait_for(self, operation_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Until the operation ends (completed, failed, aborted) or the timeout; returns its state."""
         deadline = time.monotonic() + timeout

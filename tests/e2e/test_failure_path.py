@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 USER_SECRET = "dev/app-user-password"
 
 
-def _break_setup_db_users(runtime: LocalRuntime) -> None:
+def break_setup_db_users(runtime: LocalRuntime) -> None:
     """A DB user whose password secret exists at the start (snapshot_check checks) and goes away later."""
     users = [{"username": "app_user", "password_secret_id": USER_SECRET, "privileges": ["SELECT"]}]
     runtime.client("ssm").put_parameter(
@@ -40,27 +40,15 @@ def _failure_notifications(runtime: LocalRuntime, operation_id: str) -> list[dic
         time.sleep(0.2)
 
 
-def _wait_until(runtime: LocalRuntime, operation_id: str, step: str, timeout: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = runtime.state(operation_id)
-        if state is not None and step in state.results:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{operation_id} never finished {step}")
-
-
 def test_a_failed_step_is_notified_and_resume_completes_once_the_cause_is_fixed(
     start_runtime: Callable[..., LocalRuntime],
 ) -> None:
     # Given a running restore whose DB-user secret disappears once the snapshot was found
     runtime = start_runtime(log_path=None)
-    _break_setup_db_users(runtime)
+    break_setup_db_users(runtime)
     operation_id = "failure-path-resume"
     runtime.put_restore_requested(operation_id, date.today())
-    _wait_until(runtime, operation_id, "snapshot_check")
+    runtime.wait_for_step(operation_id, "snapshot_check")
     secrets_manager = runtime.client("secretsmanager")
     secrets_manager.delete_secret(SecretId=USER_SECRET, ForceDeleteWithoutRecovery=True)
 
@@ -99,10 +87,10 @@ def test_abort_releases_the_lease_and_leaves_the_target_as_it_is(
 ) -> None:
     # Given an operation failed at setup_db_users: its freshly restored target is there, its lease held
     runtime = start_runtime(log_path=None)
-    _break_setup_db_users(runtime)
+    break_setup_db_users(runtime)
     operation_id = "failure-path-abort"
     runtime.put_restore_requested(operation_id, date.today())
-    _wait_until(runtime, operation_id, "snapshot_check")
+    runtime.wait_for_step(operation_id, "snapshot_check")
     runtime.client("secretsmanager").delete_secret(SecretId=USER_SECRET, ForceDeleteWithoutRecovery=True)
     state = runtime.wait_for(operation_id, timeout=90)
     assert state is not None and state.status == "failed", state
@@ -133,7 +121,7 @@ def test_a_second_restore_of_a_held_target_fails_naming_the_holder(
     # Given a restore of the target under way (it holds the lease)
     runtime = start_runtime(log_path=None)
     runtime.put_restore_requested("lease-first", date.today())
-    _wait_until(runtime, "lease-first", "snapshot_check")
+    runtime.wait_for_step("lease-first", "snapshot_check")
 
     # When a second restore of the same target is requested
     runtime.put_restore_requested("lease-second", date.today())

@@ -3,14 +3,13 @@ allows: infra/policies.py is written from reading the code, and this checks the 
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
+from e2e.test_failure_path import USER_SECRET, break_setup_db_users
 
 from aurora_restore.local.runtime import LocalRuntime
 from functions import aws
@@ -85,16 +84,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return recorded
 
 
-def _until_done(runtime: LocalRuntime, operation_id: str, step: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = runtime.state(operation_id)
-        if found is not None and step in found.results:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{operation_id} did not get past {step}")
-
-
 def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     start_runtime: Callable[..., LocalRuntime], calls: Calls
 ) -> None:
@@ -104,14 +93,10 @@ def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     runtime.put_restore_requested("policy-complete", date.today())
     state = runtime.wait_for("policy-complete", timeout=90)
     assert state is not None and state.status == "completed", state
-    users = [{"username": "app_user", "password_secret_id": "dev/gone", "privileges": ["SELECT"]}]
-    runtime.client("secretsmanager").create_secret(Name="dev/gone", SecretString="a-password-1")
-    runtime.client("ssm").put_parameter(
-        Name="/aurora-restore/dev/db_users", Value=json.dumps(users), Type="String", Overwrite=True
-    )
+    break_setup_db_users(runtime)
     runtime.put_restore_requested("policy-failed", date.today())
-    _until_done(runtime, "policy-failed", "snapshot_check")
-    runtime.client("secretsmanager").delete_secret(SecretId="dev/gone", ForceDeleteWithoutRecovery=True)
+    runtime.wait_for_step("policy-failed", "snapshot_check")
+    runtime.client("secretsmanager").delete_secret(SecretId=USER_SECRET, ForceDeleteWithoutRecovery=True)
     failed = runtime.wait_for("policy-failed", timeout=90)
     assert failed is not None and (failed.status, failed.failed_step) == ("failed", "setup_db_users"), failed
 
