@@ -56,10 +56,16 @@ def tracer() -> Tracer | None:
     return Tracer(service=SERVICE)
 
 
+def metric_dimensions(environment: str, step: str) -> dict[str, str]:
+    """The dimensions every metric of ours carries. CloudWatch keeps each combination apart, so an alarm
+    or a dashboard (infra.monitoring) must name all three to see the figures."""
+    return {"service": SERVICE, "environment": environment, "step": step}
+
+
 def record_metric(name: str, unit: MetricUnit, value: float, *, step: str, settings: Settings) -> None:
     """One EMF record with environment and step as dimensions; keeps no state between invocations or threads."""
     if not settings.metrics_enabled:
         return
-    dimensions = {"service": SERVICE, "environment": settings.environment, "step": step}
+    dimensions = metric_dimensions(settings.environment, step)
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions=dimensions):
         pass

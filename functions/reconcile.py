@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from functions import wakeup
 from functions.errors import InvalidRequest, StaleWrite, WaitTimedOut
 from functions.observability import invocation_keys, logger, record_metric
+from functions.routes import RECONCILE
 from functions.runner import OUTBOX_GRACE, Services, StepRunner, Trigger, recheck_event, restart_event
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
@@ -115,10 +116,10 @@ def _finish(report: Report, services: Services) -> dict[str, Any]:
     if report.rechecked or report.timed_out or report.flushed or report.redriven or report.unreconciled:
         logger.info("reconciled", extra=asdict(report))
     record_metric(
-        "RecheckDue", MetricUnit.Count, len(report.rechecked), step="reconcile", settings=services.settings
+        "RecheckDue", MetricUnit.Count, len(report.rechecked), step=RECONCILE, settings=services.settings
     )
     record_metric(
-        "WaitTimedOut", MetricUnit.Count, len(report.timed_out), step="reconcile", settings=services.settings
+        "WaitTimedOut", MetricUnit.Count, len(report.timed_out), step=RECONCILE, settings=services.settings
     )
     return {"status": "success", **asdict(report)}
 
@@ -152,7 +153,7 @@ def _no_logic(context: Any) -> Any:
 @invocation_keys
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The hourly schedule (scan everything) or an operation's watchdog (StallCheckDue: that operation)."""
-    logger.thread_safe_append_keys(step="reconcile")
+    logger.thread_safe_append_keys(step=RECONCILE)
     services = Services(get_settings())
     if event.get("detail-type") == StallCheckDue.detail_type:
         try:

@@ -9,13 +9,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from functions.observability import NAMESPACE as METRICS_NAMESPACE
+from functions.observability import metric_dimensions
+from functions.routes import RECONCILE
 from infra.routing import MAX_EVENT_AGE_SECONDS, MAX_RETRY_ATTEMPTS, rule_name
 from infra.settings import StackSettings
 from schemas.events import EVENT_SOURCE
 
-# The reconciler's metrics (functions.reconcile): namespace and Powertools' service dimension.
-METRICS_NAMESPACE = "AuroraRestore"
-SERVICE = "aurora-restore"
+
+def reconciler_metric_dimensions(environment: str) -> dict[str, str]:
+    """The dimensions of the reconciler's metrics (functions.reconcile), exactly as it publishes them."""
+    return metric_dimensions(environment, RECONCILE)
 
 
 def failed_operations_pattern() -> dict[str, Any]:
@@ -32,6 +36,7 @@ def dashboard_body(
     queue_names: list[str],
     failed_rule: str,
     bus_name: str,
+    environment: str,
 ) -> str:
     def widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum") -> dict[str, Any]:
         return {
@@ -56,9 +61,9 @@ def dashboard_body(
     depth = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", name] for name in queue_names]
     operations = [
         ["AWS/Events", "MatchedEvents", "EventBusName", bus_name, "RuleName", failed_rule],
-        [METRICS_NAMESPACE, "WaitTimedOut", "service", SERVICE],
-        [METRICS_NAMESPACE, "RecheckDue", "service", SERVICE],
     ]
+    reconciler = [part for pair in reconciler_metric_dimensions(environment).items() for part in pair]
+    operations += [[METRICS_NAMESPACE, metric, *reconciler] for metric in ("WaitTimedOut", "RecheckDue")]
     return json.dumps(
         {
             "widgets": [
@@ -139,7 +144,7 @@ class Monitoring(pulumi.ComponentResource):
             "the reconciler failed a wait past its deadline (copy, delete or restore)",
             METRICS_NAMESPACE,
             "WaitTimedOut",
-            {"service": SERVICE},
+            reconciler_metric_dimensions(settings.environment),
         )
         self.dlq_alarms = [
             alarm(
@@ -161,7 +166,9 @@ class Monitoring(pulumi.ComponentResource):
                 self.failed_rule.name,
                 bus_name,
             ).apply(
-                lambda args: dashboard_body(settings.region, list(args[0]), list(args[1]), args[2], args[3])
+                lambda args: dashboard_body(
+                    settings.region, list(args[0]), list(args[1]), args[2], args[3], settings.environment
+                )
             ),
             opts=child,
         )

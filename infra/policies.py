@@ -269,13 +269,13 @@ def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
         ),
     ]
     if refs.final_snapshot:
-        statements.append(
-            _statement(
-                "FinalSnapshot",
-                ["rds:CreateDBClusterSnapshot"],
-                [refs.target_cluster_arn, refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")],
-            )
-        )
+        final = refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")
+        statements += [
+            _statement("FinalSnapshot", ["rds:CreateDBClusterSnapshot"], [refs.target_cluster_arn, final]),
+            # DeleteDBCluster with FinalDBSnapshotIdentifier is authorized on the snapshot it makes too, and
+            # the restored cluster copies its tags to snapshots (CopyTagsToSnapshot): tagging it is asked.
+            _statement("FinalSnapshotOfDeletion", ["rds:DeleteDBCluster", "rds:AddTagsToResource"], [final]),
+        ]
     return statements
 
 

@@ -229,6 +229,9 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
                     assert arn == cluster_arn, f"{function}: {arn}"
                 elif kind == "db":
                     assert arn.startswith(instance_prefix) or arn in extra_instances, f"{function}: {arn}"
+                elif destructive == {"rds:DeleteDBCluster"}:
+                    # The final snapshot a deletion makes (final_snapshot: true), named after the target.
+                    assert arn == f"arn:aws:rds:{region}:{ACCOUNT}:cluster-snapshot:{target}-final-*", arn
                 else:
                     # What RestoreDBClusterFromSnapshot reads (never a cluster or an instance).
                     assert destructive == {"rds:RestoreDBClusterFromSnapshot"}, f"{function}: {arn}"
@@ -367,6 +370,10 @@ def test_staging_adds_the_kms_keys_the_final_snapshot_and_the_listed_instances(s
     assert copy["SnapshotKey1"]["Resource"].startswith("arn:aws:kms:us-east-1:")
     delete = {statement["Sid"]: statement for statement in documents["delete_rds"]["Statement"]}
     assert "rds:CreateDBClusterSnapshot" in actions(delete["FinalSnapshot"])
+    # DeleteDBCluster(FinalDBSnapshotIdentifier) is authorized on the snapshot, and tags it (CopyTagsToSnapshot).
+    final = f"arn:aws:rds:eu-west-1:{ACCOUNT}:cluster-snapshot:staging-cluster-final-*"
+    assert resources(delete["FinalSnapshotOfDeletion"]) == [final]
+    assert set(actions(delete["FinalSnapshotOfDeletion"])) == {"rds:DeleteDBCluster", "rds:AddTagsToResource"}
     assert f"arn:aws:rds:eu-west-1:{ACCOUNT}:db:staging-db-1" in resources(delete["DeleteTargetInstances"])
 
 
@@ -482,6 +489,48 @@ def test_alarms_cover_failed_operations_dlq_depth_overdue_waits_and_function_err
     dashboard = dev.one("aws:cloudwatch/dashboard:Dashboard", dashboardName="aurora-restore-dashboard-dev")
     body = json.loads(dashboard.inputs["dashboardBody"])
     assert len(body["widgets"]) >= 4
+
+
+def test_the_overdue_alarm_and_the_dashboard_watch_the_metrics_the_reconciler_publishes(
+    dev: ProgramRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CloudWatch keeps each combination of dimensions apart: the alarm must name exactly what the
+    reconciler's EMF records carry, or it never sees a timeout."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from functions.observability import record_metric
+    from functions.routes import RECONCILE
+    from functions.settings import Settings
+
+    settings = Settings(
+        environment="dev",
+        region="us-west-2",
+        state_table="t",
+        event_bus="b",
+        config_parameter="/c",
+        db_users_parameter="/u",
+    )
+    capsys.readouterr()
+    record_metric("WaitTimedOut", MetricUnit.Count, 1, step=RECONCILE, settings=settings)
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    published = {
+        name: record[name] for (dimension_set,) in [directive["Dimensions"]] for name in dimension_set
+    }
+
+    alarm = dev.one(ALARM, name="aurora-restore-overdue-waits-dev")
+    assert alarm.inputs["namespace"] == directive["Namespace"]
+    assert alarm.inputs["metricName"] == "WaitTimedOut"
+    assert alarm.inputs["dimensions"] == published
+    dashboard = dev.one("aws:cloudwatch/dashboard:Dashboard", dashboardName="aurora-restore-dashboard-dev")
+    metrics = [
+        m
+        for widget in json.loads(dashboard.inputs["dashboardBody"])["widgets"]
+        for m in widget["properties"]["metrics"]
+    ]
+    (timed_out,) = [m for m in metrics if m[1] == "WaitTimedOut"]
+    assert timed_out[0] == directive["Namespace"]
+    assert dict(zip(timed_out[2::2], timed_out[3::2], strict=True)) == published
 
 
 def test_the_stack_exports_what_an_operator_needs(dev: ProgramRun) -> None:
