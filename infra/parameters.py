@@ -8,7 +8,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.settings import StackSettings, validate_db_users
+from infra.settings import PROJECT, StackConfigError, StackSettings, validate_db_users
+
+# Parameter Store's largest value (the Advanced tier; Standard holds 4,096). Both parameters are
+# Intelligent-Tiering: Standard (free) while they fit 4 KB, Advanced once they grow past it.
+PARAMETER_MAX_CHARS = 8_192
+TIER = "Intelligent-Tiering"
 
 
 def config_document(restore: dict[str, Any], topic_arn: str, queue_url: str, log_bucket: str) -> str:
@@ -23,8 +28,17 @@ def config_document(restore: dict[str, Any], topic_arn: str, queue_url: str, log
 
 
 def db_users_document(users: Any) -> str:
-    validate_db_users(users)
-    return json.dumps(users, indent=2, sort_keys=True)
+    """Compact JSON: it is a secret nobody reads in a diff, and every character counts towards the limit.
+    Too large is refused here, at preview, with the count and size only (the value holds passwords)."""
+    count = len(validate_db_users(users).users)
+    document = json.dumps(users, separators=(",", ":"), sort_keys=True)
+    if len(document) > PARAMETER_MAX_CHARS:
+        raise StackConfigError(
+            f"{PROJECT}:dbUsers is {len(document):,} characters as JSON ({count} users), over Parameter"
+            f" Store's {PARAMETER_MAX_CHARS:,}: shorten it (secret ids instead of inline passwords) or list"
+            " fewer users"
+        )
+    return document
 
 
 class RestoreParameters(pulumi.ComponentResource):
@@ -48,6 +62,7 @@ class RestoreParameters(pulumi.ComponentResource):
             f"{name}-config",
             name=settings.config_parameter,
             type="String",
+            tier=TIER,
             description="aurora-restore configuration (runbook keys); managed by Pulumi",
             # Not a secret (it holds secret ids, never values): shown in previews and diffs.
             insecure_value=pulumi.Output.all(topic_arn, queue_url, log_bucket).apply(
@@ -60,6 +75,7 @@ class RestoreParameters(pulumi.ComponentResource):
             f"{name}-db-users",
             name=settings.db_users_parameter,
             type="SecureString",
+            tier=TIER,
             key_id=key_arn,
             description="aurora-restore DB users; managed by Pulumi (pulumi config set --secret dbUsers)",
             value=pulumi.Output.secret(db_users).apply(db_users_document),

@@ -6,10 +6,12 @@ every statement below names the call that needs it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.settings import StackConfigError
 from schemas.common import Step
 
 # The calls that can destroy or replace the target: only ever on the target cluster and its instances.
@@ -389,6 +391,24 @@ _SPECIFIC: dict[str, Callable[[PolicyRefs], list[dict[str, Any]]]] = {
 def function_policy(function: str, refs: PolicyRefs) -> dict[str, Any]:
     """The inline policy of `function`'s role."""
     return {"Version": "2012-10-17", "Statement": [*_common(function, refs), *_SPECIFIC[function](refs)]}
+
+
+# IAM's limit on a role's inline policies together, white space not counted. Each function's role has one.
+ROLE_INLINE_POLICY_MAX = 10_240
+
+
+def function_policy_text(function: str, refs: PolicyRefs) -> str:
+    """The policy as the role gets it, refused here when IAM would refuse it at `pulumi up`: every DB user
+    with a secret of its own adds that secret's ARN to the database steps' and snapshot_check's policies."""
+    document = function_policy(function, refs)
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > ROLE_INLINE_POLICY_MAX:
+        raise StackConfigError(
+            f"the {function} role's policy would be {size:,} characters, over IAM's {ROLE_INLINE_POLICY_MAX:,}"
+            f" for a role's inline policies; it names {len(refs.user_secret_ids)} DB users' secrets:"
+            " shorten the secret ids or list fewer users with a secret of their own"
+        )
+    return json.dumps(document, indent=2)
 
 
 def assume_role_policy(service: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from infra.messaging import Alerts, Notifications, dead_letter_queue
 from infra.monitoring import Monitoring
 from infra.package import ARTIFACT, MANIFEST
 from infra.parameters import RestoreParameters
-from infra.policies import PolicyRefs, function_policy
+from infra.policies import PolicyRefs, function_policy_text
 from infra.registry import EventSchemas
 from infra.routing import EventBus, Routes
 from infra.settings import PROJECT, StackConfigError, StackSettings, load, user_secret_ids
@@ -117,8 +117,8 @@ def main() -> dict[str, Any]:
     def policy_of(function: str) -> Any:
         def policy(log_group_arn: pulumi.Output[str]) -> pulumi.Output[str]:
             return pulumi.Output.all(refs, log_group_arn).apply(
-                lambda args: json.dumps(
-                    function_policy(function, dataclasses.replace(args[0], log_group_arn=args[1])), indent=2
+                lambda args: function_policy_text(
+                    function, dataclasses.replace(args[0], log_group_arn=args[1])
                 )
             )
 

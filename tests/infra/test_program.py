@@ -441,6 +441,8 @@ def test_the_config_parameter_is_the_runbooks_document_with_what_the_stack_creat
 def test_db_users_are_a_secure_string_whose_value_stays_secret(dev: ProgramRun) -> None:
     parameter = dev.one("aws:ssm/parameter:Parameter", name="/aurora-restore/dev/db_users")
     assert parameter.inputs["type"] == "SecureString"
+    # Standard (free) while it fits 4 KB, Advanced (8 KB) past it: a Standard-only parameter failed the deploy.
+    assert parameter.inputs["tier"] == "Intelligent-Tiering"
     assert parameter.inputs["keyId"].startswith(f"arn:aws:kms:us-west-2:{ACCOUNT}:key/")
     assert is_secret(parameter.inputs["value"])
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from infra.registry import _draft4
@@ -54,3 +57,53 @@ def test_schemas_are_rewritten_for_draft_4() -> None:
         "definitions": {"Step": {"enum": ["x"]}},
         "properties": {"a": {"$ref": "#/definitions/Step"}, "n": {"minimum": 0, "exclusiveMinimum": True}},
     }
+
+
+def test_db_users_too_large_for_parameter_store_are_refused_by_size_without_echoing_a_password() -> None:
+    from infra.parameters import PARAMETER_MAX_CHARS, db_users_document
+
+    def user(n: int) -> dict[str, object]:
+        return {"username": f"user_{n:03d}", "password": f"hunter2-{n:03d}", "privileges": ["SELECT"]}
+
+    fits = [user(n) for n in range(20)]
+    document = db_users_document(fits)
+    assert len(document) <= 4_096  # compact: 20 such users stay in the free Standard tier
+    assert document == json.dumps(fits, separators=(",", ":"), sort_keys=True)
+    too_many = [user(n) for n in range(PARAMETER_MAX_CHARS // 60)]
+    with pytest.raises(
+        StackConfigError, match=rf"\({len(too_many)} users\), over Parameter Store's 8,192"
+    ) as raised:
+        db_users_document(too_many)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_role_policy_over_iams_inline_limit_is_refused_at_preview() -> None:
+    from infra.policies import ROLE_INLINE_POLICY_MAX, PolicyRefs, function_policy_text
+
+    refs = PolicyRefs(
+        account="123456789012",
+        region="us-west-2",
+        source_region="us-east-1",
+        table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/t",
+        bus_arn="arn:aws:events:us-west-2:123456789012:event-bus/b",
+        config_parameter_arn="arn:aws:ssm:us-west-2:123456789012:parameter/c",
+        db_users_parameter_arn="arn:aws:ssm:us-west-2:123456789012:parameter/u",
+        bucket_name="b",
+        log_prefix="p",
+        topic_arn="arn:aws:sns:us-west-2:123456789012:t",
+        queue_arn="arn:aws:sqs:us-west-2:123456789012:q",
+        failure_queue_arn="arn:aws:sqs:us-west-2:123456789012:f",
+        key_arn="arn:aws:kms:us-west-2:123456789012:key/x",
+        log_group_arn="arn:aws:logs:us-west-2:123456789012:log-group:/aws/lambda/x",
+        target_cluster_id="dev-target-cluster",
+        source_cluster_id="dev-source-cluster",
+        target_subnet_group="dev-subnet-group",
+        master_secret_id="dev/master-credentials",
+    )
+    few = dataclasses.replace(refs, user_secret_ids=tuple(f"dev/db-users/user_{n:03d}" for n in range(10)))
+    assert json.loads(function_policy_text("setup_db_users", few))["Statement"]
+    many = dataclasses.replace(refs, user_secret_ids=tuple(f"dev/db-users/user_{n:03d}" for n in range(150)))
+    with pytest.raises(
+        StackConfigError, match=rf"setup_db_users role's policy .* over IAM's {ROLE_INLINE_POLICY_MAX:,}"
+    ):
+        function_policy_text("setup_db_users", many)
