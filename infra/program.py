@@ -35,13 +35,31 @@ def lambda_code(settings: StackSettings) -> pulumi.Archive:
     if not path.exists():
         pulumi.log.warn(f"{path} does not exist: run `make package` before `pulumi up`")
     elif manifest.exists():
-        built_for = json.loads(manifest.read_text()).get("architecture")
-        if built_for != settings.architecture:
-            raise StackConfigError(
-                f"{path} was built for {built_for} but the stack deploys {settings.architecture}: "
-                f"run `python -m infra.package --architecture {settings.architecture}`"
-            )
+        check_artifact(json.loads(manifest.read_text()), settings, path)
     return pulumi.FileArchive(str(path))
+
+
+def check_artifact(manifest: dict[str, Any], settings: StackSettings, path: Path) -> None:
+    """The artifact must be built for what the stack deploys: its compiled libraries (pydantic-core,
+    psycopg2) are per architecture and per Python version, and tracing needs the X-Ray SDK, which is
+    packaged only with --tracing. Any of these wrong fails every function at its first import."""
+    python_version = settings.runtime.removeprefix("python")
+    traced = any(requirement.startswith("aws-xray-sdk") for requirement in manifest.get("requirements", []))
+    problems = []
+    if manifest.get("architecture") != settings.architecture:
+        problems.append(
+            f"built for {manifest.get('architecture')}, the stack deploys {settings.architecture}"
+        )
+    if manifest.get("python_version") != python_version:
+        problems.append(
+            f"built for Python {manifest.get('python_version')}, the stack runs {settings.runtime}"
+        )
+    if settings.tracing and not traced:
+        problems.append("built without the X-Ray SDK, the stack turns tracing on")
+    if problems:
+        flags = f"--architecture {settings.architecture} --python-version {python_version}"
+        flags += " --tracing" if settings.tracing else ""
+        raise StackConfigError(f"{path}: {'; '.join(problems)}: run `python -m infra.package {flags}`")
 
 
 def main() -> dict[str, Any]:

@@ -107,3 +107,29 @@ def test_a_role_policy_over_iams_inline_limit_is_refused_at_preview() -> None:
         StackConfigError, match=rf"setup_db_users role's policy .* over IAM's {ROLE_INLINE_POLICY_MAX:,}"
     ):
         function_policy_text("setup_db_users", many)
+
+
+def test_an_artifact_built_for_another_architecture_python_or_without_tracing_is_refused() -> None:
+    from pathlib import Path
+
+    from infra.package import TRACING_DEPENDENCIES
+    from infra.program import check_artifact
+    from infra.settings import StackSettings
+
+    stack = StackSettings(environment="dev", region="us-west-2", restore=dict(RESTORE))  # arm64, python3.12
+    built = {"architecture": "arm64", "python_version": "3.12", "requirements": ["pydantic>=2.6"]}
+    path = Path("build/lambda/aurora-restore-lambda.zip")
+    check_artifact(built, stack, path)
+    with pytest.raises(StackConfigError, match="built for x86_64, the stack deploys arm64"):
+        check_artifact({**built, "architecture": "x86_64"}, stack, path)
+    # Compiled libraries (pydantic-core, psycopg2) are per Python version: 3.12's do not import on 3.13.
+    newer = dataclasses.replace(stack, runtime="python3.13")
+    with pytest.raises(
+        StackConfigError, match=r"Python 3.12, the stack runs python3.13.*--python-version 3.13"
+    ):
+        check_artifact(built, newer, path)
+    # Tracing imports the X-Ray SDK, packaged only with --tracing.
+    traced = dataclasses.replace(stack, tracing=True)
+    with pytest.raises(StackConfigError, match=r"without the X-Ray SDK.*--tracing"):
+        check_artifact(built, traced, path)
+    check_artifact({**built, "requirements": ["pydantic>=2.6", *TRACING_DEPENDENCIES]}, traced, path)
