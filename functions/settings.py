@@ -9,13 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.errors import ConfigError
 
+# Every AWS name of an environment ends with it, and the longest, the EventBridge rule
+# aurora-restore-recheck-check-restore-status-<env>, must fit EventBridge's and IAM's 64 characters.
+ENVIRONMENT_MAX_CHARS = 20
+ENVIRONMENT_PATTERN = rf"^[a-z0-9][a-z0-9-]{{0,{ENVIRONMENT_MAX_CHARS - 1}}}$"
+
 
 class Settings(BaseModel):
     """Where things are. Not the restore configuration: see functions.config for that."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    environment: str = Field(pattern=ENVIRONMENT_PATTERN)
     region: str
     state_table: str
     event_bus: str

@@ -10,10 +10,12 @@ import pulumi
 from pydantic import ValidationError
 
 from functions.routes import FUNCTIONS, RECONCILE_SCHEDULE
+from functions.settings import ENVIRONMENT_MAX_CHARS
+from functions.settings import ENVIRONMENT_PATTERN as FUNCTION_ENVIRONMENT_PATTERN
 from schemas.config import CONFIG_FIELDS, DbUsers, RestoreConfig
 
 PROJECT = "aurora-restore"
-ENVIRONMENT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+ENVIRONMENT_PATTERN = re.compile(FUNCTION_ENVIRONMENT_PATTERN)
 RUNTIMES = ("python3.12", "python3.13")
 ARCHITECTURES = ("arm64", "x86_64")
 # The stack creates these and writes them into the SSM config document itself.
@@ -207,8 +209,8 @@ def load() -> StackSettings:
     environment = config.get("environment") or pulumi.get_stack()
     if not ENVIRONMENT_PATTERN.match(environment):
         raise StackConfigError(
-            f"environment {environment!r} (the stack name or {PROJECT}:environment) must match "
-            f"{ENVIRONMENT_PATTERN.pattern}"
+            f"environment {environment!r} (the stack name or {PROJECT}:environment) must be lower-case"
+            f" letters, digits and hyphens, at most {ENVIRONMENT_MAX_CHARS} characters (it ends every AWS name)"
         )
     region = pulumi.Config("aws").require("region")
     restore = config.require_object("restore")

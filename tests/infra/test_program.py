@@ -7,7 +7,17 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi_harness import ACCOUNT, SECRET_PASSWORDS, ProgramRun, is_secret, plain_strings
+from pulumi_harness import (
+    ACCOUNT,
+    ROOT,
+    SECRET_DB_USERS,
+    SECRET_PASSWORDS,
+    ProgramRun,
+    is_secret,
+    plain_strings,
+    run_program,
+    stack_config,
+)
 
 from functions.routes import FUNCTIONS, RECONCILE_SCHEDULE, build_routes, handler_path
 from infra.policies import DESTRUCTIVE_RDS_ACTIONS
@@ -578,3 +588,31 @@ def test_the_wakeup_role_may_only_put_events_on_the_bus(dev: ProgramRun) -> None
             "Resource": f"arn:aws:events:us-west-2:{ACCOUNT}:event-bus/aurora-restore-dev",
         }
     ]
+
+
+def test_every_aws_name_fits_with_the_longest_environment_name_allowed() -> None:
+    """EventBridge rule, Lambda function and IAM role names stop at 64 characters, the scheduler's group at
+    64 and a schedule's name at 64: each ends with the environment, so its length is bounded for all."""
+    from functions.settings import ENVIRONMENT_MAX_CHARS
+
+    environment = "e" * ENVIRONMENT_MAX_CHARS
+    config, secret_keys = stack_config(ROOT / "Pulumi.dev.yaml", SECRET_DB_USERS)
+    run = run_program(environment, config, secret_keys)
+    limited = {RULE: "name", "aws:lambda/function:Function": "name", "aws:iam/role:Role": "name"}
+    checked = 0
+    for resource in run.resources:
+        key = limited.get(resource.type)
+        if key and isinstance(resource.inputs.get(key), str):
+            assert environment in resource.inputs[key]
+            assert len(resource.inputs[key]) <= 64, f"{resource.type}: {resource.inputs[key]}"
+            checked += 1
+    assert checked >= 3 * len(FUNCTIONS)
+    from datetime import UTC, datetime
+
+    from functions import wakeup
+    from schemas.common import Step
+
+    at = datetime(2099, 12, 31, tzinfo=UTC)
+    recheck = wakeup.schedule_name(environment, "0" * 36, Step.CHECK_RESTORE_STATUS, at)
+    assert recheck.endswith(str(int(at.timestamp())))  # whole: not cut to 64
+    assert len(wakeup.watchdog_name(environment, "0" * 36)) <= 64
