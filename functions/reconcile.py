@@ -16,10 +16,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions import wakeup
-from functions.errors import InvalidRequest, StaleWrite, WaitTimedOut
+from functions.errors import InvalidRequest, StaleWrite
 from functions.observability import invocation_keys, logger, record_metric
 from functions.routes import RECONCILE
-from functions.runner import OUTBOX_GRACE, Services, StepRunner, Trigger, recheck_event, restart_event
+from functions.runner import (
+    OUTBOX_GRACE,
+    Services,
+    StepRunner,
+    Trigger,
+    recheck_event,
+    restart_event,
+    timed_out,
+)
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
@@ -89,15 +97,7 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
         if now >= waiting.deadline:
             runner = StepRunner(step, _no_logic, services)
             trigger = Trigger("reconcile", "reconcile", state.operation_id, {})
-            minutes = int((waiting.deadline - waiting.since).total_seconds() // 60)
-            runner.record_failure(
-                state,
-                trigger,
-                WaitTimedOut(
-                    f"{step.value} waited for {waiting.waiting_for} past its deadline ({minutes} min)"
-                ),
-                now,
-            )
+            runner.record_failure(state, trigger, timed_out(waiting), now)
             report.timed_out.append(state.operation_id)
         elif now >= waiting.next_check_at + grace:
             interval = timedelta(seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds)

@@ -34,6 +34,7 @@ from functions.errors import (
     StaleWrite,
     StepError,
     UnknownOperation,
+    WaitTimedOut,
 )
 from functions.notify import StepLog
 from functions.observability import logger, record_metric
@@ -371,7 +372,19 @@ class StepRunner:
                     raise
                 raise exc from raised
             return self.record_failure(state, trigger, exc, started_at)
+        overdue = self._overdue(state, outcome)
+        if overdue is not None:
+            return self.record_failure(state, trigger, overdue, started_at)
         return self._record_success(state, trigger, outcome, started_at, resolved)
+
+    def _overdue(self, state: OperationState, outcome: Outcome) -> WaitTimedOut | None:
+        """A check that finds its wait still not over at or past the deadline fails it there and then:
+        this check was the last look. Waiting on would schedule the next check in the past, again and
+        again, until the reconciler's scan came by."""
+        waiting = state.waiting
+        if outcome.waiting is None or waiting is None or waiting.step != self.step.value:
+            return None
+        return timed_out(waiting) if utcnow() >= waiting.deadline else None
 
     # -- decisions ----------------------------------------------------------------------------------------
     def _claim(self, state: OperationState) -> OperationState:
@@ -769,6 +782,14 @@ def _compact(value: dict[str, Any], limit: int = MAX_EVENT_RESULT_CHARS) -> dict
         else:
             compacted[key] = inner
     return compacted
+
+
+def timed_out(waiting: Waiting) -> WaitTimedOut:
+    """The failure of a wait past its deadline, found by its own check or by the reconciler."""
+    minutes = int((waiting.deadline - waiting.since).total_seconds() // 60)
+    return WaitTimedOut(
+        f"{Step(waiting.step).value} waited for {waiting.waiting_for} past its deadline ({minutes} min)"
+    )
 
 
 def recheck_event(state: OperationState) -> RecheckDue:

@@ -157,6 +157,34 @@ def test_a_refused_cluster_deletion_is_looked_at_again_soon(
     assert recheck["at"] - datetime.utcnow() <= timedelta(seconds=61)  # at() rounds up to the whole second
 
 
+def test_a_check_past_its_deadline_fails_the_wait_and_schedules_nothing(scheduled: World) -> None:
+    """The check is the last look: still copying at the deadline fails the wait there and then. Before, it
+    waited on and scheduled its next check at the deadline, already past, and again, until the hourly scan."""
+    from functions.state import StateStore
+    from schemas.common import utcnow
+
+    world = scheduled
+    world.advance("check_copy_status")
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    assert world.run("check_copy_status")["copy_status"] == "in-progress"
+    store = StateStore(STATE_TABLE, TARGET_REGION)
+    state = store.get(OPERATION_ID)
+    assert state is not None and state.waiting is not None
+    state.waiting.deadline = utcnow() - timedelta(seconds=1)
+    store.save(state)
+
+    from integration.test_idempotency import bus_event
+
+    due = bus_event("RecheckDue", {"operation_id": OPERATION_ID, "step": "check_copy_status"})
+    answer = world.invoke("check_copy_status", due)
+
+    assert answer["status"] == "error" and answer["error"]["type"] == "WaitTimedOut"
+    assert "past its deadline" in answer["error"]["message"]
+    found = world.state()
+    assert found is not None and found["status"] == "failed" and found["waiting"] is None
+    assert schedules(world) == {}
+
+
 def _refused(self: RdsAdapter, *args: Any, **kwargs: Any) -> Any:
     raise AwsError("RDS refused the call (the operator fixes the cause, then resumes)")
 
