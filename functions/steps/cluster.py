@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from functions import secrets
 from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
+from functions.observability import logger
 from functions.rds import as_identifier
 from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG
@@ -14,6 +16,34 @@ from schemas.config import WRITER_SUFFIX
 from schemas.rds_event_ids import FAILURE_EVENT_IDS
 
 GONE = ("deleting",)
+# Statuses a restore does not come back from on its own (RDS's status tables for Aurora clusters and DB
+# instances): the wait fails at once, naming it, rather than running to its deadline. RDS's failure events
+# say the same, but RDS sends events on a best-effort basis.
+CLUSTER_FAILED = frozenset(
+    {
+        "failed",
+        "migration-failed",
+        "cloning-failed",
+        "inaccessible-encryption-credentials",
+        "inaccessible-encryption-credentials-recoverable",
+        "incompatible-restore",
+        "incompatible-parameters",
+    }
+)
+INSTANCE_FAILED = frozenset(
+    {
+        "failed",
+        "incompatible-network",
+        "incompatible-option-group",
+        "incompatible-parameters",
+        "incompatible-restore",
+        "inaccessible-encryption-credentials",
+        "inaccessible-encryption-credentials-recoverable",
+        "insufficient-capacity",
+        "restore-error",
+        "storage-full",
+    }
+)
 # Put on the restored cluster right after its master password is set, valued with the operation id: a run
 # that dies before recording `master_password_set` in state leaves it, and the next run does not set it again.
 MASTER_PASSWORD_TAG = "aurora-restore:master-password-set"
@@ -154,13 +184,19 @@ def check_restore_status(ctx: StepContext) -> Outcome:
     rds = ctx.target_rds
     rds_event = ctx.trigger.rds
     if rds_event is not None and rds_event.event_id in FAILURE_EVENT_IDS:
-        raise StepError(f"RDS reported a failure for {rds_event.identifier}: {rds_event.event_id}")
+        if _happened_before_this_restore(ctx, rds_event.date):
+            # The cluster and writer keep their names from one refresh to the next, and EventBridge and
+            # Lambda may deliver an event again hours later: one from before this restore began is not
+            # about it. Looked at as any check.
+            logger.info("an earlier restore's failure event ignored", extra={"rds_event": rds_event.event_id})
+        else:
+            raise StepError(f"RDS reported a failure for {rds_event.identifier}: {rds_event.event_id}")
     cluster = rds.cluster(cluster_id)
     if cluster is None:
         raise NotFound(f"the restored cluster {cluster_id} does not exist")
     fields: dict[str, Any] = {"target_cluster_id": cluster_id}
     status = cluster.get("Status")
-    if status in ("failed", "inaccessible-encryption-credentials", "incompatible-restore"):
+    if status in CLUSTER_FAILED:
         raise StepError(f"the restored cluster {cluster_id} is {status}")
     if status != "available":
         return _restoring(ctx, fields, status or "creating", f"cluster {cluster_id} to be available", {})
@@ -195,7 +231,7 @@ def check_restore_status(ctx: StepContext) -> Outcome:
     if instance is None:
         raise NotFound(f"the writer instance {writer} does not exist")
     instance_status = instance.get("DBInstanceStatus")
-    if instance_status in ("failed", "incompatible-parameters", "storage-full"):
+    if instance_status in INSTANCE_FAILED:
         raise StepError(f"the writer instance {writer} is {instance_status}")
     if instance_status != "available":
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
@@ -205,6 +241,23 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         next_step=Step.SETUP_DB_USERS,
         outputs={**outputs, "writer_instance_id": writer},
     )
+
+
+def _happened_before_this_restore(ctx: StepContext, when: str | None) -> bool:
+    """Whether an RDS event dated `when` (its detail's Date) came before this operation asked for the
+    restore. Undated or unreadable: taken as current."""
+    try:
+        dated = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+    except ValueError:
+        return False
+    if dated is None:
+        return False
+    state = ctx.state
+    began = next(
+        (entry.started_at for entry in reversed(state.history) if entry.step == Step.RESTORE_SNAPSHOT),
+        state.created_at,
+    )
+    return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)) < began
 
 
 def _restoring(

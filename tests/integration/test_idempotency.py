@@ -291,3 +291,45 @@ def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
     assert state is not None and state.status == "failed"
     assert state.error is not None and state.error.type == "WaitTimedOut"
     assert state.claim is None
+
+
+def _writer_failed_event(world: World, date: str) -> dict[str, Any]:
+    writer = f"{TARGET_CLUSTER}-writer"
+    return bus_event(
+        "RDS DB Instance Event",
+        {
+            "EventCategories": ["failure"],
+            "SourceType": "DB_INSTANCE",
+            "SourceArn": f"arn:aws:rds:{TARGET_REGION}:{ACCOUNT}:db:{writer}",
+            "Date": date,
+            "Message": "DB instance could not be created",
+            "SourceIdentifier": writer,
+            "EventID": "RDS-EVENT-0353",
+        },
+        source="aws.rds",
+    )
+
+
+def test_a_failure_event_from_before_this_restore_does_not_fail_it(world: World) -> None:
+    """The writer's name is the same at every refresh, and an event may be delivered again hours later."""
+    from datetime import timedelta
+
+    from schemas.common import utcnow
+
+    # Given the restored cluster is available and its writer was asked for
+    world.advance("check_restore_status")
+    assert world.run("check_restore_status")["cluster_status"] == "creating"
+    world.target_rds.databases[f"{TARGET_CLUSTER}-writer"].status = "creating"
+
+    # When an earlier refresh's "writer could not be created" arrives, a day late
+    stale = (utcnow() - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    answer = world.invoke("check_restore_status", _writer_failed_event(world, stale))
+
+    # Then it is looked at as any check: the operation goes on
+    assert answer["status"] == "success" and answer["cluster_status"] == "creating", answer
+    assert world.state()["status"] == "waiting"  # type: ignore[index]
+
+    # And one from this restore still fails it at once
+    answer = world.invoke("check_restore_status", _writer_failed_event(world, utcnow().isoformat()))
+    assert answer["status"] == "error" and "RDS-EVENT-0353" in answer["error"]["message"]
+    assert world.state()["status"] == "failed"  # type: ignore[index]

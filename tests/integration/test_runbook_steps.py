@@ -418,3 +418,34 @@ def test_cleanup_deletes_state_and_logs_when_configured(world: World) -> None:
     assert world.run("snapshot_check")["message"] == "Snapshot exists"
     assert world.run("delete_rds")["deletion_status"] == "completed"
     assert world.rds_calls.calls == []
+
+
+@pytest.mark.parametrize(
+    "status", ["migration-failed", "cloning-failed", "inaccessible-encryption-credentials-recoverable"]
+)
+def test_check_restore_status_fails_at_once_on_a_cluster_that_will_not_come_back(
+    world: World, status: str
+) -> None:
+    """RDS's failure event may never come (events are best effort): the status itself fails the wait."""
+    world.advance("check_restore_status")
+    world.target_rds.clusters[TARGET_CLUSTER].status = status
+
+    answer = world.run("check_restore_status")
+
+    assert answer["status"] == "error" and f"is {status}" in answer["error"]["message"]
+    assert world.state()["status"] == "failed"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("status", ["incompatible-network", "insufficient-capacity", "restore-error"])
+def test_check_restore_status_fails_at_once_on_a_writer_that_will_not_come_back(
+    world: World, status: str
+) -> None:
+    world.advance("check_restore_status")
+    assert world.run("check_restore_status")["cluster_status"] == "creating"  # the writer is asked for
+    writer = f"{TARGET_CLUSTER}-writer"
+    world.target_rds.databases[writer].status = status
+
+    answer = world.run("check_restore_status")
+
+    assert answer["status"] == "error" and f"{writer} is {status}" in answer["error"]["message"]
+    assert world.state()["status"] == "failed"  # type: ignore[index]
