@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 SCHEMA_VERSION = "1.0"
 
@@ -18,9 +18,12 @@ OperationId = Annotated[
 ClusterId = Annotated[
     str,
     StringConstraints(max_length=63, pattern=r"^[a-zA-Z](-?[a-zA-Z0-9])*$"),
+    # RDS keeps identifiers in lower case and describes them so: compared as given, `Dev-Target` was not
+    # the `dev-target` RDS answered with (the lease, the deletion guard, the protected list, events).
+    AfterValidator(str.lower),
     Field(
         description="An RDS DB cluster identifier: 1-63 letters, digits and hyphens, starting with a letter, "
-        "no two hyphens in a row, no hyphen at the end"
+        "no two hyphens in a row, no hyphen at the end (RDS stores it in lower case, and so do we)"
     ),
 ]
 SnapshotId = Annotated[

@@ -217,6 +217,24 @@ def test_the_source_cluster_as_target_in_the_same_region_is_refused(ssm: FakeSsm
         resolve(SETTINGS, event_values=event)
 
 
+def test_cluster_ids_are_taken_in_lower_case_as_rds_keeps_them(ssm: FakeSsm) -> None:
+    """RDS stores and describes identifiers in lower case: `Dev-Target-Cluster` is `dev-target-cluster`. Taken
+    as written, the lease and the deletion guard compared it with RDS's answer and refused the deletion
+    after the copy was made, and a protected `Prod-DB` did not protect `prod-db`."""
+    resolved = resolve(
+        SETTINGS,
+        event_values={"target_cluster_id": "Dev-Target-Cluster", "protected_cluster_ids": ["Prod-DB"]},
+    )
+    assert resolved.config.target_cluster_id == "dev-target-cluster"
+    assert resolved.config.protected_cluster_ids == ["prod-db"]
+    with pytest.raises(ConfigError, match="refusing to restore over the source"):
+        resolve(
+            SETTINGS, event_values={"target_cluster_id": "DEV-Source-Cluster", "target_region": "us-east-1"}
+        )
+    with pytest.raises(ConfigError, match="on the protected list"):
+        resolve(SETTINGS, event_values={"target_cluster_id": "prod-db", "protected_cluster_ids": ["Prod-DB"]})
+
+
 def test_the_same_cluster_name_in_another_region_is_allowed(ssm: FakeSsm) -> None:
     # Given a target with the source's name but in the target region
     # When resolved
