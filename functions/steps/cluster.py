@@ -16,6 +16,7 @@ from schemas.config import WRITER_SUFFIX
 from schemas.rds_event_ids import FAILURE_EVENT_IDS
 
 GONE = ("deleting",)
+STOPPED = ("stopped", "stopping")
 # Statuses a restore does not come back from on its own (RDS's status tables for Aurora clusters and DB
 # instances): the wait fails at once, naming it, rather than running to its deadline. RDS's failure events
 # say the same, but RDS sends events on a best-effort basis.
@@ -93,17 +94,23 @@ def delete_rds(ctx: StepContext) -> Outcome:
         )
     ctx.services.store.index_resource(cluster_id, ctx.operation_id)
     outputs: dict[str, Any] = {"deletion_started": True}
-    if cluster.get("Status") not in GONE:
+    status = cluster.get("Status")
+    if status not in GONE:
         _guard(ctx, cluster)
+        if status in STOPPED:
+            # RDS refuses to delete a stopped cluster or its instances: nothing is asked for, nothing changes.
+            raise StepError(
+                f"cluster {cluster_id} is {status}, and RDS cannot delete a stopped cluster: start it (aws rds"
+                f" start-db-cluster --db-cluster-identifier {cluster_id} --region {config.target_region}),"
+                " then resume"
+            )
         # Instances first. RDS accepts the cluster's deletion as soon as every instance is `deleting`, so
-        # both are asked for in one run; a refusal (an instance not yet deleting) is retried at the next check.
-        requested = set(ctx.outputs.get("instances_deleting", []))
-        for member in cluster.get("DBClusterMembers", []):
-            instance_id = member["DBInstanceIdentifier"]
-            if instance_id not in requested:
-                rds.delete_instance(instance_id)
-                requested.add(instance_id)
-        outputs["instances_deleting"] = sorted(requested)
+        # both are asked for in one run. Each check asks again for every member still there: RDS may have
+        # refused one for now (the cluster busy), and one already deleting answers so, which is tolerated.
+        members = [member["DBInstanceIdentifier"] for member in cluster.get("DBClusterMembers", [])]
+        for instance_id in members:
+            rds.delete_instance(instance_id)
+        outputs["instances_deleting"] = sorted(members)
         if cluster.get("DeletionProtection"):
             rds.disable_deletion_protection(cluster_id)
         final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None

@@ -203,6 +203,41 @@ def test_delete_rds_reports_in_progress_then_completed(world: World) -> None:
     }
 
 
+def test_delete_rds_refuses_a_stopped_target_before_deleting_anything(world: World) -> None:
+    """RDS cannot delete a stopped cluster: asked anyway, it refused at every check until the deadline."""
+    world.advance("delete_rds")
+    world.target_rds.clusters[TARGET_CLUSTER].status = "stopped"
+
+    answer = world.run("delete_rds")
+
+    assert answer["status"] == "error"
+    assert "is stopped" in answer["error"]["message"] and "start-db-cluster" in answer["error"]["message"]
+    assert world.rds_calls.calls == []
+    assert world.state()["status"] == "failed"  # type: ignore[index]
+
+
+def test_delete_rds_asks_again_for_an_instance_deletion_rds_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance deletion RDS refused for now (the cluster busy) is asked for again at the next check;
+    remembered as asked, it never was, and the cluster's deletion was refused until the deadline."""
+    from functions.rds import RdsAdapter
+
+    world.advance("delete_rds")
+    with monkeypatch.context() as busy:
+        busy.setattr(RdsAdapter, "delete_instance", lambda self, instance_id: None)  # refused, tolerated
+        busy.setattr(RdsAdapter, "delete_cluster", lambda self, cluster_id, final: False)
+        assert world.run("delete_rds")["deletion_status"] == "in-progress"
+    assert world.rds_calls.calls == []
+
+    assert world.run("delete_rds")["deletion_status"] == "in-progress"
+
+    assert world.rds_calls.calls == [
+        ("delete_db_instance", "us-west-2", TARGET_WRITER),
+        ("delete_db_cluster", "us-west-2", TARGET_CLUSTER),
+    ]
+
+
 def test_delete_rds_when_the_cluster_does_not_exist_says_completed(world: World) -> None:
     # Given there is no target cluster at all
     world.client("rds").delete_db_instance(DBInstanceIdentifier=TARGET_WRITER, SkipFinalSnapshot=True)
