@@ -75,7 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = operations.load(_target(args), args.operation_id)
     if args.json:
         document = state.model_dump(mode="json", exclude={"outbox"})
-        if state.status == "failed":
+        if state.status in ("failed", "aborted"):
             from functions.runner import left_in_place
 
             document["left_in_place"] = left_in_place(state)
@@ -225,8 +225,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    aborted = operations.abort_operation(_target(args), args.operation_id)
+    target = _target(args)
+    aborted = operations.abort_operation(target, args.operation_id)
     state = aborted.state
+    region = state.config.get("target_region", target.region)
     cluster = state.config.get("target_cluster_id")
     if aborted.lease_released:
         said = f"lease on {aborted.lease_released} released, the cluster is left as it is"
@@ -235,6 +237,17 @@ def cmd_abort(args: argparse.Namespace) -> int:
     else:
         said = "it had no target cluster yet (no lease to release)"
     print(f"aborted {state.operation_id}: {said}")
+    if aborted.copy_left and aborted.copy_still_used:
+        print(
+            f"the snapshot copy {aborted.copy_left} is left to the {aborted.copy_still_used} other operation(s)"
+            " using it: the last one's cleanup deletes it"
+        )
+    elif aborted.copy_left:
+        print(
+            f"the snapshot copy {aborted.copy_left} is left in {region};"
+            " delete it when no longer wanted: aws rds delete-db-cluster-snapshot"
+            f" --db-cluster-snapshot-identifier {aborted.copy_left} --region {region}"
+        )
     return EXIT_OK
 
 
@@ -365,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("operation_id")
     p.add_argument(
-        "--json", action="store_true", help="the state item as JSON (a failed one with left_in_place)"
+        "--json", action="store_true", help="the state item as JSON (a failed or aborted one with left_in_place)"
     )
     p.set_defaults(func=cmd_status)
 

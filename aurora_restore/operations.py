@@ -227,6 +227,10 @@ class Aborted:
     # The target cluster whose lease the operation held and gave up now; None when it held none (it failed
     # before taking it, another operation holds it, or its configuration names no target).
     lease_released: str | None
+    # The snapshot copy it made or shared, left in the target region (cleanup never runs for it), and how
+    # many other operations still use it (0: nobody will delete it but the operator).
+    copy_left: str | None = None
+    copy_still_used: int = 0
 
 
 def abort(target: Target, operation_id: str) -> OperationState:
@@ -252,6 +256,9 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     released: str | None = None
     if cluster and target.store().release_lease(str(cluster), operation_id):
         released = str(cluster)
+    # It no longer counts among the copy's users, so the last other operation's cleanup deletes the copy.
+    copy = state.outputs.get("target_snapshot")
+    still_used = target.store().leave_copy(str(copy), operation_id) if copy else 0
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)
-    return Aborted(state, released)
+    return Aborted(state, released, str(copy) if copy else None, still_used)

@@ -41,11 +41,12 @@ def status_text(state: OperationState) -> str:
         )
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
-    if state.status == "failed":
+    if state.status in ("failed", "aborted"):
         left = left_in_place(state)  # what the failure notification says was left in place
         shown = [f"{name}: {value}" for name, value in left.items() if value is not None]
         lines.append("in place    " + ("\n            ".join(shown) if shown else "nothing"))
-        lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
+        if state.status == "failed":
+            lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
     given: dict[str, list[str]] = {}
     for name, source in state.config_sources.items():
         if source != "default":

@@ -722,10 +722,12 @@ class StepRunner:
 
 
 def left_in_place(state: OperationState) -> dict[str, Any]:
-    """What a failed operation leaves behind, for the failure notification."""
+    """What a failed operation leaves behind, for the failure notification. The lease only when it holds
+    one: snapshot_check records the target among its outputs once it has taken the lease, so an operation
+    that failed before (no snapshot, LeaseHeld: another operation holds it) names none."""
     keep = ("target_snapshot", "snapshot_name", "target_cluster_id", "cluster_endpoint", "deletion_started")
     return {key: state.outputs[key] for key in keep if key in state.outputs} | {
-        "lease": state.config.get("target_cluster_id"),
+        "lease": state.outputs.get("target_cluster_id") if state.status != "aborted" else None,
     }
 
 

@@ -530,18 +530,68 @@ def test_abort_of_an_operation_with_no_target_says_there_was_no_lease(
 def test_abort_of_an_operation_holding_the_lease_releases_it_and_says_so(
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a failed operation holding the lease on its target
+    # Given a failed operation holding the lease on its target, and the only user of its snapshot copy
     state = stored(failed_at_setup_db_users("holder"))
     TARGET.store().acquire_lease(CLUSTER, state.operation_id)
+    copy = state.outputs["target_snapshot"]
+    TARGET.store().join_copy(copy, "holder")
 
     # When the operator aborts it
     code, out, _ = run(capsys, "abort", "holder")
 
-    # Then the lease is gone and the output says so
+    # Then the lease is gone, and the output says so and names the copy nobody will delete
     assert code == cli.EXIT_OK
-    assert out.strip() == f"aborted holder: lease on {CLUSTER} released, the cluster is left as it is"
+    assert out.strip().splitlines() == [
+        f"aborted holder: lease on {CLUSTER} released, the cluster is left as it is",
+        f"the snapshot copy {copy} is left in {REGION}; delete it when no longer wanted: aws rds "
+        f"delete-db-cluster-snapshot --db-cluster-snapshot-identifier {copy} --region {REGION}",
+    ]
     assert TARGET.store().lease_holder(CLUSTER) is None
     assert TARGET.store().get("holder").status == "aborted"  # type: ignore[union-attr]
+    # And status shows what is left in place, without the lease it gave up
+    code, out, _ = run(capsys, "status", "holder")
+    assert f"target_snapshot: {copy}" in out and "lease:" not in out and "resume" not in out
+
+
+def test_abort_leaves_a_shared_copy_to_the_other_operations_cleanup(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two operations sharing the day's copy, one of them failed
+    state = stored(failed_at_setup_db_users("holder"))
+    copy = state.outputs["target_snapshot"]
+    TARGET.store().join_copy(copy, "holder")
+    TARGET.store().join_copy(copy, "other")
+
+    # When the failed one is aborted
+    code, out, _ = run(capsys, "abort", "holder")
+
+    # Then the copy is left to the other, which no longer counts the aborted one: its cleanup deletes it
+    assert code == cli.EXIT_OK
+    assert out.strip().splitlines()[-1] == (
+        f"the snapshot copy {copy} is left to the 1 other operation(s) using it: the last one's cleanup deletes it"
+    )
+    assert TARGET.store().leave_copy(copy, "other") == 0
+
+
+def test_status_of_an_operation_that_failed_before_taking_the_lease_names_no_lease(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operation that failed at snapshot_check (no snapshot that day): it never took the lease
+    stored(
+        operation(
+            "no-snapshot",
+            status="failed",
+            failed_step="snapshot_check",
+            error=ErrorInfo(type="NotFound", message="no snapshot", retryable=False),
+        )
+    )
+
+    # When its status is shown
+    code, out, _ = run(capsys, "status", "no-snapshot")
+
+    # Then nothing is said to be in place, as abort would find
+    assert code == cli.EXIT_FAILED
+    assert "in place    nothing" in out and "lease" not in out
 
 
 # -- 11: an environment with no stack ------------------------------------------------------------------------
