@@ -18,6 +18,7 @@ from typing import Any
 from aurora_restore import operations, render
 from aurora_restore.operations import OperatorError, Target
 from schemas.common import Step
+from schemas.config import CONFIG_FIELDS
 from schemas.state import TERMINAL_STATUSES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -180,8 +181,20 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_REGION", _region(args))
     get_settings.cache_clear()
     settings = get_settings()
-    resolved = resolver.resolve(settings)
+    # The environment layer is the functions' own environment (their Lambda configuration, or the shell
+    # `local serve` runs in), never this shell's: shown as set here, it was not what an operation used.
+    resolved = resolver.resolve(settings, environ={})
     users, warnings = resolver.load_db_users(settings)
+    here = [
+        resolver.ENV_PREFIX + name.upper()
+        for name in CONFIG_FIELDS
+        if os.environ.get(resolver.ENV_PREFIX + name.upper())
+    ]
+    if here:
+        warnings.append(
+            f"ignored: {', '.join(here)} set in this shell; the environment layer is the functions' own"
+            " environment (their Lambda configuration, or `local serve`'s shell)"
+        )
     document: dict[str, Any] = {
         "environment": settings.environment,
         "parameters": {"config": settings.config_parameter, "db_users": settings.db_users_parameter},
@@ -378,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("operation_id")
     p.add_argument(
-        "--json", action="store_true", help="the state item as JSON (a failed or aborted one with left_in_place)"
+        "--json",
+        action="store_true",
+        help="the state item as JSON (a failed or aborted one with left_in_place)",
     )
     p.set_defaults(func=cmd_status)
 

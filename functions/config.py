@@ -104,7 +104,11 @@ def resolve(
     try:
         config = RestoreConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, sources)) from exc
+        message = _describe(exc, sources)
+        if lower_layers and not layers["ssm"]:
+            # The usual cause of a list of missing fields: no configuration deployed for this environment.
+            message += f" (SSM parameter {settings.config_parameter} does not exist or is empty in {settings.region})"
+        raise ConfigError(message) from exc
     for name in CONFIG_FIELDS:
         sources.setdefault(name, "default")
     warnings = [f"unknown key {key!r} in {settings.config_parameter} is ignored" for key in unknown]

@@ -782,3 +782,36 @@ def test_a_cli_command_does_not_import_chaos() -> None:
 
     # Then the chaos module (moto, seconds to import) is not loaded
     assert done.stdout.strip() == "False"
+
+
+# -- 12: config show ------------------------------------------------------------------------------------------
+def test_config_show_leaves_out_this_shells_config_variables_and_says_so(
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment layer is the functions' environment: shown from the operator's shell, it predicted
+    a value no operation used."""
+    import boto3
+
+    from unit.fakes import RUNBOOK_CONFIG
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/aurora-restore/dev/config", Value=json.dumps(RUNBOOK_CONFIG), Type="String")
+    ssm.put_parameter(Name="/aurora-restore/dev/db_users", Value="[]", Type="String")
+    monkeypatch.setenv("AURORA_RESTORE_INSTANCE_CLASS", "db.t4g.medium")
+
+    code, out, _ = run(capsys, "config", "show", "--json")
+
+    assert code == cli.EXIT_OK
+    document = json.loads(out)
+    assert document["config"]["instance_class"]["source"] == "default"
+    assert document["config"]["instance_class"]["value"] != "db.t4g.medium"
+    assert any("ignored: AURORA_RESTORE_INSTANCE_CLASS set in this shell" in w for w in document["warnings"])
+
+
+def test_config_show_of_an_environment_without_its_parameter_says_so(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "config", "show", "--env", "nope")
+
+    assert code != cli.EXIT_OK
+    assert "SSM parameter /aurora-restore/nope/config does not exist or is empty" in err
