@@ -269,6 +269,10 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 
     env_file = Path(args.env_file)
+    if env_file.is_dir():
+        # Found before the runtime starts (some seconds), not when the file is written after it.
+        print(f"aurora-restore: --env-file {env_file} is a directory: name a file to write", file=sys.stderr)
+        return EXIT_USAGE
     runtime = LocalRuntime(RuntimeOptions(log_path=Path(args.log_file) if args.log_file else None))
     stop = threading.Event()
 

@@ -815,3 +815,13 @@ def test_config_show_of_an_environment_without_its_parameter_says_so(
 
     assert code != cli.EXIT_OK
     assert "SSM parameter /aurora-restore/nope/config does not exist or is empty" in err
+
+
+def test_local_serve_refuses_a_directory_as_env_file_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "local", "serve", "--env-file", str(tmp_path))
+
+    assert code == cli.EXIT_USAGE
+    assert err.strip() == f"aurora-restore: --env-file {tmp_path} is a directory: name a file to write"
+    assert "ready" not in out and "Traceback" not in err
