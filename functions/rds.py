@@ -217,10 +217,14 @@ class RdsAdapter:
         return dict(answer["DBCluster"]) if answer else {}
 
     def create_instance(self, **kwargs: Any) -> dict[str, Any]:
+        """Ask for an instance; {} when it exists already or RDS refused it for now (its cluster in a state
+        that takes no new instance yet, such as resetting its master credentials)."""
         answer = self._call(
             f"creating instance {kwargs['DBInstanceIdentifier']}",
             self._client.create_db_instance,
-            tolerate=frozenset({"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"}),
+            tolerate=frozenset(
+                {"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault", "InvalidDBClusterStateFault"}
+            ),
             **kwargs,
         )
         return dict(answer["DBInstance"]) if answer else {}

@@ -224,19 +224,22 @@ def check_restore_status(ctx: StepContext) -> Outcome:
     writer = writer_id(cluster_id)
     if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(writer, ctx.operation_id)
-        rds.create_instance(  # an existing writer (a re-run after a crash) is tolerated
-            DBInstanceIdentifier=writer,
-            DBClusterIdentifier=cluster_id,
-            DBInstanceClass=config.instance_class,
-            Engine=config.engine,
-            Tags=ctx.tags(),
-            PubliclyAccessible=False,
-        )
+        _ask_for_writer(ctx, writer)
         outputs["writer_requested"] = True
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
     instance = rds.instance(writer)
     if instance is None:
-        raise NotFound(f"the writer instance {writer} does not exist")
+        # RDS refused it for now (the cluster busy, as right after its master password was set): again,
+        # and look again soon: no event follows a refusal.
+        _ask_for_writer(ctx, writer)
+        return _restoring(
+            ctx,
+            fields,
+            "creating",
+            f"writer instance {writer} to be accepted",
+            outputs,
+            ctx.config.recheck_interval_seconds,
+        )
     instance_status = instance.get("DBInstanceStatus")
     if instance_status in INSTANCE_FAILED:
         raise StepError(f"the writer instance {writer} is {instance_status}")
@@ -267,13 +270,33 @@ def _happened_before_this_restore(ctx: StepContext, when: str | None) -> bool:
     return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)) < began
 
 
+def _ask_for_writer(ctx: StepContext, writer: str) -> None:
+    """Create the writer. One that exists already (a re-run after a crash) and a refusal for now (the
+    cluster not ready for it) are both tolerated: the next check finds the writer, or asks again."""
+    ctx.target_rds.create_instance(
+        DBInstanceIdentifier=writer,
+        DBClusterIdentifier=ctx.config.target_cluster_id,
+        DBInstanceClass=ctx.config.instance_class,
+        Engine=ctx.config.engine,
+        Tags=ctx.tags(),
+        PubliclyAccessible=False,
+    )
+
+
 def _restoring(
-    ctx: StepContext, fields: dict[str, Any], status: str, what: str, outputs: dict[str, Any]
+    ctx: StepContext,
+    fields: dict[str, Any],
+    status: str,
+    what: str,
+    outputs: dict[str, Any],
+    recheck: float | None = None,
 ) -> Outcome:
     # cluster_status says "available" only once the writer is: the runbook's script moves on at that word.
     return Outcome(
         message="Cluster restore in progress",
         fields={**fields, "cluster_status": status},
-        waiting=Wait(what, ctx.config.restore_timeout_minutes, ctx.config.event_wait_recheck_seconds),
+        waiting=Wait(
+            what, ctx.config.restore_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds
+        ),
         outputs=outputs,
     )

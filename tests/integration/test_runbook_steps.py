@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -484,3 +486,48 @@ def test_check_restore_status_fails_at_once_on_a_writer_that_will_not_come_back(
 
     assert answer["status"] == "error" and f"{writer} is {status}" in answer["error"]["message"]
     assert world.state()["status"] == "failed"  # type: ignore[index]
+
+
+def test_check_restore_status_asks_again_for_a_writer_rds_refused_for_now(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the master password is set the cluster may take no instance yet (InvalidDBClusterState,
+    tolerated): the next check found no writer and failed the operation, the old target already gone."""
+    from datetime import timedelta
+
+    from functions.rds import RdsAdapter
+    from schemas.common import utcnow
+
+    world.advance("check_restore_status")
+    with monkeypatch.context() as busy:
+        busy.setattr(RdsAdapter, "create_instance", lambda self, **kwargs: {})  # refused for now
+        assert world.run("check_restore_status")["cluster_status"] == "creating"
+    writer = f"{TARGET_CLUSTER}-writer"
+    assert writer not in world.target_rds.databases
+
+    again = world.run("check_restore_status")
+
+    assert again["status"] == "success" and again["cluster_status"] == "creating"
+    assert writer in world.target_rds.databases
+    state = world.state()
+    assert state is not None and state["status"] == "waiting"
+    assert "to be accepted" in state["waiting"]["waiting_for"]
+    next_check = datetime.fromisoformat(state["waiting"]["next_check_at"])
+    assert next_check - utcnow() <= timedelta(seconds=61)  # soon: no event follows a refusal
+    assert world.run("check_restore_status")["next_step"] == "setup_db_users"
+
+
+def test_the_writers_creation_refused_for_now_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from functions.rds import RdsAdapter
+
+    class Busy:
+        def create_db_instance(self, **kwargs: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "InvalidDBClusterStateFault", "Message": "resetting-master-credentials"}},
+                "CreateDBInstance",
+            )
+
+    monkeypatch.setattr(RdsAdapter, "_client", property(lambda self: Busy()))
+    assert RdsAdapter("us-west-2").create_instance(DBInstanceIdentifier="w", DBClusterIdentifier="c") == {}
