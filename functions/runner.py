@@ -539,6 +539,11 @@ class StepRunner:
         if outcome.waiting is not None:
             previous = state.waiting if state.waiting and state.waiting.step == self.step.value else None
             recheck = outcome.waiting.recheck_after_seconds or config.recheck_interval_seconds
+            if trigger.rds is not None and previous and previous.waiting_for == outcome.waiting.waiting_for:
+                # The RDS event that ends this wait came before RDS describes the resource so (an instance
+                # created, then configuring its monitoring): the event will not come again, so look again
+                # soon rather than at the safety re-check.
+                recheck = min(recheck, config.recheck_interval_seconds)
             deadline = (
                 previous.deadline if previous else now + timedelta(minutes=outcome.waiting.timeout_minutes)
             )

@@ -333,3 +333,37 @@ def test_a_failure_event_from_before_this_restore_does_not_fail_it(world: World)
     answer = world.invoke("check_restore_status", _writer_failed_event(world, utcnow().isoformat()))
     assert answer["status"] == "error" and "RDS-EVENT-0353" in answer["error"]["message"]
     assert world.state()["status"] == "failed"  # type: ignore[index]
+
+
+def test_an_rds_event_ahead_of_the_resources_status_brings_the_next_check_soon(world: World) -> None:
+    """RDS-EVENT-0005 (instance created) can come while the writer still configures its monitoring: it will
+    not come again, so the next look is after recheck_interval_seconds, not the 15-minute safety re-check."""
+    from datetime import datetime, timedelta
+
+    from schemas.common import utcnow
+
+    world.advance("check_restore_status")
+    assert world.run("check_restore_status")["cluster_status"] == "creating"
+    writer = f"{TARGET_CLUSTER}-writer"
+    world.target_rds.databases[writer].status = "configuring-enhanced-monitoring"
+    created = bus_event(
+        "RDS DB Instance Event",
+        {
+            "EventCategories": ["creation"],
+            "SourceType": "DB_INSTANCE",
+            "SourceArn": f"arn:aws:rds:{TARGET_REGION}:{ACCOUNT}:db:{writer}",
+            "Date": utcnow().isoformat(),
+            "Message": "DB instance created",
+            "SourceIdentifier": writer,
+            "EventID": "RDS-EVENT-0005",
+        },
+        source="aws.rds",
+    )
+
+    answer = world.invoke("check_restore_status", created)
+
+    assert answer["status"] == "success" and answer["cluster_status"] == "creating", answer
+    state = world.state()
+    assert state is not None and state["status"] == "waiting"
+    next_check = datetime.fromisoformat(state["waiting"]["next_check_at"])
+    assert next_check - utcnow() <= timedelta(seconds=61)
