@@ -22,6 +22,8 @@ from schemas.rds_event_ids import (
 )
 
 RECONCILE = "reconcile"
+# A snapshot copy is `<snapshot>-copy` (functions.steps.snapshot.copy_name).
+COPY_SUFFIX = "-copy"
 # The net below the net: waits are woken by one-shot schedules and RDS events, and the stretches between
 # them by each operation's watchdog (functions/wakeup.py); the scan catches a wake-up never scheduled.
 RECONCILE_SCHEDULE = "rate(1 hour)"
@@ -105,8 +107,16 @@ def build_routes(target_region: str | None = None) -> list[Route]:
             "rds-snapshot",
             Step.CHECK_COPY_STATUS.value,
             "default",
-            {"source": ["aws.rds"], "detail-type": [CLUSTER_SNAPSHOT_EVENT]},
-            "cluster-snapshot events (Aurora sends none for a copy; kept for when it does)",
+            {
+                "source": ["aws.rds"],
+                "detail-type": [CLUSTER_SNAPSHOT_EVENT],
+                # Only our copies (`<snapshot>-copy`): not every backup's event in the region.
+                "detail": {
+                    "SourceIdentifier": [{"suffix": COPY_SUFFIX}],
+                    **({"SourceArn": [{"prefix": f"arn:aws:rds:{target_region}:"}]} if target_region else {}),
+                },
+            },
+            "our copies' cluster-snapshot events (Aurora sends none for a copy; kept for when it does)",
         ),
         Route(
             "rds-deleted",

@@ -9,6 +9,7 @@ from functions import config as config_resolver
 from functions import secrets
 from functions.errors import ConfigError, InvalidRequest, NotFound, StepError
 from functions.rds import as_identifier
+from functions.routes import COPY_SUFFIX
 from functions.runner import Outcome, StepContext, Wait
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
@@ -21,7 +22,7 @@ def copy_name(source_name: str) -> str:
     rather than by name can be automated (`rds:<cluster>-<yyyy-mm-dd-hh-mm>`) or AWS Backup's
     (`awsbackup:job-...`), and an RDS identifier holds only letters, digits and single hyphens: the
     service's prefix is dropped and anything else becomes a hyphen."""
-    return f"{as_identifier(source_name.rpartition(':')[2], 250)}-copy"
+    return f"{as_identifier(source_name.rpartition(':')[2], 250)}{COPY_SUFFIX}"
 
 
 def snapshot_check(ctx: StepContext) -> Outcome:

@@ -616,3 +616,26 @@ def test_every_aws_name_fits_with_the_longest_environment_name_allowed() -> None
     recheck = wakeup.schedule_name(environment, "0" * 36, Step.CHECK_RESTORE_STATUS, at)
     assert recheck.endswith(str(int(at.timestamp())))  # whole: not cut to 64
     assert len(wakeup.watchdog_name(environment, "0" * 36)) <= 64
+
+
+def test_the_snapshot_rule_takes_only_our_copies_events_in_the_target_region() -> None:
+    """Every backup in the region sends cluster-snapshot events: each was an invocation for nothing."""
+    from moto.events.models import EventPattern
+
+    (route,) = [route for route in build_routes("us-west-2") if route.name == "rds-snapshot"]
+    pattern = EventPattern.load(json.dumps(route.pattern))
+
+    def event(identifier: str, region: str = "us-west-2") -> dict[str, Any]:
+        return {
+            "source": "aws.rds",
+            "detail-type": "RDS DB Cluster Snapshot Event",
+            "detail": {
+                "SourceIdentifier": identifier,
+                "SourceArn": f"arn:aws:rds:{region}:{ACCOUNT}:cluster-snapshot:{identifier}",
+                "EventID": "RDS-EVENT-0169",
+            },
+        }
+
+    assert pattern.matches_event(event("dev-source-cluster-snapshot-2026-11-30-copy"))
+    assert not pattern.matches_event(event("rds:dev-target-cluster-2026-11-30-03-10"))
+    assert not pattern.matches_event(event("dev-source-cluster-snapshot-2026-11-30-copy", "eu-west-1"))
