@@ -509,19 +509,11 @@ def test_the_overdue_alarm_and_the_dashboard_watch_the_metrics_the_reconciler_pu
     """CloudWatch keeps each combination of dimensions apart: the alarm must name exactly what the
     reconciler's EMF records carry, or it never sees a timeout."""
     from aws_lambda_powertools.metrics import MetricUnit
+    from unit.fakes import SETTINGS as settings  # the dev environment's
 
     from functions.observability import record_metric
     from functions.routes import RECONCILE
-    from functions.settings import Settings
 
-    settings = Settings(
-        environment="dev",
-        region="us-west-2",
-        state_table="t",
-        event_bus="b",
-        config_parameter="/c",
-        db_users_parameter="/u",
-    )
     capsys.readouterr()
     record_metric("WaitTimedOut", MetricUnit.Count, 1, step=RECONCILE, settings=settings)
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

@@ -78,28 +78,10 @@ def test_db_users_too_large_for_parameter_store_are_refused_by_size_without_echo
 
 
 def test_a_role_policy_over_iams_inline_limit_is_refused_at_preview() -> None:
-    from infra.policies import ROLE_INLINE_POLICY_MAX, PolicyRefs, function_policy_text
+    from e2e.test_policies_cover_calls import REFS as refs  # the dev stack's references
 
-    refs = PolicyRefs(
-        account="123456789012",
-        region="us-west-2",
-        source_region="us-east-1",
-        table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/t",
-        bus_arn="arn:aws:events:us-west-2:123456789012:event-bus/b",
-        config_parameter_arn="arn:aws:ssm:us-west-2:123456789012:parameter/c",
-        db_users_parameter_arn="arn:aws:ssm:us-west-2:123456789012:parameter/u",
-        bucket_name="b",
-        log_prefix="p",
-        topic_arn="arn:aws:sns:us-west-2:123456789012:t",
-        queue_arn="arn:aws:sqs:us-west-2:123456789012:q",
-        failure_queue_arn="arn:aws:sqs:us-west-2:123456789012:f",
-        key_arn="arn:aws:kms:us-west-2:123456789012:key/x",
-        log_group_arn="arn:aws:logs:us-west-2:123456789012:log-group:/aws/lambda/x",
-        target_cluster_id="dev-target-cluster",
-        source_cluster_id="dev-source-cluster",
-        target_subnet_group="dev-subnet-group",
-        master_secret_id="dev/master-credentials",
-    )
+    from infra.policies import ROLE_INLINE_POLICY_MAX, function_policy_text
+
     few = dataclasses.replace(refs, user_secret_ids=tuple(f"dev/db-users/user_{n:03d}" for n in range(10)))
     assert json.loads(function_policy_text("setup_db_users", few))["Statement"]
     many = dataclasses.replace(refs, user_secret_ids=tuple(f"dev/db-users/user_{n:03d}" for n in range(150)))
