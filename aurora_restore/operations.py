@@ -42,6 +42,10 @@ class Target:
     def table(self) -> str:
         return f"aurora-restore-state-{self.environment}"
 
+    @property
+    def config_parameter(self) -> str:
+        return f"/aurora-restore/{self.environment}/config"
+
     def store(self) -> StateStore:
         return StateStore(self.table, self.region)
 
@@ -166,11 +170,34 @@ def start(
     """One put-events of RestoreRequested: everything else is the choreography."""
     check_operation_id(operation_id)
     event = RestoreRequested(operation_id=operation_id, target_date=target_date, overrides=overrides or None)
-    existing = target.store().get(operation_id)
+    store = target.store()
+    existing = store.get(operation_id)
     if existing is not None:
         raise OperatorError(f"operation {operation_id} exists already ({existing.status}); choose another id")
+    # The first step would refuse it at once (LeaseHeld), seen only under watch: said here instead, with
+    # the holder and what to do, and nothing is put on the bus.
+    cluster = _target_cluster(target, overrides or {})
+    holder = store.lease_holder(cluster) if cluster else None
+    refusal = store.lease_refusal(cluster, holder) if cluster and holder else None
+    if refusal is not None:
+        raise OperatorError(refusal)
     target.publisher().publish([event])
     return event
+
+
+def _target_cluster(target: Target, overrides: dict[str, Any]) -> str | None:
+    """The cluster an operation started now would refresh: its override, else the environment's SSM
+    configuration. None when that cannot be read (the first step reads and checks it anyway)."""
+    from functions.config import ssm_values
+    from functions.errors import ConfigError
+
+    cluster = overrides.get("target_cluster_id")
+    if cluster is None:
+        try:
+            cluster = ssm_values(target.config_parameter, target.region).get("target_cluster_id")
+        except ConfigError:
+            return None
+    return str(cluster).lower() if isinstance(cluster, str) and cluster else None
 
 
 def load(target: Target, operation_id: str) -> OperationState:

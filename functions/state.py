@@ -242,22 +242,30 @@ class StateStore:
             holder = self.lease_holder(target_cluster_id)
             if holder is None:
                 continue  # released meanwhile
-            held_by = self.get(holder)
-            if held_by is None:
+            refusal = self.lease_refusal(target_cluster_id, holder)
+            if refusal is None:
                 logger.warning("taking over a lease whose holder is gone", extra={"holder": holder})
                 expected = holder
                 continue
-            if held_by.status == "failed":
-                advice = (
-                    f"which failed at {held_by.failed_step}: `aurora-restore resume {holder}` once its cause "
-                    f"is fixed, or `aurora-restore abort {holder}` to give the target up"
-                )
-            else:
-                advice = (
-                    f"which is {held_by.status}: wait for it to finish or run `aurora-restore abort {holder}`"
-                )
-            raise LeaseHeld(f"target cluster {target_cluster_id} is held by operation {holder}, {advice}")
+            raise LeaseHeld(refusal)
         raise LeaseHeld(f"the lease on {target_cluster_id} kept changing hands; try again", retryable=True)
+
+    def lease_refusal(self, target_cluster_id: str, holder: str) -> str | None:
+        """Why `holder`'s lease keeps another operation off the target, and what the operator can do; None
+        when the holder's state item is gone (the lease is taken over)."""
+        held_by = self.get(holder)
+        if held_by is None:
+            return None
+        if held_by.status == "failed":
+            advice = (
+                f"which failed at {held_by.failed_step}: `aurora-restore resume {holder}` once its cause "
+                f"is fixed, or `aurora-restore abort {holder}` to give the target up"
+            )
+        else:
+            advice = (
+                f"which is {held_by.status}: wait for it to finish or run `aurora-restore abort {holder}`"
+            )
+        return f"target cluster {target_cluster_id} is held by operation {holder}, {advice}"
 
     def lease_holder(self, target_cluster_id: str) -> str | None:
         item = self._get_item(LEASE_PREFIX + target_cluster_id, consistent=True)

@@ -825,3 +825,54 @@ def test_local_serve_refuses_a_directory_as_env_file_before_starting_anything(
     assert code == cli.EXIT_USAGE
     assert err.strip() == f"aurora-restore: --env-file {tmp_path} is a directory: name a file to write"
     assert "ready" not in out and "Traceback" not in err
+
+
+# -- 13: start with the target held ----------------------------------------------------------------------------
+def test_start_refuses_a_target_another_live_operation_holds_before_putting_anything_on_the_bus(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first step would refuse it at once (LeaseHeld), and the operator saw it only under watch."""
+    import boto3
+
+    from unit.fakes import RUNBOOK_CONFIG
+
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/aurora-restore/dev/config", Value=json.dumps(RUNBOOK_CONFIG), Type="String"
+    )
+    stored(operation("first", status="waiting", current_step="check_copy_status"))
+    TARGET.store().acquire_lease(RUNBOOK_CONFIG["target_cluster_id"], "first")
+
+    code, out, err = run(capsys, "start", "--date", "2026-11-30", "--operation-id", "second")
+
+    assert code == cli.EXIT_FAILED
+    assert err.strip() == (
+        f"aurora-restore: target cluster {RUNBOOK_CONFIG['target_cluster_id']} is held by operation first, which"
+        " is waiting: wait for it to finish or run `aurora-restore abort first`"
+    )
+    assert bus.events() == [] and TARGET.store().get("second") is None
+
+    # An override naming another target goes ahead; so does a lease whose holder is gone
+    code, _, _ = run(
+        capsys,
+        "start",
+        "--date",
+        "2026-11-30",
+        "--operation-id",
+        "third",
+        "--override",
+        "target_cluster_id=other",
+    )
+    assert code == cli.EXIT_OK
+    TARGET.store().acquire_lease("gone-target", "long-gone")
+    code, _, _ = run(
+        capsys,
+        "start",
+        "--date",
+        "2026-11-30",
+        "--operation-id",
+        "fourth",
+        "--override",
+        "target_cluster_id=Gone-Target",
+    )
+    assert code == cli.EXIT_OK
+    assert len(bus.events()) == 2
