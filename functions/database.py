@@ -2,7 +2,11 @@
 
 Identifiers reach SQL only through psycopg2.sql.Identifier and privileges only from the whitelist.
 Passwords are sent as SCRAM-SHA-256 verifiers computed here, so no plaintext password is ever part of a
-statement the server could log.
+statement the server could log. The verifiers are (PostgreSQL's own `createuser` does the same): a
+failing statement is written to the server's log (log_min_error_statement), and every one with
+log_statement = ddl or pg_stat_statements.track_utility. So a role statement never shares a round trip
+with a grant (a grant's failure, the usual one, logs no verifier), and each role is a round trip of its
+own (a failure, or a cancel, logs that user's verifier alone). docs/deploy.md says what to set.
 """
 
 from __future__ import annotations
@@ -36,9 +40,6 @@ STATEMENTS_PER_ROUND_TRIP = 200
 PARALLEL_THRESHOLD = 64
 USERS_PER_WORKER = 64
 MAX_ROLE_WORKERS = 4
-# A worker hashes this many passwords, then sends their roles in one round trip: small enough that one
-# worker's hashing overlaps the others' server work, large enough that round trips do not count.
-ROLES_PER_ROUND_TRIP = 50
 # How long a worker waits for a role another transaction is creating. Two runs (or a run and a
 # single-transaction one) can each hold a role the other waits for while our workers wait for each other
 # outside the server, a deadlock PostgreSQL cannot see; the timeout ends it as a retryable failure.
@@ -216,8 +217,8 @@ def setup_statements(
     dbname: str,
     schemas: Sequence[str],
     holdings: Holdings | None = None,
-) -> list[sql.Composable]:
-    """Every role with its password, then each schema's grants to all the users it concerns at once.
+) -> tuple[list[sql.Composable], list[sql.Composable]]:
+    """Every role with its password; then each schema's grants to all the users it concerns at once.
 
     One GRANT per (schema, privilege set) names every role that gets it, so a table's ACL is rewritten a
     handful of times rather than once per user: 1,000 users cost what a few do.
@@ -227,7 +228,7 @@ def setup_statements(
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         verifiers = list(pool.map(lambda grant: scram_verifier(grant.password.get_secret_value()), grants))
     roles = [role_statement(grant, existing, secret) for grant, secret in zip(grants, verifiers, strict=True)]
-    return roles + granting
+    return roles, granting
 
 
 def grant_statements(
@@ -436,7 +437,10 @@ def user_statements(
     grant: UserGrant, exists: bool, dbname: str, schemas: Sequence[str]
 ) -> list[sql.Composable]:
     """One user's statements (the same SQL as setup_statements, for a single user)."""
-    return setup_statements([grant], {grant.user.username: False} if exists else {}, dbname, schemas)
+    roles, granting = setup_statements(
+        [grant], {grant.user.username: False} if exists else {}, dbname, schemas
+    )
+    return roles + granting
 
 
 def setup_users(
@@ -458,7 +462,7 @@ def setup_users(
     with `connect` (default: one per USERS_PER_WORKER users, at most MAX_ROLE_WORKERS). The reason:
     PostgreSQL checks every new SCRAM secret against the empty password, a PBKDF2 of 4,096 iterations
     (~4 ms of server CPU per role) in the one backend running the statement; several backends use several
-    CPUs. Each worker hashes its own share of the passwords a batch at a time, so the client's hashing
+    CPUs. Each worker hashes its own share of the passwords one at a time, so the client's hashing
     overlaps the server's work (psycopg2 releases the GIL while the server works). Each worker runs its share in
     its own transaction and none commits until every one has finished without error; if one fails the
     others are cancelled and all roll back, so nothing is changed. Then all commit, and the grants run in
@@ -522,7 +526,10 @@ def _setup_users(
                 existing = dict(cursor.fetchall())
                 if opener is None or count == 1:
                     holdings = read_holdings(cursor, grants, schemas)
-                    _execute_batched(cursor, setup_statements(grants, existing, dbname, schemas, holdings))
+                    roles, granting = setup_statements(grants, existing, dbname, schemas, holdings)
+                    for statement in roles:  # one a round trip: see the module's docstring
+                        cursor.execute(statement)
+                    _execute_batched(cursor, granting)
                     return schemas
         _create_roles(opener, grants, existing, count)
     except (psycopg2.Error, ShortGrant) as exc:
@@ -567,7 +574,7 @@ def _create_roles(
         stop.set()
         for other in others:
             try:
-                other.cancel()  # ends a batch running on the server; ignored by an idle connection
+                other.cancel()  # ends a statement running on the server; ignored by an idle connection
             except psycopg2.Error:
                 pass
 
@@ -580,14 +587,13 @@ def _create_roles(
             own.autocommit = False
             with own.cursor() as cursor:
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", (ROLE_LOCK_TIMEOUT,))
-                for start in range(0, len(share), ROLES_PER_ROUND_TRIP):
-                    statements = []
-                    for grant in share[start : start + ROLES_PER_ROUND_TRIP]:
-                        if stop.is_set():  # another worker failed: its cancel only reaches a running batch
-                            return
-                        verifier = scram_verifier(grant.password.get_secret_value())
-                        statements.append(role_statement(grant, existing, verifier))
-                    cursor.execute(sql.SQL(";\n").join(statements))
+                for grant in share:
+                    if stop.is_set():  # another worker failed: its cancel only reaches a running statement
+                        return
+                    # One role a round trip (see the module's docstring). psycopg2 releases the GIL while
+                    # the server hashes, so the workers' hashing and the server's overlap all the same.
+                    verifier = scram_verifier(grant.password.get_secret_value())
+                    cursor.execute(role_statement(grant, existing, verifier))
         except Exception as exc:
             fail(exc, own)
             raise  # kept in its future too; the first failure recorded is the one reported
