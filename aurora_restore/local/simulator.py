@@ -155,13 +155,16 @@ class StandIn:
     def set_master_password(self, username: str, password: str) -> None:
         from psycopg2 import sql
 
+        from functions.database import scram_verifier
+
         with self._lock:
             conn = self.server.connect("postgres")
             try:
                 with conn.cursor() as cursor:
+                    # As a verifier, as setup_db_users sends them: the server's log never sees the password.
                     cursor.execute(
                         sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                            sql.Identifier(username), sql.Literal(password)
+                            sql.Identifier(username), sql.Literal(scram_verifier(password))
                         )
                     )
             finally:
