@@ -99,7 +99,10 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         )
     target_name = copy_name(source_name)
     ctx.services.store.index_resource(target_name, ctx.operation_id)
-    # Operations restoring the same day's snapshot share its copy; the last one to finish deletes it.
+    # Operations restoring the same day's snapshot share its copy; the last one to finish deletes it. Its
+    # name is recorded before joining, kept even if the copy call fails the step: `abort` gives up the
+    # share it names (else the copy outlived every later operation, counted as still used).
+    ctx.outputs["target_snapshot"] = target_name
     ctx.services.store.join_copy(target_name, ctx.operation_id)
     created = ctx.target_rds.copy_cluster_snapshot(
         source_arn=ctx.outputs["snapshot_arn"],

@@ -531,3 +531,56 @@ def test_the_writers_creation_refused_for_now_is_tolerated(monkeypatch: pytest.M
 
     monkeypatch.setattr(RdsAdapter, "_client", property(lambda self: Busy()))
     assert RdsAdapter("us-west-2").create_instance(DBInstanceIdentifier="w", DBClusterIdentifier="c") == {}
+
+
+def test_a_delete_rds_that_fails_part_way_says_deletion_started(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer went, then the cluster's deletion failed: the notification and `status` must say the
+    target was changed (they said nothing, and abort "left the target as it is")."""
+    from functions.errors import AwsError
+    from functions.rds import RdsAdapter
+    from functions.runner import left_in_place
+    from functions.state import StateStore
+    from integration.world import STATE_TABLE, TARGET_REGION
+
+    world.advance("delete_rds")
+
+    def denied(self: RdsAdapter, cluster_id: str, final: str | None) -> bool:
+        raise AwsError("deleting cluster: AccessDenied")
+
+    monkeypatch.setattr(RdsAdapter, "delete_cluster", denied)
+    assert world.run("delete_rds")["status"] == "error"
+
+    assert world.rds_calls.names() == ["delete_db_instance"]
+    state = StateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
+    assert state is not None and state.status == "failed"
+    assert left_in_place(state)["deletion_started"] is True
+
+
+def test_a_copy_snapshot_that_fails_after_joining_the_copy_lets_abort_give_up_its_share(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The share was taken before the copy call: unrecorded, abort could not give it up, and the copy
+    outlived every later operation of that day (each cleanup found it still used)."""
+    from aurora_restore import operations
+    from aurora_restore.operations import Target
+    from functions.errors import AwsError
+    from functions.rds import RdsAdapter
+    from functions.state import StateStore
+    from integration.world import STATE_TABLE, TARGET_REGION
+
+    world.advance("copy_snapshot")
+
+    def refused(self: RdsAdapter, **kwargs: Any) -> bool:
+        raise AwsError("copying: KMSKeyNotAccessibleFault")
+
+    monkeypatch.setattr(RdsAdapter, "copy_cluster_snapshot", refused)
+    assert world.run("copy_snapshot")["status"] == "error"
+
+    aborted = operations.abort_operation(Target("dev", TARGET_REGION), OPERATION_ID)
+
+    assert aborted.copy_left == COPY_NAME
+    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store.join_copy(COPY_NAME, "a-later-operation")
+    assert store.leave_copy(COPY_NAME, "a-later-operation") == 0  # its cleanup deletes the copy
