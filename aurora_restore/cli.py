@@ -250,6 +250,11 @@ def cmd_abort(args: argparse.Namespace) -> int:
     else:
         said = "it had no target cluster yet (no lease to release)"
     print(f"aborted {state.operation_id}: {said}")
+    if state.outputs.get("deletion_started"):
+        print(
+            f"the deletion of {cluster} had started: what stands under its name may be partly deleted or"
+            " half restored; a new `start` deletes it and restores anew"
+        )
     if aborted.copy_left and aborted.copy_still_used:
         print(
             f"the snapshot copy {aborted.copy_left} is left to the {aborted.copy_still_used} other operation(s)"

@@ -566,6 +566,7 @@ def test_abort_leaves_a_shared_copy_to_the_other_operations_cleanup(
     code, out, _ = run(capsys, "abort", "holder")
 
     # Then the copy is left to the other, which no longer counts the aborted one: its cleanup deletes it
+    assert "deletion of" not in out  # it had not started deleting the target
     assert code == cli.EXIT_OK
     assert out.strip().splitlines()[-1] == (
         f"the snapshot copy {copy} is left to the 1 other operation(s) using it: the last one's cleanup deletes it"
@@ -876,3 +877,19 @@ def test_start_refuses_a_target_another_live_operation_holds_before_putting_anyt
     )
     assert code == cli.EXIT_OK
     assert len(bus.events()) == 2
+
+
+def test_abort_after_the_deletion_started_says_the_target_was_changed(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operation that failed at delete_rds after its writer's deletion was asked for
+    state = failed_at_setup_db_users("partly")
+    state.outputs["deletion_started"] = True
+    stored(state)
+
+    # When aborted
+    code, out, _ = run(capsys, "abort", "partly")
+
+    # Then "left as it is" is not all it says
+    assert code == cli.EXIT_OK
+    assert f"the deletion of {CLUSTER} had started" in out
