@@ -102,6 +102,16 @@ def failed_at_setup_db_users(operation_id: str = "dev-restore-2026-11-30") -> Op
     )
 
 
+def failed_at_snapshot_check(operation_id: str, error_type: str, message: str) -> OperationState:
+    """Failed at the first step, before it took the lease (no snapshot, another operation's lease)."""
+    return operation(
+        operation_id,
+        status="failed",
+        failed_step="snapshot_check",
+        error=ErrorInfo(type=error_type, message=message, retryable=False),
+    )
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
@@ -491,14 +501,7 @@ def test_abort_of_an_operation_that_never_took_the_lease_says_no_lease_was_relea
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an operation that failed at snapshot_check with LeaseHeld: another operation holds the target
-    stored(
-        operation(
-            "second",
-            status="failed",
-            failed_step="snapshot_check",
-            error=ErrorInfo(type="LeaseHeld", message="held by first", retryable=False),
-        )
-    )
+    stored(failed_at_snapshot_check("second", "LeaseHeld", "held by first"))
     TARGET.store().acquire_lease(CLUSTER, "first")
 
     # When the operator aborts it
@@ -578,14 +581,7 @@ def test_status_of_an_operation_that_failed_before_taking_the_lease_names_no_lea
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an operation that failed at snapshot_check (no snapshot that day): it never took the lease
-    stored(
-        operation(
-            "no-snapshot",
-            status="failed",
-            failed_step="snapshot_check",
-            error=ErrorInfo(type="NotFound", message="no snapshot", retryable=False),
-        )
-    )
+    stored(failed_at_snapshot_check("no-snapshot", "NotFound", "no snapshot"))
 
     # When its status is shown
     code, out, _ = run(capsys, "status", "no-snapshot")
@@ -853,29 +849,13 @@ def test_start_refuses_a_target_another_live_operation_holds_before_putting_anyt
     assert bus.events() == [] and TARGET.store().get("second") is None
 
     # An override naming another target goes ahead; so does a lease whose holder is gone
-    code, _, _ = run(
-        capsys,
-        "start",
-        "--date",
-        "2026-11-30",
-        "--operation-id",
-        "third",
-        "--override",
-        "target_cluster_id=other",
-    )
-    assert code == cli.EXIT_OK
     TARGET.store().acquire_lease("gone-target", "long-gone")
-    code, _, _ = run(
-        capsys,
-        "start",
-        "--date",
-        "2026-11-30",
-        "--operation-id",
-        "fourth",
-        "--override",
-        "target_cluster_id=Gone-Target",
-    )
-    assert code == cli.EXIT_OK
+    for operation_id, cluster in (("third", "other"), ("fourth", "Gone-Target")):
+        override = f"target_cluster_id={cluster}"
+        code, _, _ = run(
+            capsys, "start", "--date", "2026-11-30", "--operation-id", operation_id, "--override", override
+        )
+        assert code == cli.EXIT_OK
     assert len(bus.events()) == 2
 
 
