@@ -18,7 +18,6 @@ from typing import Any
 from aurora_restore import operations, render
 from aurora_restore.operations import OperatorError, Target
 from schemas.common import Step
-from schemas.config import CONFIG_FIELDS
 from schemas.state import TERMINAL_STATUSES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -185,11 +184,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     # `local serve` runs in), never this shell's: shown as set here, it was not what an operation used.
     resolved = resolver.resolve(settings, environ={})
     users, warnings = resolver.load_db_users(settings)
-    here = [
-        resolver.ENV_PREFIX + name.upper()
-        for name in CONFIG_FIELDS
-        if os.environ.get(resolver.ENV_PREFIX + name.upper())
-    ]
+    here = list(resolver.environment_variables().values())
     if here:
         warnings.append(
             f"ignored: {', '.join(here)} set in this shell; the environment layer is the functions' own"

@@ -42,16 +42,21 @@ def _env_value(name: str, raw: str) -> Any:
     return raw
 
 
+def environment_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Configuration field -> the name of the variable `AURORA_RESTORE_<FIELD>` set (non-empty) in `environ`."""
+    environ = dict(os.environ) if environ is None else environ
+    named = {name: ENV_PREFIX + name.upper() for name in CONFIG_FIELDS}
+    return {name: variable for name, variable in named.items() if environ.get(variable)}
+
+
 def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = dict(os.environ) if environ is None else environ
     found: dict[str, Any] = {}
-    for name in CONFIG_FIELDS:
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None and raw != "":
-            try:
-                found[name] = _env_value(name, raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{ENV_PREFIX + name.upper()} is not valid JSON: {exc}") from exc
+    for name, variable in environment_variables(environ).items():
+        try:
+            found[name] = _env_value(name, environ[variable])
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{variable} is not valid JSON: {exc}") from exc
     return found
 
 
