@@ -197,7 +197,10 @@ def _target_cluster(target: Target, overrides: dict[str, Any]) -> str | None:
             cluster = ssm_values(target.config_parameter, target.region).get("target_cluster_id")
         except ConfigError:
             return None
-    return str(cluster).lower() if isinstance(cluster, str) and cluster else None
+    try:  # as the operation will take it (RDS's lower case)
+        return str(_field_adapter("target_cluster_id").validate_python(cluster)) if cluster else None
+    except ValidationError:
+        return None  # snapshot_check refuses it, naming the field
 
 
 def load(target: Target, operation_id: str) -> OperationState:

@@ -847,6 +847,12 @@ def test_start_refuses_a_target_another_live_operation_holds_before_putting_anyt
         " is waiting: wait for it to finish or run `aurora-restore abort first`"
     )
     assert bus.events() == [] and TARGET.store().get("second") is None
+    # The same target written in upper case is the same cluster to RDS, and is refused too
+    override = f"target_cluster_id={RUNBOOK_CONFIG['target_cluster_id'].upper()}"
+    code, _, err = run(
+        capsys, "start", "--date", "2026-11-30", "--operation-id", "second", "--override", override
+    )
+    assert code == cli.EXIT_FAILED and "held by operation first" in err
 
     # An override naming another target goes ahead; so does a lease whose holder is gone
     TARGET.store().acquire_lease("gone-target", "long-gone")
