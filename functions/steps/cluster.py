@@ -108,10 +108,10 @@ def delete_rds(ctx: StepContext) -> Outcome:
         # both are asked for in one run. Each check asks again for every member still there: RDS may have
         # refused one for now (the cluster busy), and one already deleting answers so, which is tolerated.
         members = [member["DBInstanceIdentifier"] for member in cluster.get("DBClusterMembers", [])]
-        # Recorded before the first deletion is asked for: kept even if a later call fails the step, so
-        # the failure notification and `status` say the target was changed (left_in_place).
+        # Recorded in the state before the first deletion is asked for: kept even if a later call fails
+        # the step, so the failure notification and `status` say the target was changed (left_in_place).
         ctx.outputs["deletion_started"] = True
-        ctx.outputs["instances_deleting"] = outputs["instances_deleting"] = sorted(members)
+        outputs["instances_deleting"] = sorted(members)
         for instance_id in members:
             rds.delete_instance(instance_id)
         if cluster.get("DeletionProtection"):
