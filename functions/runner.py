@@ -55,6 +55,7 @@ from schemas.events import (
     StepFailed,
     StepWaiting,
 )
+from schemas.rds_event_ids import RESOURCE_KIND
 from schemas.state import TERMINAL_STATUSES, Claim, HistoryEntry, OperationState, Waiting
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Trigger:
     operation_id: str | None
     payload: dict[str, Any]
     rds: RdsEventDetail | None = None
+    rds_kind: str | None = None  # what the RDS event is about (schemas.rds_event_ids.RESOURCE_KIND)
 
     @property
     def is_direct(self) -> bool:
@@ -202,7 +204,8 @@ def parse_trigger(event: Any) -> Trigger:
                 rds_event = RdsEvent.model_validate(event)
             except ValidationError as exc:
                 raise InvalidRequest(f"not an RDS event we understand: {_first_error(exc)}") from exc
-            return Trigger("rds", rds_event.detail.event_id, None, {}, rds_event.detail)
+            kind = RESOURCE_KIND[rds_event.detail_type]
+            return Trigger("rds", rds_event.detail.event_id, None, {}, rds_event.detail, kind)
         model = BUS_EVENT_BY_TYPE.get(detail_type)
         if event.get("source") != EVENT_SOURCE or model is None:
             raise InvalidRequest(f"unexpected event {event.get('source')}/{detail_type}")
@@ -291,7 +294,7 @@ class StepRunner:
             return _error_response(None, exc)
         operation_id = trigger.operation_id
         if trigger.rds is not None:
-            operation_id = self.services.store.lookup_resource(trigger.rds.identifier)
+            operation_id = self.services.store.lookup_resource(str(trigger.rds_kind), trigger.rds.identifier)
             if operation_id is None:
                 logger.debug(
                     "RDS event for a resource that is not ours", extra={"source": trigger.rds.identifier}

@@ -311,13 +311,14 @@ class StateStore:
         return len(from_item(answer.get("Attributes", {})).get("users", set()))
 
     # -- resource index: which operation an RDS event belongs to ----------------------------------------
-    def index_resource(self, identifier: str, operation_id: str, ttl_days: int = 7) -> None:
+    def index_resource(self, kind: str, identifier: str, operation_id: str, ttl_days: int = 7) -> None:
+        """`kind`: schemas.rds_event_ids' CLUSTER, INSTANCE or CLUSTER_SNAPSHOT (one name, several kinds)."""
         expires = int((utcnow() + timedelta(days=ttl_days)).timestamp())
         self._call(
             "put_item",
             Item=to_item(
                 {
-                    "operation_id": RESOURCE_PREFIX + identifier,
+                    "operation_id": f"{RESOURCE_PREFIX}{kind}#{identifier}",
                     "item_kind": "resource",
                     "holder": operation_id,
                     "expires_at": expires,
@@ -325,8 +326,8 @@ class StateStore:
             ),
         )
 
-    def lookup_resource(self, identifier: str) -> str | None:
-        item = self._get_item(RESOURCE_PREFIX + identifier)
+    def lookup_resource(self, kind: str, identifier: str) -> str | None:
+        item = self._get_item(f"{RESOURCE_PREFIX}{kind}#{identifier}")
         return str(item["holder"]) if item else None
 
 

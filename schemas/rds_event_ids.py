@@ -7,6 +7,13 @@ CLUSTER_EVENT = "RDS DB Cluster Event"
 INSTANCE_EVENT = "RDS DB Instance Event"
 CLUSTER_SNAPSHOT_EVENT = "RDS DB Cluster Snapshot Event"
 
+# What each event type is about. The resource index keys an identifier by its kind: a cluster, an instance
+# and a snapshot may share a name (a target cluster named `x-writer` and target x's writer instance).
+CLUSTER = "cluster"
+INSTANCE = "instance"
+CLUSTER_SNAPSHOT = "cluster-snapshot"
+RESOURCE_KIND = {CLUSTER_EVENT: CLUSTER, INSTANCE_EVENT: INSTANCE, CLUSTER_SNAPSHOT_EVENT: CLUSTER_SNAPSHOT}
+
 # Event IDs we act on (design.md, "Facts about AWS").
 CLUSTER_CREATED = "RDS-EVENT-0170"
 CLUSTER_DELETED = "RDS-EVENT-0171"

@@ -13,7 +13,7 @@ from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG
 from schemas.common import Step
 from schemas.config import WRITER_SUFFIX
-from schemas.rds_event_ids import FAILURE_EVENT_IDS
+from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
 
 GONE = ("deleting",)
 STOPPED = ("stopped", "stopping")
@@ -92,7 +92,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
             fields={**fields, "deletion_status": "completed"},
             next_step=Step.RESTORE_SNAPSHOT,
         )
-    ctx.services.store.index_resource(cluster_id, ctx.operation_id)
+    ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
     outputs: dict[str, Any] = {"deletion_started": True}
     status = cluster.get("Status")
     if status not in GONE:
@@ -169,7 +169,7 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
             "MinCapacity": config.serverless_min_capacity,
             "MaxCapacity": config.serverless_max_capacity,
         }
-    ctx.services.store.index_resource(cluster_id, ctx.operation_id)
+    ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
     message = "Cluster restore initiated"
     if not rds.restore_cluster(**kwargs):  # a cluster of that name exists: ours already, or a stranger
         existing = rds.cluster(cluster_id)
@@ -226,7 +226,7 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         ctx.outputs["master_password_set"] = True
     writer = writer_id(cluster_id)
     if not ctx.outputs.get("writer_requested"):
-        ctx.services.store.index_resource(writer, ctx.operation_id)
+        ctx.services.store.index_resource(INSTANCE, writer, ctx.operation_id)
         _ask_for_writer(ctx, writer)
         outputs["writer_requested"] = True
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)

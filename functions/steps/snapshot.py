@@ -13,6 +13,7 @@ from functions.routes import COPY_SUFFIX
 from functions.runner import Outcome, StepContext, Wait
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
+from schemas.rds_event_ids import CLUSTER_SNAPSHOT
 
 OPERATION_TAG = "aurora-restore:operation-id"
 
@@ -98,7 +99,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
             f"snapshot_name {source_name!r} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
         )
     target_name = copy_name(source_name)
-    ctx.services.store.index_resource(target_name, ctx.operation_id)
+    ctx.services.store.index_resource(CLUSTER_SNAPSHOT, target_name, ctx.operation_id)
     # Operations restoring the same day's snapshot share its copy; the last one to finish deletes it. Its
     # name is recorded before joining, kept even if the copy call fails the step: `abort` gives up the
     # share it names (else the copy outlived every later operation, counted as still used).
@@ -112,7 +113,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         kms_key_id=config.kms_key_id if ctx.outputs.get("snapshot_encrypted") else None,
     )
     message = "Snapshot copy initiated" if created else "Snapshot copy initiated (the copy already existed)"
-    ctx.services.store.index_resource(target_name, ctx.operation_id)
+    ctx.services.store.index_resource(CLUSTER_SNAPSHOT, target_name, ctx.operation_id)
     return Outcome(
         message=message,
         fields={"source_snapshot": source_name, "target_snapshot": target_name},

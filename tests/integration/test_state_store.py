@@ -10,6 +10,7 @@ from functions.errors import LeaseHeld, StaleWrite
 from functions.state import StateStore
 from integration.world import STATE_TABLE, TARGET_REGION
 from schemas.common import Step, utcnow
+from schemas.rds_event_ids import CLUSTER, CLUSTER_SNAPSHOT, INSTANCE
 from schemas.state import OperationState
 
 pytestmark = pytest.mark.integration
@@ -145,7 +146,7 @@ def test_lease_and_resource_items_are_not_operations(store: StateStore) -> None:
     # Given an operation, a lease and a resource index entry in the same table
     store.create(new_state())
     store.acquire_lease("dev-target-cluster", "dev-restore-store")
-    store.index_resource("dev-target-cluster", "dev-restore-store")
+    store.index_resource(CLUSTER, "dev-target-cluster", "dev-restore-store")
 
     # When operations are listed
     operations = store.scan_operations()
@@ -153,4 +154,15 @@ def test_lease_and_resource_items_are_not_operations(store: StateStore) -> None:
     # Then only the operation is listed, and the other items are found by their own lookups
     assert [state.operation_id for state in operations] == ["dev-restore-store"]
     assert store.get("lease#dev-target-cluster") is None
-    assert store.lookup_resource("dev-target-cluster") == "dev-restore-store"
+    assert store.lookup_resource(CLUSTER, "dev-target-cluster") == "dev-restore-store"
+
+
+def test_a_cluster_and_an_instance_of_the_same_name_belong_to_their_own_operations(store: StateStore) -> None:
+    # Given target x's writer instance `x-writer`, and another operation whose target cluster is `x-writer`
+    store.index_resource(INSTANCE, "dev-target-cluster-writer", "dev-restore-x")
+    store.index_resource(CLUSTER, "dev-target-cluster-writer", "dev-restore-y")
+
+    # When RDS events name `x-writer`, then each finds the operation waiting on that kind of resource
+    assert store.lookup_resource(INSTANCE, "dev-target-cluster-writer") == "dev-restore-x"
+    assert store.lookup_resource(CLUSTER, "dev-target-cluster-writer") == "dev-restore-y"
+    assert store.lookup_resource(CLUSTER_SNAPSHOT, "dev-target-cluster-writer") is None

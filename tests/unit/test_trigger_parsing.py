@@ -80,8 +80,10 @@ def test_an_rds_event_is_matched_on_its_event_id_and_identifier_without_prefix()
     trigger = parse_trigger(envelope("aws.rds", "RDS DB Cluster Event", detail))
 
     # Then it is an RDS trigger labelled by its EventID, for the bare cluster id; the operation is looked up later
+    # by the identifier and what it names (a cluster here: an instance may have the same name)
     assert (trigger.kind, trigger.label, trigger.operation_id) == ("rds", "RDS-EVENT-0171", None)
     assert trigger.rds is not None and trigger.rds.identifier == "dev-target-cluster"
+    assert trigger.rds_kind == "cluster"
 
 
 @pytest.mark.parametrize(
