@@ -27,14 +27,20 @@ from schemas.state import Waiting
 
 
 # Names from the environment alone: the operator's side (aurora_restore.operations) has no Settings.
+def schedule_prefix(environment: str) -> str:
+    """What every wake-up of the environment is named with first, and what its IAM policies allow. No
+    environment name has a dot, so `dev`'s prefix takes in none of environment `dev-x`'s schedules."""
+    return f"aurora-restore-{environment}."
+
+
 def schedule_name(environment: str, operation_id: str, step: Step, at: datetime) -> str:
     digest = hashlib.sha256(f"{operation_id}/{step.value}".encode()).hexdigest()[:16]
-    return f"aurora-restore-{environment}-{digest}-{int(at.timestamp())}"[:64]
+    return f"{schedule_prefix(environment)}{digest}-{int(at.timestamp())}"[:64]
 
 
 def watchdog_name(environment: str, operation_id: str) -> str:
     digest = hashlib.sha256(operation_id.encode()).hexdigest()[:16]
-    return f"aurora-restore-{environment}-{digest}-watchdog"
+    return f"{schedule_prefix(environment)}{digest}-watchdog"
 
 
 def schedule_recheck(settings: Settings, operation_id: str, step: Step, at: datetime) -> bool:

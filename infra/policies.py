@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from functions.wakeup import schedule_prefix
 from infra.settings import StackConfigError
 from schemas.common import Step
 
@@ -238,7 +239,7 @@ def _copy_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
 def _wakeups(refs: PolicyRefs) -> list[dict[str, Any]]:
     """functions.wakeup, in every function: a waiting step's one-shot RecheckDue (and dropping the one it
     replaces), and the operation's watchdog that any step may arm, move or disarm."""
-    schedules = f"arn:{refs.partition}:scheduler:{refs.region}:{refs.account}:schedule/default/aurora-restore-{refs.environment}-*"
+    schedules = f"arn:{refs.partition}:scheduler:{refs.region}:{refs.account}:schedule/default/{schedule_prefix(refs.environment)}*"
     return [
         _statement(
             "WakeUps",

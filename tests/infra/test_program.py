@@ -582,6 +582,35 @@ def test_the_wakeup_role_may_only_put_events_on_the_bus(dev: ProgramRun) -> None
     ]
 
 
+def test_wake_up_permission_covers_this_environments_schedules_and_no_other_environments(
+    dev: ProgramRun,
+) -> None:
+    """Environment `dev-x`'s names start with `aurora-restore-dev-` as well: dev's functions must not be
+    able to delete its wake-ups."""
+    from datetime import UTC, datetime
+    from fnmatch import fnmatchcase
+
+    from functions import wakeup
+    from schemas.common import Step
+
+    def names(environment: str) -> list[str]:
+        at = datetime(2099, 12, 31, tzinfo=UTC)
+        return [
+            wakeup.schedule_name(environment, "op", Step.CHECK_COPY_STATUS, at),
+            wakeup.watchdog_name(environment, "op"),
+        ]
+
+    prefix = f"arn:aws:scheduler:us-west-2:{ACCOUNT}:schedule/default/"
+    for function, document in policies(dev).items():
+        (patterns,) = [
+            resources(s) for s in document["Statement"] if "scheduler:DeleteSchedule" in actions(s)
+        ]
+        for name in names("dev"):
+            assert any(fnmatchcase(prefix + name, pattern) for pattern in patterns), f"{function}: {name}"
+        for name in names("dev-x"):
+            assert not any(fnmatchcase(prefix + name, pattern) for pattern in patterns), f"{function}: {name}"
+
+
 def test_every_aws_name_fits_with_the_longest_environment_name_allowed() -> None:
     """EventBridge rule, Lambda function and IAM role names stop at 64 characters, the scheduler's group at
     64 and a schedule's name at 64: each ends with the environment, so its length is bounded for all."""
