@@ -72,13 +72,14 @@ def cleanup(ctx: StepContext) -> Outcome:
         snapshot_deleted = ctx.target_rds.delete_cluster_snapshot(target_snapshot)
         if not snapshot_deleted:
             snapshot_deleted = ctx.target_rds.cluster_snapshot(target_snapshot) is None
-    ctx.services.store.release_lease(config.target_cluster_id, ctx.operation_id)
     logs_deleted = False
     if config.delete_logs:
         notify.StepLog(config.log_bucket, config.log_prefix, config.target_region).delete_all(
             ctx.operation_id
         )
         logs_deleted = True
+    # Last: until here a failure leaves the lease held, as the failure notification says (left_in_place).
+    ctx.services.store.release_lease(config.target_cluster_id, ctx.operation_id)
     return Outcome(
         message=f"Successfully completed cleanup for operation {ctx.operation_id}",
         fields={

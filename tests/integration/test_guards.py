@@ -9,6 +9,8 @@ import pytest
 
 from aurora_restore import operations
 from aurora_restore.operations import Target
+from functions import notify
+from functions.errors import AwsError
 from integration.test_idempotency import bus_event
 from integration.world import (
     COPY_NAME,
@@ -172,6 +174,29 @@ def test_the_lease_is_free_again_after_cleanup(world: World) -> None:
     # Then it may take the lease
     assert response["status"] == "success", response
     assert world.state(f"lease#{TARGET_CLUSTER}")["holder"] == "dev-restore-next"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("world_config", [{"delete_logs": True}])
+def test_a_cleanup_that_fails_keeps_the_lease_its_failure_names(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an operation at cleanup whose step logs cannot be deleted
+    world.advance("cleanup")
+
+    def refused(*_: object) -> None:
+        raise AwsError("AccessDenied on s3:DeleteObject", retryable=False)
+
+    monkeypatch.setattr(notify.StepLog, "delete_all", refused)
+
+    # When cleanup runs
+    response = world.run("cleanup")
+
+    # Then the failure names the lease as left in place, and it is: no other operation takes the target
+    # until the cleanup is resumed
+    assert response["status"] == "error", response
+    failed = world.published_of("StepFailed")[-1]
+    assert failed["left_in_place"]["lease"] == TARGET_CLUSTER
+    assert world.state(f"lease#{TARGET_CLUSTER}")["holder"] == OPERATION_ID  # type: ignore[index]
 
 
 def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World) -> None:
