@@ -189,13 +189,13 @@ def _target_cluster(target: Target, overrides: dict[str, Any]) -> str | None:
     """The cluster an operation started now would refresh: its override, else the environment's SSM
     configuration. None when that cannot be read (the first step reads and checks it anyway)."""
     from functions.config import ssm_values
-    from functions.errors import ConfigError
+    from functions.errors import StepError
 
     cluster = overrides.get("target_cluster_id")
     if cluster is None:
         try:
             cluster = ssm_values(target.config_parameter, target.region).get("target_cluster_id")
-        except ConfigError:
+        except StepError:  # refused (access) or throttled
             return None
     try:  # as the operation will take it (RDS's lower case)
         return str(_field_adapter("target_cluster_id").validate_python(cluster)) if cluster else None

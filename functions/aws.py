@@ -62,6 +62,15 @@ TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
         "InternalFailure",
         "InternalServerError",
+        # Other services' names for the same (S3, Secrets Manager, SNS, Scheduler, ...).
+        "SlowDown",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
     }
 )
 
@@ -71,6 +80,6 @@ def error_code(exc: ClientError) -> str:
 
 
 def is_transient(exc: ClientError) -> bool:
-    """Throttling or AWS's own fault (a 5xx): the same call may pass later."""
+    """Throttling (429 included) or AWS's own fault (a 5xx): the same call may pass later."""
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return error_code(exc) in TRANSIENT_CODES or status >= 500
+    return error_code(exc) in TRANSIENT_CODES or status >= 500 or status == 429

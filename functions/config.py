@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from functions import aws
-from functions.errors import ConfigError
+from functions.errors import AwsError, ConfigError, StepError
 from functions.settings import Settings
 from schemas.config import CONFIG_FIELDS, DbUser, DbUsers, RestoreConfig
 
@@ -60,16 +60,23 @@ def environment_values(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return found
 
 
+def _ssm_error(parameter_name: str, exc: ClientError) -> StepError:
+    """SSM refused a read: throttled (GetParameter's account-wide rate is low) the step is tried again and
+    the operation goes on; refused for good (access, KMS), a configuration error."""
+    message = f"reading SSM parameter {parameter_name}: {aws.error_code(exc)}"
+    return AwsError(message, retryable=True) if aws.is_transient(exc) else ConfigError(message)
+
+
 def ssm_values(parameter_name: str, region: str | None = None) -> dict[str, Any]:
     """The JSON document in /aurora-restore/<env>/config; absent is an empty document."""
     # A plain GetParameter, not Powertools' SSMProvider: its module imports boto3, which the first step would
     # import on its cold invocation for this alone, and a provider made per call never served from its cache.
     try:
         answer = aws.client("ssm", region).get_parameter(Name=parameter_name)
-    except (ClientError, BotoCoreError) as exc:
-        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return {}
-        raise ConfigError(f"reading SSM parameter {parameter_name}: {exc}") from exc
+        raise _ssm_error(parameter_name, exc) from exc
     try:
         value = json.loads(answer["Parameter"]["Value"])
     except json.JSONDecodeError as exc:
@@ -140,7 +147,7 @@ def load_db_users(settings: Settings) -> tuple[DbUsers, list[str]]:
         code = exc.response.get("Error", {}).get("Code")
         if code == "ParameterNotFound":
             raise ConfigError(f"SSM parameter {settings.db_users_parameter} does not exist") from exc
-        raise ConfigError(f"reading SSM parameter {settings.db_users_parameter}: {code}") from exc
+        raise _ssm_error(settings.db_users_parameter, exc) from exc
     parameter = answer["Parameter"]
     try:
         document = json.loads(parameter["Value"])

@@ -35,7 +35,7 @@ def send(
         sqs_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
-        raise AwsError(f"sending the notification failed: {code}", retryable=True) from exc
+        raise AwsError(f"sending the notification failed: {code}", retryable=aws.is_transient(exc)) from exc
     return str(sns_id), str(sqs_id)
 
 
@@ -60,7 +60,9 @@ class StepLog:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            raise AwsError(f"writing the step record to s3://{self.bucket}: {code}", retryable=True) from exc
+            raise AwsError(
+                f"writing the step record to s3://{self.bucket}: {code}", retryable=aws.is_transient(exc)
+            ) from exc
 
     def delete_all(self, operation_id: str) -> int:
         s3 = aws.client("s3", self.region)

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from functions import aws, wakeup
@@ -31,6 +32,7 @@ from functions.errors import (
     ConfigError,
     InternalError,
     InvalidRequest,
+    PublishError,
     StaleWrite,
     StepError,
     UnknownOperation,
@@ -115,7 +117,6 @@ class Outcome:
     final_status: str | None = None
     record_result: bool = True
     suppress_completed: bool = False  # a failure notification routes nowhere
-    after_commit: Callable[[], None] | None = None
 
 
 class Services:
@@ -183,6 +184,12 @@ class StepContext:
 
 
 StepLogic = Callable[[StepContext], Outcome]
+
+
+# What an operation acts on, fixed once it is recorded: a later step's direct payload may change the rest of
+# the configuration for that step (event > state), never these. Else restore_snapshot would restore into a
+# cluster the operation holds no lease on, while the one it deleted stayed gone.
+FIXED_FIELDS = ("source_region", "target_region", "source_cluster_id", "target_cluster_id")
 
 
 # -- triggers ---------------------------------------------------------------------------------------------
@@ -494,6 +501,13 @@ class StepRunner:
             for name, source in state.config_sources.items():
                 if resolved.sources.get(name) == "state":
                     resolved.sources[name] = f"state ({source})"
+            for name in FIXED_FIELDS:
+                recorded = state.config.get(name)
+                if recorded is not None and getattr(resolved.config, name) != recorded:
+                    raise InvalidRequest(
+                        f"{name} is {recorded} for this operation, fixed when it started:"
+                        f" {self.step.value} does not act on another (start a new operation for that)"
+                    )
             return resolved
         try:
             return config_resolver.resolve(self.services.settings, event_values=event_values)
@@ -602,7 +616,7 @@ class StepRunner:
         events.extend(outcome.events)
         if outcome.final_status in TERMINAL_STATUSES:
             state.expires_at = expiry(config.state_retention_days, now)
-        self._commit(state, events)
+        published = self._commit(state, events)
         if state.waiting is not None:
             wakeup.reschedule(
                 self.services.settings,
@@ -615,10 +629,13 @@ class StepRunner:
         elif ended is not None:
             wakeup.cancel(self.services.settings, state.operation_id, self.step, ended.next_check_at, now)
         self._watch(state, was, now, resumed=resumed)
-        self._log_step(state, config, response, trigger)
-        if outcome.after_commit is not None:
-            outcome.after_commit()
+        self._write_record(state, config, response, trigger)
         logger.info(outcome.message, extra={"outcome": "waiting" if waiting else "success"})
+        if not published:
+            if not trigger.is_direct:  # tried again in a minute: its replay puts the outbox on the bus
+                raise StepError(f"{self.step.value} is done; its events wait in the outbox", retryable=True)
+            return {**response, "_outcome": "waiting" if waiting else "success"}
+        purge_if_due(self.services.store, state)
         return {**response, "_outcome": "waiting" if waiting else "success"}
 
     def record_failure(
@@ -652,7 +669,7 @@ class StepRunner:
                 )
             )
             events.append(OperationFinished(operation_id=state.operation_id, outcome="failed"))
-        self._commit(state, events)
+        published = self._commit(state, events)
         if ended is not None and state.waiting is None:
             wakeup.cancel(
                 self.services.settings, state.operation_id, Step(ended.step), ended.next_check_at, now
@@ -661,11 +678,15 @@ class StepRunner:
         logger.error("step failed", extra={"error_type": exc.error_type, "error": exc.message})
         if state.config:
             try:
-                self._log_step(
-                    state, RestoreConfig.model_validate(state.config), {"error": error.model_dump()}, trigger
-                )
-            except (StepError, ValidationError) as log_exc:
-                logger.warning("could not write the step record", extra={"error": str(log_exc)})
+                config = RestoreConfig.model_validate(state.config)
+            except ValidationError:
+                logger.warning("could not write the step record: the recorded configuration is invalid")
+            else:
+                self._write_record(state, config, {"error": error.model_dump()}, trigger)
+        if not published and not trigger.is_direct:  # the operation ended: no watchdog would put them
+            raise StepError(
+                f"the failure at {self.step.value} is recorded; its events wait in the outbox", retryable=True
+            )
         return {**_error_response(state.operation_id, exc), "_outcome": "failed"}
 
     def _reruns_failed_step(self, state: OperationState) -> bool:
@@ -685,19 +706,69 @@ class StepRunner:
         elif was == "running" and state.status != "running":
             wakeup.disarm_watchdog(settings, state.operation_id)
 
-    def _commit(self, state: OperationState, events: list[BusEvent]) -> None:
-        """Write the transition with its events in the outbox, put them on the bus, then clear the outbox."""
+    def _commit(self, state: OperationState, events: list[BusEvent]) -> bool:
+        """Write the transition with its events in the outbox, put them on the bus, then clear the outbox.
+        False when the events could not be put: they wait in the outbox, for the operation's next trigger
+        or the reconciler to put (after OUTBOX_GRACE); the transition stands."""
         if state.claim is not None and state.claim.token == self._token:
             state.claim = None
         state.outbox = [{"detail_type": e.detail_type, "detail": e.model_dump(mode="json")} for e in events]
-        self.services.store.save(state)
-        if events:
+        self._write_transition(state)
+        if not events:
+            return True
+        try:
             self.services.publisher.publish(events)
-            state.outbox = []
+        except (PublishError, BotoCoreError) as exc:
+            logger.warning(
+                "events not put on the bus; they wait in the outbox",
+                extra={"error_type": type(exc).__name__, "events": [e.detail_type for e in events]},
+            )
+            return False
+        state.outbox = []
+        try:
+            self.services.store.save(state)
+        except StaleWrite:
+            logger.info("outbox already cleared by a newer writer")
+        except StepError:
+            logger.warning("outbox not cleared: its events may be put on the bus again (harmless)")
+        return True
+
+    def _write_transition(self, state: OperationState) -> None:
+        """The transition's one conditional write, with two of DynamoDB's answers handled here:
+        - "condition failed" for a write it applied (a 500 or a timeout, then botocore's retry meeting its
+          own write): the item holds this very transition, so this invocation carries on from it (deciding
+          again would replay the result and leave the outbox for later);
+        - refused for now (throttled): this invocation's claim is dropped before the error goes up, or every
+          retry of the trigger would find the step held until the claim expired."""
+        expected, last = state.version, (state.history[-1] if state.history else None)
+        try:
+            self.services.store.save(state)
+        except StaleWrite:
+            written = self.services.store.get(state.operation_id)
+            if written is None or written.version != expected + 1 or not written.history:
+                raise
+            if written.history[-1] != last or written.outbox != state.outbox:
+                raise
+            logger.info("the transition was written; its answer was lost")
+            state.version, state.updated_at = written.version, written.updated_at
+        except StepError:
             try:
-                self.services.store.save(state)
-            except StaleWrite:
-                logger.info("outbox already cleared by a newer writer")
+                held = self.services.store.get(state.operation_id)
+            except StepError:
+                held = None
+            if held is not None:
+                self._release_claim(held)
+            raise
+
+    def _write_record(
+        self, state: OperationState, config: RestoreConfig, response: dict[str, Any], trigger: Trigger
+    ) -> None:
+        """The step's record in S3, after the transition is committed: a failure to write it is logged and
+        changes nothing else (raising here would fail a step that is done, or skip what follows)."""
+        try:
+            self._log_step(state, config, response, trigger)
+        except StepError as exc:
+            logger.warning("could not write the step record", extra={"error": exc.message})
 
     def flush_outbox(self, state: OperationState) -> OperationState | None:
         """Events a crashed run wrote but may not have put on the bus: put them now (duplicates are harmless)."""
@@ -708,7 +779,9 @@ class StepRunner:
         ]
         self.services.publisher.publish(events)
         state.outbox = []
-        return self.services.store.save(state)
+        saved = self.services.store.save(state)
+        purge_if_due(self.services.store, saved)
+        return saved
 
     def _log_step(
         self, state: OperationState, config: RestoreConfig, response: dict[str, Any], trigger: Trigger
@@ -727,6 +800,21 @@ class StepRunner:
         StepLog(config.log_bucket, config.log_prefix, config.target_region).write(
             state.operation_id, f"{index:02d}-{self.step.value}", record
         )
+
+
+def purge_if_due(store: StateStore, state: OperationState) -> None:
+    """`delete_state`: a completed operation keeps only its results, once its events are on the bus (the
+    outbox goes with the rest). Done after cleanup's commit, or by whoever puts its outbox on the bus."""
+    if state.status != "completed" or not state.config or state.outbox:
+        return
+    if not state.config.get("delete_state"):
+        return
+    try:
+        store.keep_results_only(state)
+    except StaleWrite:
+        logger.info("state moved before it was reduced to its results; the next look does it")
+    except StepError as exc:
+        logger.warning("state not reduced to its results", extra={"error": exc.message})
 
 
 def left_in_place(state: OperationState) -> dict[str, Any]:

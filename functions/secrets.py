@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from functions import aws
-from functions.errors import ConfigError
+from functions.errors import AwsError, ConfigError
 from schemas.config import DbUser, password_problem
 
 
@@ -27,6 +27,8 @@ def _secret_string(secret_id: str, region: str) -> str:
         answer = aws.client("secretsmanager", region).get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
+        if aws.is_transient(exc):  # throttled: the step is tried again, the operation goes on
+            raise AwsError(f"reading secret {secret_id!r} in {region}: {code}", retryable=True) from exc
         raise ConfigError(f"cannot read secret {secret_id!r} in {region}: {code}") from exc
     value = answer.get("SecretString")
     if not value:

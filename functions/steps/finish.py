@@ -92,8 +92,5 @@ def cleanup(ctx: StepContext) -> Outcome:
         },
         next_step=None,
         events=[OperationFinished(operation_id=ctx.operation_id, outcome="completed")],
-        final_status="completed",
-        after_commit=(lambda: ctx.services.store.keep_results_only(ctx.state))
-        if config.delete_state
-        else None,
+        final_status="completed",  # with delete_state, the runner then keeps its results only (purge_if_due)
     )

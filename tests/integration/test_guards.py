@@ -11,6 +11,7 @@ from aurora_restore import operations
 from aurora_restore.operations import Target
 from functions import notify
 from functions.errors import AwsError
+from functions.state import StateStore
 from integration.test_idempotency import bus_event
 from integration.world import (
     COPY_NAME,
@@ -18,6 +19,7 @@ from integration.world import (
     RUNBOOK_PAYLOADS,
     SOURCE_CLUSTER,
     SOURCE_REGION,
+    STATE_TABLE,
     TARGET_CLUSTER,
     TARGET_REGION,
     TARGET_WRITER,
@@ -214,10 +216,26 @@ def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World)
         "delete_rds", {"operation_id": OPERATION_ID, "target_cluster_id": "dev-other-cluster"}
     )
 
-    # Then the guard refuses: the operation holds no lease on it, and neither cluster is touched
+    # Then it is refused: an operation's target is fixed when it starts; neither cluster is touched
+    assert_recorded_failure(world, response, "delete_rds", "InvalidRequest")
+    assert "target_cluster_id is dev-target-cluster for this operation" in response["message"]
+    assert world.cluster_exists("dev-other-cluster")
+    assert_target_untouched(world)
+
+
+def test_delete_rds_refuses_a_target_whose_lease_another_operation_took(world: World) -> None:
+    # Given an operation at delete_rds whose lease another operation has taken meanwhile
+    world.advance("delete_rds")
+    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store.release_lease(TARGET_CLUSTER, OPERATION_ID)
+    store.acquire_lease(TARGET_CLUSTER, "dev-restore-other")
+
+    # When the step runs
+    response = world.run("delete_rds")
+
+    # Then the guard refuses, and the target is not touched
     assert_recorded_failure(world, response, "delete_rds", "GuardRefused")
     assert "does not hold its lease" in response["message"]
-    assert world.cluster_exists("dev-other-cluster")
     assert_target_untouched(world)
 
 
