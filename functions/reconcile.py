@@ -65,7 +65,9 @@ def reconcile_operation(operation_id: str, services: Services) -> dict[str, Any]
     (a long stretch that is still moving gets another one)."""
     now, report = utcnow(), Report()
     state = services.store.get(operation_id)
-    if state is not None and state.status not in TERMINAL_STATUSES:
+    if state is not None and state.status in TERMINAL_STATUSES and state.outbox:
+        _reconcile_state(state, now, services, report)  # its failure's events, still to be put on the bus
+    elif state is not None and state.status not in TERMINAL_STATUSES:
         _reconcile_state(state, now, services, report)
         if state.status == "running" and operation_id not in report.redriven:
             moved = max(state.updated_at, state.claim.until if state.claim else state.updated_at)

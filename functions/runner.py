@@ -322,6 +322,7 @@ class StepRunner:
         state = store.get(operation_id)
         if state is None:
             if self.step is not Step.SNAPSHOT_CHECK:
+                logger.warning("refused: no such operation")
                 return _error_response(
                     operation_id,
                     UnknownOperation(
@@ -460,6 +461,7 @@ class StepRunner:
             f"({state.status}); {self.step.value} does not run now"
         )
         if trigger.is_direct:
+            logger.warning("direct call refused", extra={"reason": message})
             return _error_response(state.operation_id, InvalidRequest(message), outcome="refused")
         logger.info("stale trigger ignored", extra={"reason": message})
         return {"status": "ignored", "message": message}

@@ -21,7 +21,8 @@ Username = Annotated[
 # Roles that only the cluster itself may own; PostgreSQL reserves `pg_*` and Aurora makes its own `rds_*`
 # roles (rds_superuser, rds_iam, rds_password, rds_replication, ...).
 RESERVED_USERNAMES = frozenset(
-    {"postgres", "rdsadmin", "rds_superuser", "public", "pg_monitor", "rdsrepladmin"}
+    # "none": PostgreSQL reserves it too (CREATE ROLE none is a syntax error, whatever the quoting).
+    {"postgres", "rdsadmin", "rds_superuser", "public", "none", "pg_monitor", "rdsrepladmin"}
 )
 RESERVED_PREFIXES = ("pg_", "rds_")
 # A restored cluster's writer is `<target_cluster_id>-writer`, and an instance id holds 63 characters.

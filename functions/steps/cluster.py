@@ -92,11 +92,12 @@ def delete_rds(ctx: StepContext) -> Outcome:
             fields={**fields, "deletion_status": "completed"},
             next_step=Step.RESTORE_SNAPSHOT,
         )
-    ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
-    outputs: dict[str, Any] = {"deletion_started": True}
     status = cluster.get("Status")
     if status not in GONE:
-        _guard(ctx, cluster)
+        _guard(ctx, cluster)  # before anything is written: a refused cluster is not indexed as ours
+    ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
+    outputs: dict[str, Any] = {"deletion_started": True}
+    if status not in GONE:
         if status in STOPPED:
             # RDS refuses to delete a stopped cluster or its instances: nothing is asked for, nothing changes.
             raise StepError(
@@ -117,6 +118,8 @@ def delete_rds(ctx: StepContext) -> Outcome:
         if cluster.get("DeletionProtection"):
             rds.disable_deletion_protection(cluster_id)
         final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None
+        if final:  # kept after the refresh, so the notification names it (one per refresh, never deleted)
+            outputs["final_snapshot"] = final
         if not rds.delete_cluster(cluster_id, final):
             # Refused for now (an instance not yet `deleting`): only the instances' deletions would
             # follow, and no rule listens for those, so look again soon rather than at the safety re-check.

@@ -25,6 +25,8 @@ def notify_completion(ctx: StepContext) -> Outcome:
         "cluster_port": state.outputs.get("cluster_port"),
         "users": state.outputs.get("users", []),
     }
+    if state.outputs.get("final_snapshot"):
+        message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
     if failed:
         error = ctx.trigger.payload.get("error") or (state.error.model_dump() if state.error else {})
         message["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
@@ -32,6 +34,21 @@ def notify_completion(ctx: StepContext) -> Outcome:
         message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or left_in_place(state)
         message["resume"] = f"aurora-restore resume {ctx.operation_id}"
     subject = f"aurora-restore {outcome}: {config.target_cluster_id} ({ctx.operation_id})"
+    if failed:
+        # StepFailed comes at least once: a failure already notified is not sent again. A failure after a
+        # resume is another one (one more failed entry in the history).
+        failures = sum(1 for entry in state.history if entry.outcome == "failed")
+        key = f"{message['failed_step']}#{failures}"
+        if key in state.outputs.get("failures_notified", []):
+            return Outcome(
+                message=f"Failure at {message['failed_step']} already notified",
+                fields={"target_cluster_id": config.target_cluster_id, "outcome": outcome},
+                next_step=None,
+                direct_next_step=None,
+                final_status="failed",
+                record_result=False,
+                suppress_completed=True,
+            )
     sns_id, sqs_id = notify.send(
         config.notification_topic_arn, config.notification_queue_url, subject, message, config.target_region
     )
@@ -49,7 +66,10 @@ def notify_completion(ctx: StepContext) -> Outcome:
             fields=fields,
             next_step=None,
             direct_next_step=None,
-            outputs={"failure_notifications": sent},
+            outputs={
+                "failure_notifications": sent,
+                "failures_notified": [*state.outputs.get("failures_notified", []), key],
+            },
             final_status="failed",
             record_result=False,
             suppress_completed=True,

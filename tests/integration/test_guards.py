@@ -233,10 +233,11 @@ def test_delete_rds_refuses_a_target_whose_lease_another_operation_took(world: W
     # When the step runs
     response = world.run("delete_rds")
 
-    # Then the guard refuses, and the target is not touched
+    # Then the guard refuses, and the target is not touched, nor indexed as this operation's
     assert_recorded_failure(world, response, "delete_rds", "GuardRefused")
     assert "does not hold its lease" in response["message"]
     assert_target_untouched(world)
+    assert world.state(f"resource#cluster#{TARGET_CLUSTER}") is None
 
 
 def _delete_rds_refused(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -304,6 +305,36 @@ def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stay
     state = world.state()
     assert state is not None and state["status"] == "failed"
     assert [e["next_step"] for e in world.published_of("StepCompleted")] == []
+
+
+def test_a_step_failed_delivered_twice_is_notified_once_and_a_later_failure_again(world: World) -> None:
+    # Given delete_rds was refused and its StepFailed notified
+    _, event = _delete_rds_refused(world)
+    assert world.invoke("notify_completion", event)["status"] == "success"
+
+    # When EventBridge delivers the same StepFailed again (at least once)
+    again = world.invoke("notify_completion", event)
+
+    # Then nobody is told twice
+    assert again["status"] == "success" and "already notified" in again["message"], again
+    assert len(world.notifications()) == 1
+
+    # And once resumed and refused again, that new failure is notified
+    operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+    assert world.run("delete_rds")["status"] == "error"
+    second = world.published_of("StepFailed")[-1]
+    assert world.invoke("notify_completion", bus_event("StepFailed", second))["status"] == "success"
+    assert len(world.notifications()) == 2
+
+
+@pytest.mark.parametrize("world_config", [{"final_snapshot": True}])
+def test_the_completion_notification_names_the_final_snapshot_the_deletion_kept(world: World) -> None:
+    world.advance("notify_completion")
+
+    assert world.run("notify_completion")["status"] == "success"
+
+    [body] = world.notifications()
+    assert json.loads(body)["final_snapshot"] == f"{TARGET_CLUSTER}-final-{OPERATION_ID}"
 
 
 def test_a_request_refused_for_a_bad_override_is_still_notified(world: World) -> None:
