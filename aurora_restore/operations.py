@@ -18,7 +18,7 @@ from functions import aws, wakeup
 from functions.bus import EventPublisher
 from functions.errors import StaleWrite
 from functions.runner import restart_event
-from functions.state import StateStore
+from functions.state import StateStore, expiry
 from schemas.common import OperationId, Step, utcnow
 from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import OperationFinished, RestoreRequested
@@ -280,6 +280,12 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
         state.status = "aborted"
         state.waiting = None
         state.next_step = None
+        # Kept as long as any ended operation (a resumed one had no expiry: it would have stayed for ever).
+        days = (
+            state.config.get("state_retention_days")
+            or RestoreConfig.model_fields["state_retention_days"].default
+        )
+        state.expires_at = expiry(int(days))
 
     state = _update(target, operation_id, change, "aborting")
     cluster = state.config.get("target_cluster_id")

@@ -299,16 +299,44 @@ class StateStore:
         )
 
     def leave_copy(self, copy_id: str, operation_id: str) -> int:
-        """Stop counting `operation_id`; how many operations still use the copy (0: it may be deleted)."""
+        """Stop counting `operation_id`; how many operations still use the copy (0: it may be deleted).
+
+        Users that can no longer leave are not counted either: an operation whose state item is gone (a
+        failure never resumed nor aborted, expired through its TTL) or that ended without leaving. Else the
+        copy outlived every later operation. The count's item goes with the last user."""
+        remaining = self._drop_copy_users(copy_id, [operation_id])
+        stale = [user for user in remaining if self._no_longer_uses_copies(user)]
+        if stale:
+            logger.info("copy users that ended without leaving are dropped", extra={"users": sorted(stale)})
+            remaining = self._drop_copy_users(copy_id, stale)
+        if not remaining:
+            try:
+                self._call(
+                    "delete_item",
+                    Key={"operation_id": {"S": COPY_PREFIX + copy_id}},
+                    ConditionExpression="attribute_not_exists(#users)",
+                    ExpressionAttributeNames={"#users": "users"},
+                )
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+                return self.leave_copy(copy_id, operation_id)  # another operation joined meanwhile
+        return len(remaining)
+
+    def _drop_copy_users(self, copy_id: str, users: list[str]) -> set[str]:
         answer = self._call(
             "update_item",
             Key={"operation_id": {"S": COPY_PREFIX + copy_id}},
-            UpdateExpression="DELETE #users :me",
+            UpdateExpression="DELETE #users :gone",
             ExpressionAttributeNames={"#users": "users"},
-            ExpressionAttributeValues={":me": {"SS": [operation_id]}},
+            ExpressionAttributeValues={":gone": {"SS": users}},
             ReturnValues="ALL_NEW",
         )
-        return len(from_item(answer.get("Attributes", {})).get("users", set()))
+        return set(from_item(answer.get("Attributes", {})).get("users", set()))
+
+    def _no_longer_uses_copies(self, operation_id: str) -> bool:
+        state = self.get(operation_id)
+        return state is None or state.status in ("completed", "aborted")
 
     # -- resource index: which operation an RDS event belongs to ----------------------------------------
     def index_resource(self, kind: str, identifier: str, operation_id: str, ttl_days: int = 7) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -264,6 +265,21 @@ def test_a_failure_notification_delivered_after_an_abort_leaves_the_operation_ab
     state = world.state()
     assert state is not None and state["status"] == "aborted"
     assert world.notifications() == []
+
+
+def test_an_operation_aborted_after_a_resume_still_expires(world: World) -> None:
+    # Given a failed operation the operator resumed (a running operation has no expiry of its own)
+    _delete_rds_refused(world)
+    operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+
+    # When the operator aborts it
+    operations.abort(Target("dev", TARGET_REGION), OPERATION_ID)
+
+    # Then it expires after the configured retention, as any ended operation
+    state = world.state()
+    assert state is not None and state["status"] == "aborted"
+    days = (int(state["expires_at"]) - time.time()) / 86_400
+    assert 29.9 < days <= 30
 
 
 def test_a_failure_notification_delivered_after_a_resume_leaves_the_operation_running(world: World) -> None:

@@ -166,3 +166,23 @@ def test_a_cluster_and_an_instance_of_the_same_name_belong_to_their_own_operatio
     assert store.lookup_resource(INSTANCE, "dev-target-cluster-writer") == "dev-restore-x"
     assert store.lookup_resource(CLUSTER, "dev-target-cluster-writer") == "dev-restore-y"
     assert store.lookup_resource(CLUSTER_SNAPSHOT, "dev-target-cluster-writer") is None
+
+
+def test_a_copy_user_that_can_no_longer_leave_is_not_counted(store: StateStore) -> None:
+    # Given a copy used by a running operation, one whose state item expired (it failed and was never
+    # resumed nor aborted) and one that ended without leaving
+    running, ended = new_state("dev-restore-running"), new_state("dev-restore-ended")
+    ended.status = "aborted"
+    store.create(running)
+    store.create(ended)
+    for user in ("dev-restore-running", "dev-restore-expired", "dev-restore-ended", "dev-restore-me"):
+        store.join_copy("snap-copy", user)
+
+    # When an operation leaves it, the running one alone still counts
+    assert store.leave_copy("snap-copy", "dev-restore-me") == 1
+
+    # And when the last one leaves, the copy may be deleted and its count goes too
+    assert store.leave_copy("snap-copy", "dev-restore-running") == 0
+    assert not [
+        item for item in store._call("scan")["Items"] if item["operation_id"]["S"] == "copy#snap-copy"
+    ]

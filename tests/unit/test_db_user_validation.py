@@ -51,7 +51,8 @@ def test_malformed_usernames_are_refused(username: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "username", ["postgres", "rdsadmin", "rds_superuser", "public", "none", "pg_app", "rds_iam", "rds_password"]
+    "username",
+    ["postgres", "rdsadmin", "rds_superuser", "public", "none", "pg_app", "rds_iam", "rds_password"],
 )
 def test_reserved_usernames_are_refused(username: str) -> None:
     # Given / When a role only the cluster may own
