@@ -559,8 +559,9 @@ def test_abort_of_an_operation_holding_the_lease_releases_it_and_says_so(
 def test_abort_leaves_a_shared_copy_to_the_other_operations_cleanup(
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given two operations sharing the day's copy, one of them failed
+    # Given two operations sharing the day's copy, both failed (neither may leave it yet)
     state = stored(failed_at_setup_db_users("holder"))
+    stored(failed_at_setup_db_users("other"))
     copy = state.outputs["target_snapshot"]
     TARGET.store().join_copy(copy, "holder")
     TARGET.store().join_copy(copy, "other")
