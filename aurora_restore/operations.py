@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from functions import aws, wakeup
 from functions.bus import EventPublisher
-from functions.errors import StaleWrite
+from functions.errors import StaleWrite, shown
 from functions.runner import restart_event
 from functions.state import StateStore, expiry
 from schemas.common import OperationId, Step, utcnow
@@ -61,13 +61,6 @@ def default_operation_id(environment: str, target_date: date) -> str:
 OPERATION_ID_RULE = (
     "an operation id holds 1-128 letters, digits, '.', '_', ':' and '-', and starts with a letter or digit"
 )
-SHOWN_VALUE_LIMIT = 100  # a value longer than this is not quoted back to the operator
-
-
-def shown(value: str) -> str:
-    """`value` as quoted back in a message; a long one only by its length (it could be anything)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_VALUE_LIMIT else f"<{len(value)} characters>"
 
 
 def check_operation_id(operation_id: str) -> str:

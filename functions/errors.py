@@ -83,3 +83,13 @@ class PublishError(Exception):
     def __init__(self, failed: list[dict[str, object]]) -> None:
         super().__init__(f"{len(failed)} event(s) were not put on the bus: {failed}")
         self.failed = failed
+
+
+SHOWN_VALUE_LIMIT = 100  # a value longer than this is not quoted back in a message
+
+
+def shown(value: object) -> str:
+    """`value` as quoted back in a message; a long one only by its length: it could be anything, and it
+    would be copied into the response, the history, the error, the events and the log."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_LIMIT else f"<{len(str(value))} characters>"

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions import wakeup
-from functions.errors import InvalidRequest, StaleWrite
+from functions.errors import InvalidRequest, StaleWrite, StepError
 from functions.observability import invocation_keys, logger, record_metric
 from functions.routes import RECONCILE
 from functions.runner import (
@@ -33,6 +33,9 @@ from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
 from schemas.events import StallCheckDue
 from schemas.state import TERMINAL_STATUSES, OperationState
+
+# About an hour of tries (with stall_seconds' default, 900 s), each with Lambda's own two retries.
+MAX_REDRIVES = 4
 
 
 @dataclass
@@ -137,9 +140,21 @@ def _stalled(state: OperationState, now: datetime, services: Services) -> bool:
 
 
 def redrive(state: OperationState, services: Services, now: datetime) -> None:
-    """Clear a dead claim and put the next step's trigger on the bus again (duplicates are harmless)."""
+    """Clear a dead claim and put the next step's trigger on the bus again (duplicates are harmless).
+
+    Not for ever: a step that failed retryably at every try (a database that refuses every connection, a
+    region that does not answer) is failed after MAX_REDRIVES re-drives, with its last error, for the
+    operator to fix and resume; else it held the target's lease while nobody was told."""
     step = Step(state.next_step) if state.next_step else Step.SNAPSHOT_CHECK
     state.claim = None
+    if state.redriven >= MAX_REDRIVES:
+        last = f": {state.retry_error}" if state.retry_error else " (its trigger was lost each time)"
+        error = StepError(f"{step.value} did not complete after {state.redriven} re-drives{last}")
+        StepRunner(step, _no_logic, services).record_failure(
+            state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
+        )
+        return
+    state.redriven += 1
     services.store.save(state)
     services.publisher.publish([restart_event(state, step, f"re-driven by the reconciler at {now:%H:%M:%S}")])
     # Keep watching it: the re-driven step's own trigger could be lost too.

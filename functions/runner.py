@@ -378,7 +378,7 @@ class StepRunner:
                 logger.warning(
                     "retryable failure; the trigger will be delivered again", extra={"error": exc.message}
                 )
-                self._release_claim(state)
+                self._release_claim(state, retry_error=exc.message)
                 if exc is raised:
                     raise
                 raise exc from raised
@@ -411,13 +411,16 @@ class StepRunner:
         state.claim = Claim(step=self.step, token=self._token, until=now + self._claim_ttl())
         return self.services.store.save(state)
 
-    def _release_claim(self, state: OperationState) -> None:
+    def _release_claim(self, state: OperationState, retry_error: str | None = None) -> None:
         """Drop this invocation's claim, re-reading when the state moved meanwhile (the outbox cleared
-        after a commit, say): a claim left behind holds every next trigger off until it expires."""
+        after a commit, say): a claim left behind holds every next trigger off until it expires. With the
+        retryable failure that ends this try, for the reconciler to name if the step never completes."""
         for _ in range(MAX_ATTEMPTS):
             if state.claim is None or state.claim.token != self._token:
                 return
             state.claim = None
+            if retry_error is not None:
+                state.retry_error = retry_error
             try:
                 self.services.store.save(state)
                 return
@@ -454,6 +457,12 @@ class StepRunner:
                 outcome="refused",
             )
         expected = state.next_step
+        if trigger.kind == "StepFailed" and state.status in ("running", "waiting"):
+            # A failure resumed since, delivered again or late: had the operation reached
+            # notify_completion meanwhile, it would send a failure notice and set it failed.
+            message = f"operation {state.operation_id} is {state.status} again; that failure was resumed"
+            logger.info("stale trigger ignored", extra={"reason": message})
+            return {"status": "ignored", "message": message}
         if expected == self.step.value:
             return None
         message = (
@@ -474,6 +483,10 @@ class StepRunner:
         except ValueError:
             target_date = now.date()
         overrides = trigger.payload.get("overrides") or {}
+        if trigger.is_direct and isinstance(overrides, dict):
+            # A direct payload's own configuration fields are overrides too (they win, as in
+            # _resolve_config): kept, so that a resume at snapshot_check resolves what this run did.
+            overrides = {**overrides, **{k: v for k, v in trigger.payload.items() if k in CONFIG_FIELDS}}
         return OperationState(
             operation_id=operation_id,
             status="running",
@@ -541,6 +554,7 @@ class StepRunner:
             state.config = config.model_dump(mode="json")
             state.config_sources = dict(resolved.sources)
             state.target_cluster_id = config.target_cluster_id
+        state.redriven, state.retry_error = 0, None  # it moved
         state.history.append(
             HistoryEntry(
                 step=self.step,
@@ -645,6 +659,7 @@ class StepRunner:
     ) -> dict[str, Any]:
         now = utcnow()
         error = ErrorInfo(type=exc.error_type, message=exc.message, retryable=exc.retryable)
+        state.redriven, state.retry_error = 0, None
         state.history.append(
             HistoryEntry(
                 step=self.step,

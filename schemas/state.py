@@ -73,6 +73,13 @@ class OperationState(BaseModel):
     error: ErrorInfo | None = None
     failed_step: Step | None = None
     claim: Claim | None = None
+    redriven: int = Field(
+        default=0,
+        description="Times the reconciler started the next step again since the operation last moved",
+    )
+    retry_error: str | None = Field(
+        default=None, description="The next step's last retryable failure since the operation last moved"
+    )
     outbox: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Events written with the transition and not yet confirmed on the bus",

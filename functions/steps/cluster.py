@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions import secrets
-from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError
+from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError, shown
 from functions.observability import logger
 from functions.rds import as_identifier
 from functions.runner import Outcome, StepContext, Wait
@@ -150,7 +150,7 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
     config = ctx.config
     target_snapshot = ctx.value("target_snapshot")
     if target_snapshot != ctx.outputs.get("target_snapshot"):
-        raise InvalidRequest(f"target_snapshot {target_snapshot!r} is not this operation's copy")
+        raise InvalidRequest(f"target_snapshot {shown(target_snapshot)} is not this operation's copy")
     rds = ctx.target_rds
     cluster_id = config.target_cluster_id
     kwargs: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from functions import config as config_resolver
 from functions import secrets
-from functions.errors import ConfigError, InvalidRequest, NotFound, StepError
+from functions.errors import ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.rds import as_identifier
 from functions.routes import COPY_SUFFIX
 from functions.runner import Outcome, StepContext, Wait
@@ -32,12 +32,21 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     unknown = sorted(set(requested) - set(CONFIG_FIELDS)) if isinstance(requested, dict) else ["overrides"]
     if unknown:
         raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
+    if ctx.trigger.is_direct:  # a misspelt field would be ignored, and the configured target refreshed
+        stray = sorted(
+            set(ctx.trigger.payload) - {"operation_id", "target_date", "overrides", *CONFIG_FIELDS}
+        )
+        if stray:
+            raise InvalidRequest(
+                f"unknown field(s) in the payload: {', '.join(stray)} (it takes operation_id, target_date,"
+                " overrides and configuration fields)"
+            )
     raw_date = ctx.trigger.payload.get("target_date")
     if raw_date is not None:
         try:
             date.fromisoformat(str(raw_date))
         except ValueError as exc:
-            raise InvalidRequest(f"target_date {raw_date!r} is not a date (YYYY-MM-DD)") from exc
+            raise InvalidRequest(f"target_date {shown(raw_date)} is not a date (YYYY-MM-DD)") from exc
     config = ctx.config
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
@@ -96,7 +105,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         raise InvalidRequest("snapshot_name is missing (run snapshot_check first)")
     if source_name != ctx.outputs.get("snapshot_name"):
         raise InvalidRequest(
-            f"snapshot_name {source_name!r} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
+            f"snapshot_name {shown(source_name)} is not the snapshot this operation found ({ctx.outputs.get('snapshot_name')})"
         )
     target_name = copy_name(source_name)
     ctx.services.store.index_resource(CLUSTER_SNAPSHOT, target_name, ctx.operation_id)
@@ -157,7 +166,7 @@ def _copy_recheck(snapshot: dict[str, Any], shortest: float, requested_at: str |
 def check_copy_status(ctx: StepContext) -> Outcome:
     target_name = ctx.value("target_snapshot")
     if target_name != ctx.outputs.get("target_snapshot"):
-        raise InvalidRequest(f"target_snapshot {target_name!r} is not this operation's copy")
+        raise InvalidRequest(f"target_snapshot {shown(target_name)} is not this operation's copy")
     snapshot = ctx.target_rds.cluster_snapshot(target_name)
     if snapshot is None:
         raise NotFound(f"the snapshot copy {target_name} does not exist in {ctx.config.target_region}")

@@ -98,6 +98,31 @@ def test_a_protected_target_named_in_the_payload_is_refused(world: World) -> Non
     assert_target_untouched(world)
 
 
+def test_a_misspelt_field_in_a_direct_start_is_refused_before_the_lease(world: World) -> None:
+    # When the runbook's first call misspells the target's field
+    payload = {**RUNBOOK_PAYLOADS["snapshot_check"], "target_clusterid": "dev-other-cluster"}
+    response = world.invoke("snapshot_check", payload)
+
+    # Then it is refused, naming the field, and the configured target is not taken
+    assert_recorded_failure(world, response, "snapshot_check", "InvalidRequest")
+    assert "unknown field(s) in the payload: target_clusterid" in response["message"]
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+
+
+def test_a_direct_starts_configuration_is_what_a_resume_starts_again_with(world: World) -> None:
+    # Given a direct start naming its own copy timeout, refused at once (no snapshot for that day)
+    payload = {"operation_id": OPERATION_ID, "target_date": "2020-01-01", "copy_timeout_minutes": 42}
+    assert world.invoke("snapshot_check", payload)["status"] == "error"
+
+    # When the operator resumes it
+    resumed, step = operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+
+    # Then the restart carries that configuration, as a RestoreRequested would have
+    assert step == "snapshot_check" and resumed.overrides == {"copy_timeout_minutes": 42}
+    [restart] = world.published_of("RestoreRequested")
+    assert restart["overrides"] == {"copy_timeout_minutes": 42}
+
+
 @pytest.mark.parametrize("world_config", [{"protected_cluster_ids": [TARGET_CLUSTER]}])
 def test_a_protected_target_in_ssm_refuses_the_operation_at_the_start(world: World) -> None:
     # Given the SSM configuration protects the target cluster
@@ -299,6 +324,25 @@ def test_a_failure_notification_delivered_after_a_resume_leaves_the_operation_ru
     assert world.notifications() == []
 
 
+def test_a_resumed_failure_delivered_late_when_the_operation_is_at_notify_completion_is_ignored(
+    world: World,
+) -> None:
+    # Given a failed operation the operator resumed, which then ran on to notify_completion
+    _, event = _delete_rds_refused(world)
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = False
+    operations.resume(Target("dev", TARGET_REGION), OPERATION_ID)
+    world.advance("notify_completion")
+
+    # When the old StepFailed is delivered again just then
+    response = world.invoke("notify_completion", event)
+
+    # Then it is ignored: no failure notice, the operation not set back to failed
+    assert response["status"] == "ignored", response
+    assert world.notifications() == []
+    state = world.state()
+    assert state is not None and (state["status"], state["next_step"]) == ("running", "notify_completion")
+
+
 def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stays_failed(
     world: World,
 ) -> None:
@@ -406,3 +450,17 @@ def test_an_rds_identifier_keeps_letters_digits_and_single_hyphens() -> None:
     assert as_identifier("a--b__c-") == "a-b-c"
     assert as_identifier("x" * 300) == "x" * 255
     assert as_identifier("ab-" + "c" * 300, limit=3) == "ab"
+
+
+def test_a_huge_value_in_a_payload_is_not_copied_into_the_state(world: World) -> None:
+    # Given an operation at copy_snapshot
+    world.advance("copy_snapshot")
+
+    # When a direct call names a snapshot of 60,000 characters (under the payload's limit)
+    response = world.invoke("copy_snapshot", {"operation_id": OPERATION_ID, "snapshot_name": "s" * 60_000})
+
+    # Then it is refused by its length, not quoted back: the state, the events and the notification would
+    # carry every copy of it (and a few such failures outgrew DynamoDB's 400 KB item)
+    assert_recorded_failure(world, response, "copy_snapshot", "InvalidRequest")
+    assert "snapshot_name <60000 characters> is not the snapshot" in response["message"]
+    assert len(json.dumps(world.state(), default=str)) < 20_000

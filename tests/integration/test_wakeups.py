@@ -14,7 +14,8 @@ import pytest
 
 from aurora_restore import operations
 from aurora_restore.operations import Target
-from functions.errors import AwsError
+from functions import database
+from functions.errors import AwsError, DatabaseError
 from functions.rds import RdsAdapter
 from integration.world import (
     ACCOUNT,
@@ -122,6 +123,48 @@ def test_a_watchdog_re_drives_an_operation_whose_trigger_was_lost(scheduled: Wor
     restarted = [e for e in world.published_of("StepCompleted") if e["operation_id"] == OPERATION_ID]
     assert [e["next_step"] for e in restarted] == ["setup_db_users"]
     assert kinds(world) == [("StallCheckDue", None)]  # and it keeps watching the re-driven step
+
+
+def test_a_step_that_fails_retryably_at_every_try_is_failed_after_the_last_re_drive(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.reconcile import MAX_REDRIVES
+    from integration.test_idempotency import bus_event
+
+    # Given an operation at setup_db_users whose database refuses every connection (retryable each time)
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise DatabaseError("cannot connect to the writer: connection refused", retryable=True)
+
+    monkeypatch.setattr(database, "connect", unreachable)
+    trigger = bus_event(
+        "StepCompleted",
+        {
+            "operation_id": OPERATION_ID,
+            "step": "check_restore_status",
+            "next_step": "setup_db_users",
+            "message": "ok",
+        },
+    )
+
+    # When each try fails and the watchdog re-drives the step, again and again
+    for redrive in range(MAX_REDRIVES + 1):
+        with pytest.raises(DatabaseError):
+            world.invoke("setup_db_users", trigger)
+        _stale(world, OPERATION_ID, minutes=30)
+        answer = _watchdog_fires(world, OPERATION_ID)
+        if redrive < MAX_REDRIVES:
+            assert answer["redriven"] == [OPERATION_ID]
+
+    # Then after the last re-drive the operation is failed at that step, with the step's last error, and
+    # the failure goes out for the notification: the lease is no longer held while nobody is told
+    state = world.state()
+    assert state is not None and (state["status"], state["failed_step"]) == ("failed", "setup_db_users")
+    assert f"after {MAX_REDRIVES} re-drives: cannot connect to the writer" in state["error"]["message"]
+    assert [e["step"] for e in world.published_of("StepFailed")] == ["setup_db_users"]
+    assert schedules(world) == {}
 
 
 def test_a_watchdog_leaves_a_moving_operation_alone_and_watches_on(scheduled: World) -> None:
