@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 from aurora_restore import operations, render
 from aurora_restore.operations import OperatorError, Target
+from functions.errors import shown
 from schemas.common import Step
 from schemas.state import TERMINAL_STATUSES
 
@@ -37,9 +39,16 @@ def _date(value: str) -> date:
 
 
 def _environment(args: argparse.Namespace) -> str:
+    from functions.settings import ENVIRONMENT_MAX_CHARS, ENVIRONMENT_PATTERN
+
     env = getattr(args, "env", None) or os.environ.get("AURORA_RESTORE_ENV")
     if not env:
         raise OperatorError("no environment: pass --env ENV or set AURORA_RESTORE_ENV")
+    if not re.match(ENVIRONMENT_PATTERN, str(env)):
+        raise OperatorError(
+            f"environment {shown(env)} is not valid: lower-case letters, digits and hyphens, starting with a"
+            f" letter or digit, at most {ENVIRONMENT_MAX_CHARS} characters (the stack's name, as in Pulumi.<env>.yaml)"
+        )
     return str(env)
 
 
@@ -126,7 +135,7 @@ def watch(
 
 def cmd_watch(args: argparse.Namespace) -> int:
     target = _target(args)
-    operation_id = args.operation_id
+    operation_id = operations.check_operation_id(args.operation_id)
     again = f"`aurora-restore watch {operation_id}` to follow it again"
     try:
         state = watch(target, operation_id, timeout=args.timeout, appear_timeout=args.appear_timeout)

@@ -197,7 +197,7 @@ def _target_cluster(target: Target, overrides: dict[str, Any]) -> str | None:
 
 
 def load(target: Target, operation_id: str) -> OperationState:
-    state = target.store().get(operation_id)
+    state = target.store().get(check_operation_id(operation_id))
     if state is None:
         raise OperatorError(f"no operation {operation_id} in {target.table} ({target.region})")
     return state

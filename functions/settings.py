@@ -75,7 +75,13 @@ def get_settings() -> Settings:
             metrics_enabled=os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
             pg_dsn=os.environ.get("AURORA_RESTORE_PG_DSN") or None,
         )
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        # Each problem by its field and message: pydantic's own text quotes the value and a help link.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid function settings: {problems}") from exc
+    except ValueError as exc:
         raise ConfigError(f"invalid function settings: {exc}") from exc
 
 

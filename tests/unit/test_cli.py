@@ -880,3 +880,42 @@ def test_abort_after_the_deletion_started_says_the_target_was_changed(
     # Then "left as it is" is not all it says
     assert code == cli.EXIT_OK
     assert f"the deletion of {CLUSTER} had started" in out
+
+
+@pytest.mark.parametrize("command", ["status", "watch", "abort", "resume"])
+def test_commands_on_an_operation_check_its_id_first(
+    bus: Bus, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # When an operator passes an empty id, or one pasted whole from somewhere
+    for operation_id, named in (
+        ("", "operation id '' is not valid"),
+        ("x" * 3000, "<3000 characters> is not valid"),
+    ):
+        code, out, err = run(capsys, command, operation_id)
+
+        # Then one line says what an operation id may hold, not DynamoDB's error, nor the id in full
+        assert code == cli.EXIT_FAILED, (command, out, err)
+        assert named in err and "ValidationException" not in out + err and "x" * 200 not in err
+
+
+def test_an_environment_name_that_no_stack_can_have_is_named_as_such(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "status", "--env", "Dev Env", "some-op")
+
+    assert code == cli.EXIT_FAILED
+    assert err.strip().startswith("aurora-restore: environment 'Dev Env' is not valid: lower-case letters")
+
+
+def test_a_bad_function_setting_is_named_without_pydantics_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.errors import ConfigError
+    from functions.settings import get_settings
+
+    monkeypatch.setenv("AURORA_RESTORE_ENV", "Dev Env")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError) as raised:
+        get_settings()
+    get_settings.cache_clear()
+
+    assert raised.value.message.startswith("invalid function settings: environment: String should match")
+    assert "input_value" not in raised.value.message and "errors.pydantic.dev" not in raised.value.message
