@@ -259,6 +259,13 @@ def cmd_abort(args: argparse.Namespace) -> int:
             f"the deletion of {cluster} had started: what stands under its name may be partly deleted or"
             " half restored; a new `start` deletes it and restores anew"
         )
+    if "restore_snapshot" in state.results and not state.outputs.get("master_password_set"):
+        # check_restore_status sets the target's own master password once the cluster is available.
+        print(
+            f"the restored {cluster} keeps the source cluster's master password (it was not reset yet): reset it"
+            f" before anyone connects: aws rds modify-db-cluster --db-cluster-identifier {cluster}"
+            f" --master-user-password '<new password>' --apply-immediately --region {region}"
+        )
     if aborted.copy_left and aborted.copy_still_used:
         print(
             f"the snapshot copy {aborted.copy_left} is left to the {aborted.copy_still_used} other operation(s)"

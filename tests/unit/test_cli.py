@@ -882,6 +882,31 @@ def test_abort_after_the_deletion_started_says_the_target_was_changed(
     assert f"the deletion of {CLUSTER} had started" in out
 
 
+@pytest.mark.parametrize("password_set", [False, True])
+def test_abort_of_a_restore_says_when_the_cluster_keeps_the_sources_master_password(
+    bus: Bus, capsys: pytest.CaptureFixture[str], password_set: bool
+) -> None:
+    # Given an operation failed at check_restore_status: its restore asked for, its cluster's master
+    # password reset or not yet
+    state = failed_at_setup_db_users("restoring")
+    state.failed_step = "check_restore_status"  # type: ignore[assignment]
+    state.results["restore_snapshot"] = {"status": "success"}
+    if password_set:
+        state.outputs["master_password_set"] = True
+    stored(state)
+
+    # When aborted
+    code, out, _ = run(capsys, "abort", "restoring")
+
+    # Then the operator is told to reset it only when it was not reset: production's password must not
+    # stay on a development cluster
+    assert code == cli.EXIT_OK
+    said = f"the restored {CLUSTER} keeps the source cluster's master password"
+    assert (said in out) is not password_set, out
+    if not password_set:
+        assert f"modify-db-cluster --db-cluster-identifier {CLUSTER} --master-user-password" in out
+
+
 @pytest.mark.parametrize("command", ["status", "watch", "abort", "resume"])
 def test_commands_on_an_operation_check_its_id_first(
     bus: Bus, capsys: pytest.CaptureFixture[str], command: str
