@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -24,13 +25,23 @@ def region_of_queue(url: str) -> str | None:
 
 
 def send(
-    topic_arn: str, queue_url: str, subject: str, message: dict[str, Any], default_region: str
+    topic_arn: str,
+    queue_url: str,
+    subject: str,
+    message: dict[str, Any],
+    default_region: str,
+    published: Callable[[str], None] | None = None,
+    sns_id: str | None = None,
 ) -> tuple[str, str]:
-    """Publish the message to SNS and SQS; returns both message ids."""
+    """Publish the message to SNS and SQS; returns both message ids. `published` is told the SNS message
+    id before SQS is asked; given that id back (`sns_id`, a retry after SQS failed), SNS is not asked again."""
     body = json.dumps(message, default=str, sort_keys=True)
     try:
-        sns = aws.client("sns", region_of_arn(topic_arn) or default_region)
-        sns_id = sns.publish(TopicArn=topic_arn, Subject=subject[:99], Message=body)["MessageId"]
+        if sns_id is None:
+            sns = aws.client("sns", region_of_arn(topic_arn) or default_region)
+            sns_id = str(sns.publish(TopicArn=topic_arn, Subject=subject[:99], Message=body)["MessageId"])
+            if published is not None:
+                published(sns_id)
         sqs = aws.client("sqs", region_of_queue(queue_url) or default_region)
         sqs_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
     except ClientError as exc:

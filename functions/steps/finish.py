@@ -49,8 +49,21 @@ def notify_completion(ctx: StepContext) -> Outcome:
                 record_result=False,
                 suppress_completed=True,
             )
+    # The SNS message id is kept in the state as soon as SNS took the message: a retry after SQS failed
+    # (the invocation gives its claim up, saving the outputs) sends to SQS alone, not to SNS twice.
+    notice = f"sns:{key}" if failed else "sns:completed"
+
+    def published(message_id: str) -> None:
+        ctx.outputs[notice] = message_id
+
     sns_id, sqs_id = notify.send(
-        config.notification_topic_arn, config.notification_queue_url, subject, message, config.target_region
+        config.notification_topic_arn,
+        config.notification_queue_url,
+        subject,
+        message,
+        config.target_region,
+        published=published,
+        sns_id=state.outputs.get(notice),
     )
     fields = {
         "target_cluster_id": config.target_cluster_id,

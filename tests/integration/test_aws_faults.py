@@ -288,3 +288,27 @@ def test_a_later_direct_call_may_name_the_operations_own_target(world: World) ->
 
     assert response["status"] == "success", response
     assert world.cluster_exists(TARGET_CLUSTER)
+
+
+def test_a_notice_whose_queue_was_throttled_is_not_published_to_sns_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an operation at notify_completion, and SQS throttling after SNS took the notice
+    world.advance("notify_completion")
+    faults = Faults(monkeypatch)
+    published: list[str] = []
+    faults.rules[("sns", "publish")] = lambda kwargs: published.append(kwargs["TopicArn"]) or None  # type: ignore[func-returns-value]
+    faults.always("sqs", "send_message", "ThrottlingException")
+    trigger = completed("verify_restore", "notify_completion")
+
+    # When the step fails for a retry, and the retry finds SQS back
+    with pytest.raises(StepError):
+        world.invoke("notify_completion", trigger)
+    del faults.rules[("sqs", "send_message")]
+    response = world.invoke("notify_completion", trigger)
+
+    # Then the notice went to SNS once, and to SQS once, with the first SNS message id
+    assert response["status"] == "success", response
+    assert len(published) == 1
+    assert len(world.notifications()) == 1
+    assert response["sns_message_id"] == step_state(world)["outputs"]["sns:completed"]
