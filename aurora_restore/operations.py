@@ -286,7 +286,7 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     if cluster and target.store().release_lease(str(cluster), operation_id):
         released = str(cluster)
     # It no longer counts among the copy's users, so the last other operation's cleanup deletes the copy.
-    copy = state.outputs.get("target_snapshot")
+    copy = state.outputs.get("target_snapshot") if not state.outputs.get("copy_released") else None
     still_used = target.store().leave_copy(str(copy), operation_id) if copy else 0
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
+from functions.state import StateStore
 from integration.world import (
     COPY_NAME,
     OPERATION_ID,
     SNAPSHOT_NAME,
     SOURCE_REGION,
+    STATE_TABLE,
     TARGET_CLUSTER,
+    TARGET_REGION,
     TARGET_WRITER,
     World,
+    rds_backend,
 )
+from schemas.common import utcnow
+from schemas.state import OperationState
 
 pytestmark = pytest.mark.integration
 
@@ -584,3 +590,40 @@ def test_a_copy_snapshot_that_fails_after_joining_the_copy_lets_abort_give_up_it
     store = StateStore(STATE_TABLE, TARGET_REGION)
     store.join_copy(COPY_NAME, "a-later-operation")
     assert store.leave_copy(COPY_NAME, "a-later-operation") == 0  # its cleanup deletes the copy
+
+
+@pytest.mark.parametrize(
+    ("world_config", "shared", "kept"),
+    [({}, False, False), ({}, True, True), ({"delete_copied_snapshot": False}, False, True)],
+)
+def test_the_copy_goes_once_the_restore_is_done_not_at_cleanup(
+    world: World, world_config: dict[str, Any], shared: bool, kept: bool
+) -> None:
+    # Given an operation waiting for its restore (the copy maybe shared with another operation)
+    world.advance("check_restore_status")
+    if shared:
+        StateStore(STATE_TABLE, TARGET_REGION).join_copy(COPY_NAME, "dev-restore-other")
+        StateStore(STATE_TABLE, TARGET_REGION).create(
+            OperationState(
+                operation_id="dev-restore-other",
+                next_step="check_copy_status",
+                target_date=date(2023, 6, 1),
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+
+    # When the restored cluster and its writer are available
+    while world.run("check_restore_status")["next_step"] == "check_restore_status":
+        pass
+
+    # Then the copy is deleted now, unless another operation still uses it or the configuration keeps it:
+    # a failure at setup_db_users or later no longer leaves a full-size snapshot behind
+    assert (COPY_NAME in rds_backend(TARGET_REGION).cluster_snapshots) is kept
+    # And a failure from here on does not name it as left in place; cleanup still answers as the runbook's
+    state = world.state()
+    released = "delete_copied_snapshot" not in world_config
+    assert state is not None and state["outputs"].get("copy_released", False) is released
+    for step in ("setup_db_users", "verify_restore", "notify_completion"):
+        assert world.run(step)["status"] == "success"
+    assert world.run("cleanup")["cleanup_results"]["snapshot_deleted"] is not kept
