@@ -33,6 +33,11 @@ def as_identifier(text: str, limit: int = 255) -> str:
     return name[:limit].rstrip("-")
 
 
+# A change RDS refuses while the cluster is busy with another (backing up, modifying, an instance being
+# created or deleted): asked again at the next check instead of failing the operation.
+BUSY = frozenset({"InvalidDBClusterStateFault"})
+
+
 class RdsAdapter:
     """One region's RDS. Methods return plain dicts as RDS describes them, or None when absent."""
 
@@ -172,14 +177,18 @@ class RdsAdapter:
             Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
 
-    def disable_deletion_protection(self, cluster_id: str) -> None:
-        self._call(
+    def disable_deletion_protection(self, cluster_id: str) -> bool:
+        """False when RDS refused it for now (the cluster busy: backing up, modifying, its instances being
+        deleted): asked again at the next check."""
+        answer = self._call(
             f"turning off deletion protection of {cluster_id}",
             self._client.modify_db_cluster,
+            tolerate=BUSY,
             DBClusterIdentifier=cluster_id,
             DeletionProtection=False,
             ApplyImmediately=True,
         )
+        return answer is not None
 
     def delete_instance(self, instance_id: str) -> None:
         self._call(
@@ -229,11 +238,14 @@ class RdsAdapter:
         )
         return dict(answer["DBInstance"]) if answer else {}
 
-    def set_master_password(self, cluster_id: str, password: str) -> None:
-        self._call(
+    def set_master_password(self, cluster_id: str, password: str) -> bool:
+        """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check."""
+        answer = self._call(
             f"setting the master password of {cluster_id}",
             self._client.modify_db_cluster,
+            tolerate=BUSY,
             DBClusterIdentifier=cluster_id,
             MasterUserPassword=password,
             ApplyImmediately=True,
         )
+        return answer is not None

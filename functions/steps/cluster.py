@@ -115,8 +115,14 @@ def delete_rds(ctx: StepContext) -> Outcome:
         outputs["instances_deleting"] = sorted(members)
         for instance_id in members:
             rds.delete_instance(instance_id)
-        if cluster.get("DeletionProtection"):
-            rds.disable_deletion_protection(cluster_id)
+        if cluster.get("DeletionProtection") and not rds.disable_deletion_protection(cluster_id):
+            return _deleting(
+                ctx,
+                fields,
+                outputs,
+                f"cluster {cluster_id} to accept turning its deletion protection off",
+                ctx.config.recheck_interval_seconds,
+            )
         final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None
         if final:  # kept after the refresh, so the notification names it (one per refresh, never deleted)
             outputs["final_snapshot"] = final
@@ -223,7 +229,15 @@ def check_restore_status(ctx: StepContext) -> Outcome:
             credentials = secrets.master_credentials(
                 config.master_credentials_secret_id, config.target_region
             )
-            rds.set_master_password(cluster_id, credentials.password.get_secret_value())
+            if not rds.set_master_password(cluster_id, credentials.password.get_secret_value()):
+                return _restoring(
+                    ctx,
+                    fields,
+                    "modifying",
+                    f"cluster {cluster_id} to accept its master password",
+                    outputs,
+                    ctx.config.recheck_interval_seconds,
+                )
             rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
         outputs["master_password_set"] = True
         ctx.outputs["master_password_set"] = True

@@ -15,7 +15,15 @@ from functions import aws, runner
 from functions.errors import StepError
 from integration.test_idempotency import bus_event
 from integration.test_wakeups import kinds, scheduled  # noqa: F401 - the fixture
-from integration.world import COPY_NAME, OPERATION_ID, TARGET_CLUSTER, TARGET_REGION, World, rds_backend
+from integration.world import (
+    COPY_NAME,
+    OPERATION_ID,
+    TARGET_CLUSTER,
+    TARGET_REGION,
+    World,
+    rds_backend,
+    reset_function_caches,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -312,3 +320,53 @@ def test_a_notice_whose_queue_was_throttled_is_not_published_to_sns_twice(
     assert len(published) == 1
     assert len(world.notifications()) == 1
     assert response["sns_message_id"] == step_state(world)["outputs"]["sns:completed"]
+
+
+def busy_once(faults: Faults, change: str) -> list[str]:
+    """RDS refusing the first ModifyDBCluster carrying `change` with InvalidDBClusterStateFault."""
+    refused: list[str] = []
+
+    def rule(kwargs: dict[str, Any]) -> str | None:
+        if change not in kwargs or refused:
+            return None
+        refused.append(change)
+        return "InvalidDBClusterStateFault"
+
+    faults.rules[("rds", "modify_db_cluster")] = rule
+    return refused
+
+
+@pytest.mark.parametrize("world_config", [{"allow_deletion_protected": True}])
+def test_a_busy_target_refusing_to_drop_its_deletion_protection_is_asked_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a protected target (deletion allowed) that is busy when first asked to drop its protection
+    world.target_rds.clusters[TARGET_CLUSTER].deletion_protection = True
+    world.advance("delete_rds")
+    refused = busy_once(Faults(monkeypatch), "DeletionProtection")
+    reset_function_caches()
+
+    # When delete_rds runs, then it waits instead of failing, and the next check deletes the cluster
+    first = world.run("delete_rds")
+    assert refused and first["status"] == "success" and first["next_step"] == "delete_rds", first
+    assert world.cluster_exists()
+    while world.run("delete_rds")["next_step"] == "delete_rds":
+        pass
+    assert not world.cluster_exists()
+    assert step_state(world)["status"] == "running"
+
+
+def test_a_restored_cluster_refusing_its_master_password_for_now_is_asked_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a restored cluster that is busy when first asked to take the target's master password
+    world.advance("check_restore_status")
+    refused = busy_once(Faults(monkeypatch), "MasterUserPassword")
+    reset_function_caches()
+
+    # When check_restore_status runs until the restore is done, then it waited instead of failing
+    while world.run("check_restore_status")["next_step"] == "check_restore_status":
+        pass
+    assert refused
+    state = step_state(world)
+    assert state["status"] == "running" and state["outputs"]["master_password_set"] is True
