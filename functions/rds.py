@@ -18,6 +18,7 @@ NOT_FOUND_CODES = frozenset(
         "DBInstanceNotFound",
         "DBInstanceNotFoundFault",
         "DBClusterSnapshotNotFoundFault",
+        "DBSubnetGroupNotFoundFault",
     }
 )
 # A concurrent duplicate of the same step got there first: the deletion is under way, which is the goal.
@@ -64,6 +65,19 @@ class RdsAdapter:
             raise AwsError(
                 f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc)
             ) from exc
+
+    def subnet_group(self, name: str) -> dict[str, Any] | None:
+        """The DB subnet group, or None when it does not exist."""
+        try:
+            found = self._call(
+                f"describing DB subnet group {name}",
+                self._client.describe_db_subnet_groups,
+                DBSubnetGroupName=name,
+            )
+        except NotFound:
+            return None
+        groups = found.get("DBSubnetGroups", [])
+        return groups[0] if groups else None
 
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:

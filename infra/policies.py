@@ -216,6 +216,12 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
         # functions.secrets: the master secret and each user's, read to be checked before anything is
         # deleted (a password RDS or PostgreSQL would refuse fails the operation here); never kept.
         _statement("SecretsChecked", ["secretsmanager:GetSecretValue"], secrets),
+        # The subnet group the restore will use, checked before anything is deleted.
+        _statement(
+            "SubnetGroupChecked",
+            ["rds:DescribeDBSubnetGroups"],
+            [refs.rds("subgrp", refs.target_subnet_group)],
+        ),
         *_db_users(refs),
     ]
 

@@ -55,6 +55,13 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config_resolver.refuse_master_as_user(users, master.username, ctx.settings.db_users_parameter)
     for user in users.users:
         secrets.user_password(user, config.target_region)
+    # What the restore needs and RDS only checks then, after the target is gone (a misspelt name, another
+    # region's group, one the functions may not use: AccessDenied fails the operation here, as there).
+    if ctx.target_rds.subnet_group(config.target_subnet_group) is None:
+        raise ConfigError(
+            f"target_subnet_group {config.target_subnet_group} does not exist in {config.target_region}:"
+            " the restore would be refused after the target cluster was deleted"
+        )
 
     day = ctx.state.target_date
     snapshot = ctx.source_rds.find_snapshot_for_date(

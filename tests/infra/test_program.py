@@ -264,6 +264,7 @@ WAKEUP_ACTIONS = {
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     "snapshot_check": {
         "rds:DescribeDBClusterSnapshots",
+        "rds:DescribeDBSubnetGroups",
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
         "kms:Decrypt",

@@ -464,3 +464,16 @@ def test_a_huge_value_in_a_payload_is_not_copied_into_the_state(world: World) ->
     assert_recorded_failure(world, response, "copy_snapshot", "InvalidRequest")
     assert "snapshot_name <60000 characters> is not the snapshot" in response["message"]
     assert len(json.dumps(world.state(), default=str)) < 20_000
+
+
+def test_a_subnet_group_that_does_not_exist_is_refused_before_the_lease(world: World) -> None:
+    # When an operation starts with a misspelt subnet group (RDS would refuse it at the restore, after the
+    # target is gone)
+    payload = {**RUNBOOK_PAYLOADS["snapshot_check"], "target_subnet_group": "dev-subnet-grup"}
+    response = world.invoke("snapshot_check", payload)
+
+    # Then it is refused at once, naming it, and nothing is taken or touched
+    assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
+    assert "target_subnet_group dev-subnet-grup does not exist in us-west-2" in response["message"]
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    assert_target_untouched(world)

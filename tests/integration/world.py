@@ -343,6 +343,19 @@ def create_world(
         DBClusterIdentifier=SOURCE_CLUSTER, DBClusterSnapshotIdentifier=SNAPSHOT_NAME
     )
     target = boto3.client("rds", region_name=TARGET_REGION)
+    ec2 = boto3.client("ec2", region_name=TARGET_REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"{TARGET_REGION}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    target.create_db_subnet_group(
+        DBSubnetGroupName=runbook_config("", "")["target_subnet_group"],
+        DBSubnetGroupDescription="the runbook's",
+        SubnetIds=subnets,
+    )
     target.create_db_cluster(
         DBClusterIdentifier=TARGET_CLUSTER,
         Engine="aurora-postgresql",
