@@ -24,6 +24,7 @@ from functions.runner import (
     Services,
     StepRunner,
     Trigger,
+    purge_if_due,
     recheck_event,
     restart_event,
     timed_out,
@@ -87,6 +88,8 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
     if state.outbox and now - state.updated_at > OUTBOX_GRACE:
         StepRunner(Step(state.current_step or Step.SNAPSHOT_CHECK), _no_logic, services).flush_outbox(state)
         report.flushed.append(state.operation_id)
+    elif not state.outbox:
+        purge_if_due(store, state)  # delete_state, when cleanup could not do it
     if _stalled(state, now, services):
         try:
             redrive(state, services, now)

@@ -829,7 +829,7 @@ def purge_if_due(store: StateStore, state: OperationState) -> None:
     try:
         store.keep_results_only(state)
     except StaleWrite:
-        logger.info("state moved before it was reduced to its results; the next look does it")
+        logger.info("state moved before it was reduced to its results; the reconciler's scan does it")
     except StepError as exc:
         logger.warning("state not reduced to its results", extra={"error": exc.message})
 

@@ -370,3 +370,28 @@ def test_a_restored_cluster_refusing_its_master_password_for_now_is_asked_again(
     assert refused
     state = step_state(world)
     assert state["status"] == "running" and state["outputs"]["master_password_set"] is True
+
+
+@pytest.mark.parametrize("world_config", [{"delete_state": True}])
+def test_an_ended_operation_whose_events_the_bus_refused_is_reduced_once_they_are_put(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions import reconcile
+
+    # Given an operation at cleanup, configured to keep only its results, and the bus refusing events
+    world.advance("cleanup")
+    faults = Faults(monkeypatch)
+    faults.always("events", "put_events", "InternalException")
+
+    # When the runbook's cleanup call completes it: done, its OperationFinished in the outbox, kept whole
+    assert world.run("cleanup")["status"] == "success"
+    state = step_state(world)
+    assert state["status"] == "completed" and state["outbox"] and state["config"]
+
+    # Then the reconciler's scan puts the events on the bus, and only then reduces it to its results
+    faults.rules.clear()
+    monkeypatch.setattr(reconcile, "OUTBOX_GRACE", timedelta(0))
+    world.invoke("reconcile", {"source": "aws.events", "detail-type": "Scheduled Event"})
+    state = step_state(world)
+    assert not state.get("outbox") and not state["config"] and not state["history"]
+    assert [event["outcome"] for event in world.published_of("OperationFinished")] == ["completed"]
