@@ -558,13 +558,14 @@ class LocalRuntime:
         runtime = self
         original = StepRunner._commit
 
-        def crashing_commit(runner: StepRunner, state: Any, events: list[Any]) -> None:
+        def crashing_commit(runner: StepRunner, state: Any, events: list[Any]) -> bool:
             step = runner.step.value
             if step in runtime.options.faults.crash_steps and state.status != "failed":
                 if runtime._crash_due(state, step):
                     raise SimulatedCrash(f"{step} crashed after its AWS calls, before writing state")
-            original(runner, state, events)
+            published = original(runner, state, events)
             runtime._note_mutations(state)
+            return published
 
         StepRunner._commit = crashing_commit  # type: ignore[method-assign,assignment]
         self._restore_commit = original
