@@ -144,9 +144,9 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
     else:
         # The runner: get, create/save (PutItem), the resource index and the lease; cleanup deletes.
         actions = ["dynamodb:GetItem", "dynamodb:PutItem"]
-        if function == Step.CLEANUP.value:
-            actions.append("dynamodb:DeleteItem")
-        if function in (Step.COPY_SNAPSHOT.value, Step.CLEANUP.value):
+        if function in (Step.CHECK_RESTORE_STATUS.value, Step.CLEANUP.value):
+            actions.append("dynamodb:DeleteItem")  # leave_copy's count goes with its last user; the lease
+        if function in (Step.COPY_SNAPSHOT.value, Step.CHECK_RESTORE_STATUS.value, Step.CLEANUP.value):
             actions.append("dynamodb:UpdateItem")  # join_copy / leave_copy: who still uses a shared copy
         statements.append(_statement("StateTable", actions, [refs.table_arn]))
         # functions.config.resolve reads the config document while the operation has none recorded.
@@ -319,6 +319,8 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
         # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
         _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
         _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),
+        # The copy goes once the restore is done (leave_copy, then delete it when no operation uses it).
+        _statement("DeleteCopy", ["rds:DeleteDBClusterSnapshot"], [refs.copy_snapshot_arn]),
         _statement(
             "CreateWriter",
             ["rds:CreateDBInstance", "rds:AddTagsToResource"],

@@ -293,7 +293,10 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "rds:DescribeDBInstances",
         "rds:CreateDBInstance",
         "rds:AddTagsToResource",
+        "rds:DeleteDBClusterSnapshot",
         "secretsmanager:GetSecretValue",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
     },
     "setup_db_users": {
         "rds:DescribeDBClusters",
