@@ -66,31 +66,34 @@ class RdsAdapter:
                 f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc)
             ) from exc
 
-    def subnet_group(self, name: str) -> dict[str, Any] | None:
-        """The DB subnet group, or None when it does not exist."""
+    def _describe_one(
+        self, what: str, call: Callable[..., Any], key: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """The one resource a describe call names, or None when it does not exist."""
         try:
-            found = self._call(
-                f"describing DB subnet group {name}",
-                self._client.describe_db_subnet_groups,
-                DBSubnetGroupName=name,
-            )
+            found = self._call(what, call, **kwargs)
         except NotFound:
             return None
-        groups = found.get("DBSubnetGroups", [])
-        return groups[0] if groups else None
+        items = found.get(key, [])
+        return dict(items[0]) if items else None
+
+    def subnet_group(self, name: str) -> dict[str, Any] | None:
+        """The DB subnet group, or None when it does not exist."""
+        return self._describe_one(
+            f"describing DB subnet group {name}",
+            self._client.describe_db_subnet_groups,
+            "DBSubnetGroups",
+            DBSubnetGroupName=name,
+        )
 
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
-        try:
-            found = self._call(
-                f"describing snapshot {snapshot_id}",
-                self._client.describe_db_cluster_snapshots,
-                DBClusterSnapshotIdentifier=snapshot_id,
-            )
-        except NotFound:
-            return None
-        snapshots = found.get("DBClusterSnapshots", [])
-        return snapshots[0] if snapshots else None
+        return self._describe_one(
+            f"describing snapshot {snapshot_id}",
+            self._client.describe_db_cluster_snapshots,
+            "DBClusterSnapshots",
+            DBClusterSnapshotIdentifier=snapshot_id,
+        )
 
     def snapshots_of_cluster(self, cluster_id: str) -> list[dict[str, Any]]:
         pages = self._client.get_paginator("describe_db_cluster_snapshots").paginate(
@@ -160,28 +163,20 @@ class RdsAdapter:
 
     # -- clusters and instances ---------------------------------------------------------------------------
     def cluster(self, cluster_id: str) -> dict[str, Any] | None:
-        try:
-            found = self._call(
-                f"describing cluster {cluster_id}",
-                self._client.describe_db_clusters,
-                DBClusterIdentifier=cluster_id,
-            )
-        except NotFound:
-            return None
-        clusters = found.get("DBClusters", [])
-        return clusters[0] if clusters else None
+        return self._describe_one(
+            f"describing cluster {cluster_id}",
+            self._client.describe_db_clusters,
+            "DBClusters",
+            DBClusterIdentifier=cluster_id,
+        )
 
     def instance(self, instance_id: str) -> dict[str, Any] | None:
-        try:
-            found = self._call(
-                f"describing instance {instance_id}",
-                self._client.describe_db_instances,
-                DBInstanceIdentifier=instance_id,
-            )
-        except NotFound:
-            return None
-        instances = found.get("DBInstances", [])
-        return instances[0] if instances else None
+        return self._describe_one(
+            f"describing instance {instance_id}",
+            self._client.describe_db_instances,
+            "DBInstances",
+            DBInstanceIdentifier=instance_id,
+        )
 
     def add_tags(self, arn: str, tags: dict[str, str]) -> None:
         self._call(

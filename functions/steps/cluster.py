@@ -10,7 +10,7 @@ from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError, 
 from functions.observability import logger
 from functions.rds import as_identifier
 from functions.runner import Outcome, StepContext, Wait
-from functions.steps.snapshot import OPERATION_TAG
+from functions.steps.snapshot import OPERATION_TAG, release_copy
 from schemas.common import Step
 from schemas.config import WRITER_SUFFIX
 from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
@@ -265,13 +265,10 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         raise StepError(f"the writer instance {writer} is {instance_status}")
     if instance_status != "available":
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
-    copy = ctx.outputs.get("target_snapshot")
-    if copy and ctx.config.delete_copied_snapshot and not ctx.outputs.get("copy_released"):
+    if ctx.config.delete_copied_snapshot:
         # The restored cluster no longer needs the copy: it goes now (with its last user), not at cleanup,
         # so that a failure from here on (DB users, verification) leaves no full-size snapshot behind.
-        if not ctx.services.store.leave_copy(copy, ctx.operation_id):
-            ctx.target_rds.delete_cluster_snapshot(copy)
-        outputs["copy_released"] = True
+        release_copy(ctx)
     return Outcome(
         message="Cluster restore completed",
         fields={**fields, "cluster_status": "available"},

@@ -6,6 +6,7 @@ from typing import Any
 
 from functions import notify
 from functions.runner import Outcome, StepContext, left_in_place
+from functions.steps.snapshot import release_copy
 from schemas.common import Step
 from schemas.events import OperationFinished
 
@@ -97,14 +98,9 @@ def notify_completion(ctx: StepContext) -> Outcome:
 
 def cleanup(ctx: StepContext) -> Outcome:
     config = ctx.config
-    snapshot_deleted = False
-    target_snapshot = ctx.outputs.get("target_snapshot")
-    # The copy goes with the last operation that uses it (others restoring the same day may still need it).
-    still_used = ctx.services.store.leave_copy(target_snapshot, ctx.operation_id) if target_snapshot else 0
-    if config.delete_copied_snapshot and target_snapshot and not still_used:
-        snapshot_deleted = ctx.target_rds.delete_cluster_snapshot(target_snapshot)
-        if not snapshot_deleted:
-            snapshot_deleted = ctx.target_rds.cluster_snapshot(target_snapshot) is None
+    # The copy goes with the last operation that uses it (others restoring the same day may still need it);
+    # check_restore_status has usually given it up already.
+    snapshot_deleted = release_copy(ctx)
     logs_deleted = False
     if config.delete_logs:
         notify.StepLog(config.log_bucket, config.log_prefix, config.target_region).delete_all(

@@ -198,3 +198,20 @@ def check_copy_status(ctx: StepContext) -> Outcome:
             ),
         )
     raise StepError(f"the snapshot copy {target_name} is {status}")
+
+
+def release_copy(ctx: StepContext) -> bool:
+    """Give up this operation's share of the copy, and delete the copy when no operation uses it any more
+    (and `delete_copied_snapshot`). Once per operation, recorded: check_restore_status does it as soon as
+    the restore is done, cleanup only if that did not. Whether the copy is gone."""
+    if ctx.outputs.get("copy_released"):
+        return bool(ctx.outputs.get("copy_deleted"))
+    copy = ctx.outputs.get("target_snapshot")
+    deleted = False
+    if copy:
+        still_used = ctx.services.store.leave_copy(copy, ctx.operation_id)
+        if ctx.config.delete_copied_snapshot and not still_used:
+            rds = ctx.target_rds
+            deleted = rds.delete_cluster_snapshot(copy) or rds.cluster_snapshot(copy) is None
+    ctx.outputs["copy_released"], ctx.outputs["copy_deleted"] = True, deleted
+    return deleted

@@ -98,17 +98,6 @@ def test_a_protected_target_named_in_the_payload_is_refused(world: World) -> Non
     assert_target_untouched(world)
 
 
-def test_a_misspelt_field_in_a_direct_start_is_refused_before_the_lease(world: World) -> None:
-    # When the runbook's first call misspells the target's field
-    payload = {**RUNBOOK_PAYLOADS["snapshot_check"], "target_clusterid": "dev-other-cluster"}
-    response = world.invoke("snapshot_check", payload)
-
-    # Then it is refused, naming the field, and the configured target is not taken
-    assert_recorded_failure(world, response, "snapshot_check", "InvalidRequest")
-    assert "unknown field(s) in the payload: target_clusterid" in response["message"]
-    assert world.state(f"lease#{TARGET_CLUSTER}") is None
-
-
 def test_a_direct_starts_configuration_is_what_a_resume_starts_again_with(world: World) -> None:
     # Given a direct start naming its own copy timeout, refused at once (no snapshot for that day)
     payload = {"operation_id": OPERATION_ID, "target_date": "2020-01-01", "copy_timeout_minutes": 42}
@@ -466,14 +455,33 @@ def test_a_huge_value_in_a_payload_is_not_copied_into_the_state(world: World) ->
     assert len(json.dumps(world.state(), default=str)) < 20_000
 
 
-def test_a_subnet_group_that_does_not_exist_is_refused_before_the_lease(world: World) -> None:
-    # When an operation starts with a misspelt subnet group (RDS would refuse it at the restore, after the
-    # target is gone)
-    payload = {**RUNBOOK_PAYLOADS["snapshot_check"], "target_subnet_group": "dev-subnet-grup"}
-    response = world.invoke("snapshot_check", payload)
+@pytest.mark.parametrize(
+    ("field", "value", "error_type", "named"),
+    [
+        # A misspelt field the runbook's first call would have ignored, refreshing the configured target
+        (
+            "target_clusterid",
+            "dev-other-cluster",
+            "InvalidRequest",
+            "unknown field(s) in the payload: target_clusterid",
+        ),
+        # A subnet group RDS would refuse only at the restore, after the target is gone
+        (
+            "target_subnet_group",
+            "dev-subnet-grup",
+            "ConfigError",
+            "dev-subnet-grup does not exist in us-west-2",
+        ),
+    ],
+)
+def test_a_start_that_could_not_finish_is_refused_before_the_lease(
+    world: World, field: str, value: str, error_type: str, named: str
+) -> None:
+    # When the runbook's first call names it
+    response = world.invoke("snapshot_check", {**RUNBOOK_PAYLOADS["snapshot_check"], field: value})
 
-    # Then it is refused at once, naming it, and nothing is taken or touched
-    assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
-    assert "target_subnet_group dev-subnet-grup does not exist in us-west-2" in response["message"]
+    # Then it is refused at once, naming it, and the target is neither taken nor touched
+    assert_recorded_failure(world, response, "snapshot_check", error_type)
+    assert named in response["message"]
     assert world.state(f"lease#{TARGET_CLUSTER}") is None
     assert_target_untouched(world)

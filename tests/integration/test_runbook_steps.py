@@ -626,4 +626,7 @@ def test_the_copy_goes_once_the_restore_is_done_not_at_cleanup(
     assert state is not None and state["outputs"].get("copy_released", False) is released
     for step in ("setup_db_users", "verify_restore", "notify_completion"):
         assert world.run(step)["status"] == "success"
+    world.rds_calls.clear()
     assert world.run("cleanup")["cleanup_results"]["snapshot_deleted"] is not kept
+    # And cleanup asks RDS nothing more about a copy given up already
+    assert world.rds_calls.names() == []
