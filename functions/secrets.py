@@ -38,11 +38,19 @@ def _secret_string(secret_id: str, region: str) -> str:
 
 def _password_and_username(secret_id: str, region: str) -> tuple[str, str | None]:
     """A secret holds RDS-style JSON {"username": ..., "password": ...} or the password alone: a value that
-    is not a JSON object (`12345678`, `true`, a quoted string) is the password as it is written."""
+    is not a JSON object (`12345678`, `true`, a quoted string) is the password as it is written. One that
+    starts as a JSON object (`{"`) but does not parse is refused: taken as the password, a damaged
+    `{"password": "x"` would become the password whole, and nobody could log in with what they meant."""
     raw = _secret_string(secret_id, region)
     try:
         document = json.loads(raw)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as exc:
+        if raw.lstrip().startswith('{"'):
+            # Where it breaks, never what it holds (the exception's `doc` is the secret: not chained).
+            raise ConfigError(
+                f"secret {secret_id!r} starts as JSON but is not valid JSON ({exc.msg} at line {exc.lineno}"
+                f' column {exc.colno}): store {{"password": "..."}} or the password alone'
+            ) from None
         document = None
     if not isinstance(document, dict):
         password, username = raw, None

@@ -192,11 +192,20 @@ def test_a_master_password_rds_would_refuse_fails_before_anything_is_deleted(
         assert secret["password"] not in str(world.state())
 
 
-def test_a_user_secret_without_a_usable_password_fails_before_anything_is_deleted(world: World) -> None:
-    # Given a DB user whose secret holds no password
-    world.client("secretsmanager").create_secret(
-        Name="dev/empty-user", SecretString=json.dumps({"password": ""})
-    )
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        (json.dumps({"password": ""}), "must hold a password"),
+        # Damaged JSON: before, taken whole as the password, so the user could not log in with "app-pw-123".
+        ('{"username": "app_user", "password": "app-pw-123"', "is not valid JSON (Expecting ',' delimiter"),
+    ],
+    ids=["empty", "damaged-json"],
+)
+def test_a_user_secret_without_a_usable_password_fails_before_anything_is_deleted(
+    world: World, stored: str, problem: str
+) -> None:
+    # Given a DB user whose secret holds no usable password
+    world.client("secretsmanager").create_secret(Name="dev/empty-user", SecretString=stored)
     world.put_db_users(
         [{"username": "app_user", "password_secret_id": "dev/empty-user", "privileges": ["SELECT"]}],
         kind="SecureString",
@@ -205,6 +214,7 @@ def test_a_user_secret_without_a_usable_password_fails_before_anything_is_delete
     # When snapshot_check runs
     response = world.invoke("snapshot_check", {"operation_id": OPERATION_ID, "target_date": "2023-06-01"})
 
-    # Then it fails there, naming the secret
+    # Then it fails there, naming the secret and what is wrong with it, never what it holds
     assert_failed_without_side_effects(world, response)
-    assert "dev/empty-user" in response["message"]
+    assert "dev/empty-user" in response["message"] and problem in response["message"]
+    assert "app-pw-123" not in json.dumps(response) + str(world.state())
