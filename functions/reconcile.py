@@ -1,5 +1,6 @@
-"""The reconciler: re-check overdue waits, fail waits past their deadline, flush stuck outboxes, and re-drive
-a step whose trigger was lost or whose invocation died holding its claim.
+"""The reconciler: re-check overdue waits (past the deadline, as the wait's last look), fail a wait whose last
+look never came, flush stuck outboxes, and re-drive a step whose trigger was lost or whose invocation died
+holding its claim.
 
 It runs for one operation when that operation's watchdog fires (StallCheckDue, see functions/wakeup.py),
 and over every operation on an hourly schedule: the net for a wake-up that could not be scheduled.
@@ -100,16 +101,23 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
     waiting = state.waiting
     if state.status != "waiting" or waiting is None:
         return
-    step = Step(waiting.step)
+    if now < waiting.next_check_at + grace:
+        return  # its check (the wake-up, or the last look asked for below) is not late yet
     try:
-        if now >= waiting.deadline:
-            runner = StepRunner(step, _no_logic, services)
+        if waiting.next_check_at > waiting.deadline:
+            # The last look asked for past the deadline never came (a check past the deadline ends the wait
+            # either way: see StepRunner._overdue): fail the wait here.
+            runner = StepRunner(Step(waiting.step), _no_logic, services)
             trigger = Trigger("reconcile", "reconcile", state.operation_id, {})
             runner.record_failure(state, trigger, timed_out(waiting), now)
             report.timed_out.append(state.operation_id)
-        elif now >= waiting.next_check_at + grace:
+        else:
+            # A late check. Past the deadline it is the wait's last look: the copy or restore may well have
+            # ended (its event lost) and the check moves the operation on; else the check fails the wait.
+            # Its next_check_at then lies past the deadline, which marks the last look as asked for.
             interval = timedelta(seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds)
-            waiting.next_check_at = now + interval
+            due = now + interval
+            waiting.next_check_at = due if now >= waiting.deadline else min(due, waiting.deadline)
             store.save(state)
             services.publisher.publish([recheck_event(state)])
             report.rechecked.append(state.operation_id)
@@ -145,19 +153,24 @@ def _stalled(state: OperationState, now: datetime, services: Services) -> bool:
 def redrive(state: OperationState, services: Services, now: datetime) -> None:
     """Clear a dead claim and put the next step's trigger on the bus again (duplicates are harmless).
 
-    Not for ever: a step that failed retryably at every try (a database that refuses every connection, a
-    region that does not answer) is failed after MAX_REDRIVES re-drives, with its last error, for the
-    operator to fix and resume; else it held the target's lease while nobody was told."""
+    Not for ever when the step fails: one that failed retryably before each of MAX_REDRIVES re-drives (a
+    database that refuses every connection, a region that does not answer) is failed, with its last error,
+    for the operator to fix and resume; else it held the target's lease while nobody was told. A re-drive
+    with no failure since the last one (the trigger was lost, or is still queued behind others) is not
+    counted: it costs one event, and failing the operation for it would fail a refresh that was only slow."""
     step = Step(state.next_step) if state.next_step else Step.SNAPSHOT_CHECK
     state.claim = None
-    if state.redriven >= MAX_REDRIVES:
-        last = f": {state.retry_error}" if state.retry_error else " (its trigger was lost each time)"
-        error = StepError(f"{step.value} did not complete after {state.redriven} re-drives{last}")
-        StepRunner(step, _no_logic, services).record_failure(
-            state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
-        )
-        return
-    state.redriven += 1
+    if state.retry_error is not None:
+        if state.redriven >= MAX_REDRIVES:
+            error = StepError(
+                f"{step.value} did not complete after {state.redriven} re-drives: {state.retry_error}"
+            )
+            StepRunner(step, _no_logic, services).record_failure(
+                state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
+            )
+            return
+        # Counted once: the next re-drive counts only if the step fails again first.
+        state.redriven, state.retry_error = state.redriven + 1, None
     services.store.save(state)
     services.publisher.publish([restart_event(state, step, f"re-driven by the reconciler at {now:%H:%M:%S}")])
     # Keep watching it: the re-driven step's own trigger could be lost too.

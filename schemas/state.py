@@ -75,10 +75,13 @@ class OperationState(BaseModel):
     claim: Claim | None = None
     redriven: int = Field(
         default=0,
-        description="Times the reconciler started the next step again since the operation last moved",
+        description="Re-drives of the next step that followed a retryable failure of it, since the operation"
+        " last moved",
     )
     retry_error: str | None = Field(
-        default=None, description="The next step's last retryable failure since the operation last moved"
+        default=None,
+        description="The next step's last retryable failure since the operation last moved and the last"
+        " counted re-drive",
     )
     outbox: list[dict[str, Any]] = Field(
         default_factory=list,
