@@ -254,6 +254,12 @@ def cmd_abort(args: argparse.Namespace) -> int:
     else:
         said = "it had no target cluster yet (no lease to release)"
     print(f"aborted {state.operation_id}: {said}")
+    if aborted.notified:
+        print(
+            f"subscribers told: the abort was sent to the notification topic and queue (SNS {aborted.notified})"
+        )
+    else:
+        print(f"warning: subscribers were not told of the abort: {aborted.notice_error}", file=sys.stderr)
     if state.outputs.get("deletion_started"):
         print(
             f"the deletion of {cluster} had started: what stands under its name may be partly deleted or"

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from typing import Annotated, Any
 
+from botocore.exceptions import BotoCoreError
 from pydantic import TypeAdapter, ValidationError
 
-from functions import aws, wakeup
+from functions import aws, notify, wakeup
 from functions.bus import EventPublisher
-from functions.errors import StaleWrite, shown
-from functions.runner import restart_event
+from functions.errors import AwsError, StaleWrite, shown
+from functions.runner import left_in_place, restart_event
 from functions.state import StateStore, expiry
 from schemas.common import OperationId, Step, utcnow
 from schemas.config import CONFIG_FIELDS, RestoreConfig
@@ -254,6 +255,10 @@ class Aborted:
     # many other operations still use it (0: nobody will delete it but the operator).
     copy_left: str | None = None
     copy_still_used: int = 0
+    # The abort notice to the environment's topic and queue, as notify_completion sends the outcome: the SNS
+    # message id, or why it could not be sent (the abort stands either way).
+    notified: str | None = None
+    notice_error: str | None = None
 
 
 def abort(target: Target, operation_id: str) -> OperationState:
@@ -264,12 +269,14 @@ def abort(target: Target, operation_id: str) -> OperationState:
 def abort_operation(target: Target, operation_id: str) -> Aborted:
     """`abort`, saying whether there was a lease to release."""
     waited: Waiting | None = None
+    stopped_at: str | None = None
 
     def change(state: OperationState) -> None:
-        nonlocal waited
+        nonlocal waited, stopped_at
         if state.status in TERMINAL_STATUSES and state.status != "failed":
             raise OperatorError(f"operation {operation_id} is {state.status} already")
         waited = state.waiting  # as of the read that is written: its wake-up's name comes from it
+        stopped_at = state.failed_step or state.next_step or state.current_step
         state.status = "aborted"
         state.waiting = None
         state.next_step = None
@@ -290,4 +297,37 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     still_used = target.store().leave_copy(str(copy), operation_id) if copy else 0
     target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)
-    return Aborted(state, released, str(copy) if copy else None, still_used)
+    aborted = Aborted(state, released, str(copy) if copy else None, still_used)
+    return _notify_aborted(aborted, stopped_at, target.region)
+
+
+def _notify_aborted(aborted: Aborted, stopped_at: str | None, region: str) -> Aborted:
+    """Tell the subscribers, who were told of the start's failure or expect a completion: nothing else will
+    (no function runs for an aborted operation). Sent once: a second abort is refused before this."""
+    state = aborted.state
+    topic, queue = state.config.get("notification_topic_arn"), state.config.get("notification_queue_url")
+    if not topic or not queue:
+        return replace(aborted, notice_error="its configuration names no notification topic and queue")
+    cluster = state.config.get("target_cluster_id")
+    message = {
+        "operation_id": state.operation_id,
+        "outcome": "aborted",
+        "target_cluster_id": cluster,
+        "target_date": state.target_date.isoformat(),
+        "source_snapshot": state.outputs.get("snapshot_name"),
+        "stopped_at": stopped_at,
+        "left_in_place": left_in_place(state),
+    }
+    try:
+        sns_id, _ = notify.send(
+            str(topic),
+            str(queue),
+            f"aurora-restore aborted: {cluster} ({state.operation_id})",
+            message,
+            str(state.config.get("target_region") or region),
+        )
+    except AwsError as exc:
+        return replace(aborted, notice_error=exc.message)
+    except BotoCoreError as exc:  # no credentials, no endpoint: said by its kind
+        return replace(aborted, notice_error=f"AWS could not be reached ({type(exc).__name__})")
+    return replace(aborted, notified=sns_id)

@@ -100,7 +100,8 @@ def test_abort_releases_the_lease_and_leaves_the_target_as_it_is(
     mutations = dict(runtime.simulator.mutating_calls())  # type: ignore[union-attr]
 
     # When the operator aborts it
-    aborted = operations.abort(Target("dev", runtime.options.target_region), operation_id)
+    outcome = operations.abort_operation(Target("dev", runtime.options.target_region), operation_id)
+    aborted = outcome.state
 
     # Then the lease item is gone, the state says aborted, and the target cluster is exactly as it was
     assert aborted.status == "aborted"
@@ -113,6 +114,15 @@ def test_abort_releases_the_lease_and_leaves_the_target_as_it_is(
         before["DBClusterMembers"],
     )
     assert dict(runtime.simulator.mutating_calls()) == mutations  # type: ignore[union-attr]
+    # And the subscribers, told of the failure, are told of the abort too (no function runs for it): once,
+    # saying where it stopped and what it left
+    assert outcome.notified and outcome.notice_error is None
+    bodies = [json.loads(body) for body in chaos.queue_messages(runtime, "dev-notifications")]
+    (notice,) = [b for b in bodies if b.get("operation_id") == operation_id and b["outcome"] == "aborted"]
+    assert notice["stopped_at"] == "setup_db_users"
+    assert notice["left_in_place"]["target_cluster_id"] == TARGET_CLUSTER
+    assert notice["left_in_place"]["lease"] is None
+    assert "fixable-secret-value" not in json.dumps(bodies)
 
 
 def test_a_second_restore_of_a_held_target_fails_naming_the_holder(

@@ -556,6 +556,60 @@ def test_abort_of_an_operation_holding_the_lease_releases_it_and_says_so(
     assert f"target_snapshot: {copy}" in out and "lease:" not in out and "resume" not in out
 
 
+def test_abort_tells_the_subscribers_once_and_says_so(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    """No function runs for an aborted operation: before, subscribers told of its failure never heard more."""
+    import boto3
+
+    # Given a failed operation whose configuration names the environment's topic and queue
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="dev-notifications")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="dev-notifications")["QueueUrl"]
+    state = failed_at_setup_db_users("told")
+    state.config |= {"notification_topic_arn": topic, "notification_queue_url": queue}
+    stored(state)
+
+    # When the operator aborts it
+    code, out, err = run(capsys, "abort", "told")
+
+    # Then the abort goes to the queue (and the topic), saying where it stopped and what it left
+    assert code == cli.EXIT_OK and err == ""
+    assert "subscribers told: the abort was sent to the notification topic and queue (SNS " in out
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notice = json.loads(message["Body"])
+    assert (notice["operation_id"], notice["outcome"], notice["stopped_at"]) == (
+        "told",
+        "aborted",
+        "setup_db_users",
+    )
+    assert notice["target_cluster_id"] == CLUSTER and notice["left_in_place"]["lease"] is None
+    assert notice["left_in_place"]["target_snapshot"] == state.outputs["target_snapshot"]
+    # And a second abort is refused before anything is sent again
+    assert run(capsys, "abort", "told")[0] == cli.EXIT_FAILED
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+
+
+def test_abort_that_cannot_tell_the_subscribers_still_aborts_and_warns(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed operation whose notification topic no longer exists
+    state = failed_at_setup_db_users("untold")
+    state.config |= {
+        "notification_topic_arn": f"arn:aws:sns:{REGION}:123456789012:gone",
+        "notification_queue_url": f"https://sqs.{REGION}.amazonaws.com/123456789012/gone",
+    }
+    stored(state)
+
+    # When the operator aborts it
+    code, out, err = run(capsys, "abort", "untold")
+
+    # Then the abort stands, and a warning says the subscribers were not told, and why
+    assert code == cli.EXIT_OK and out.startswith("aborted untold: ")
+    assert err.startswith(
+        "warning: subscribers were not told of the abort: sending the notification failed: "
+    )
+    assert TARGET.store().get("untold").status == "aborted"  # type: ignore[union-attr]
+
+
 def test_abort_leaves_a_shared_copy_to_the_other_operations_cleanup(
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
