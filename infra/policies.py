@@ -53,6 +53,7 @@ class PolicyRefs:
     extra_kms_key_arns: tuple[str, ...] = ()
     target_instance_ids: tuple[str, ...] = ()
     final_snapshot: bool = False
+    final_snapshots_kept: bool = False  # cleanup deletes the older final snapshots
     in_vpc: bool = False
     tracing: bool = False
     partition: str = "aws"
@@ -361,7 +362,19 @@ def _notify_completion(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _cleanup(refs: PolicyRefs) -> list[dict[str, Any]]:
-    return [
+    pruning = []
+    if refs.final_snapshots_kept:
+        # prune_final_snapshots: the target's snapshots, then its older `<target>-final-*` ones deleted.
+        final = refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")
+        pruning = [
+            _statement(
+                "ListTargetSnapshots",
+                ["rds:DescribeDBClusterSnapshots"],
+                [refs.target_cluster_arn, refs.rds("cluster-snapshot", "*")],
+            ),
+            _statement("DeleteOlderFinalSnapshots", ["rds:DeleteDBClusterSnapshot"], [final]),
+        ]
+    return pruning + [
         _statement(
             "DeleteCopy",
             ["rds:DeleteDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"],

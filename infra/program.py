@@ -115,6 +115,7 @@ def main() -> dict[str, Any]:
             extra_kms_key_arns=settings.extra_kms_key_arns,
             target_instance_ids=settings.target_instance_ids,
             final_snapshot=bool(restore.get("final_snapshot", False)),
+            final_snapshots_kept=restore.get("final_snapshots_kept") is not None,
             in_vpc=settings.in_vpc,
             tracing=settings.tracing,
             environment=settings.environment,

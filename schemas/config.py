@@ -161,6 +161,13 @@ class RestoreConfig(BaseModel):
     delete_state: bool = False
     state_retention_days: int = Field(default=30, ge=1, le=3650)
     final_snapshot: bool = False
+    final_snapshots_kept: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Keep only the N newest final snapshots of the target (cleanup deletes older ones);"
+        " unset keeps them all",
+    )
     protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
     allow_deletion_protected: bool = False
 

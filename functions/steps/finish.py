@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from functions import notify
@@ -96,11 +97,43 @@ def notify_completion(ctx: StepContext) -> Outcome:
     )
 
 
+def prune_final_snapshots(ctx: StepContext) -> list[str] | None:
+    """With `final_snapshots_kept` N: delete the target's final snapshots (`<target>-final-<operation>`, what
+    delete_rds names them) beyond the N newest, once the refresh is done. Only snapshots of the target
+    cluster, named so, and `available` are deleted (one being made counts among the newest); a snapshot
+    already going is not asked for again, so a second run deletes nothing more. None when not configured."""
+    kept = ctx.config.final_snapshots_kept
+    if kept is None:
+        return None
+    cluster = ctx.config.target_cluster_id
+    prefix = f"{cluster}-final-".lower()  # RDS keeps identifiers in lower case
+    finals = [
+        item
+        for item in ctx.target_rds.snapshots_of_cluster(cluster)
+        if str(item.get("DBClusterSnapshotIdentifier", "")).lower().startswith(prefix)
+        and item.get("DBClusterIdentifier", cluster).lower() == cluster.lower()
+        and item.get("SnapshotType", "manual") == "manual"
+        and item.get("Status") != "deleting"
+    ]
+    # Newest first; one still being made has no creation time yet, and is the newest.
+    finals.sort(
+        key=lambda item: item.get("SnapshotCreateTime") or datetime.max.replace(tzinfo=UTC), reverse=True
+    )
+    # Kept in the outputs as they go: a retried cleanup reports what its first try deleted too.
+    deleted: list[str] = ctx.outputs.setdefault("final_snapshots_deleted", [])
+    for item in finals[kept:]:
+        name = str(item["DBClusterSnapshotIdentifier"])
+        if item.get("Status") == "available" and ctx.target_rds.delete_cluster_snapshot(name):
+            deleted.append(name)
+    return sorted(set(deleted))
+
+
 def cleanup(ctx: StepContext) -> Outcome:
     config = ctx.config
     # The copy goes with the last operation that uses it (others restoring the same day may still need it);
     # check_restore_status has usually given it up already.
     snapshot_deleted = release_copy(ctx)
+    pruned = prune_final_snapshots(ctx)
     logs_deleted = False
     if config.delete_logs:
         notify.StepLog(config.log_bucket, config.log_prefix, config.target_region).delete_all(
@@ -109,16 +142,16 @@ def cleanup(ctx: StepContext) -> Outcome:
         logs_deleted = True
     # Last: until here a failure leaves the lease held, as the failure notification says (left_in_place).
     ctx.services.store.release_lease(config.target_cluster_id, ctx.operation_id)
+    results: dict[str, Any] = {
+        "snapshot_deleted": snapshot_deleted,
+        "state_data_deleted": config.delete_state,
+        "logs_deleted": logs_deleted,
+    }
+    if pruned is not None:  # the runbook's shape unless final_snapshots_kept is set
+        results["final_snapshots_deleted"] = pruned
     return Outcome(
         message=f"Successfully completed cleanup for operation {ctx.operation_id}",
-        fields={
-            "target_cluster_id": config.target_cluster_id,
-            "cleanup_results": {
-                "snapshot_deleted": snapshot_deleted,
-                "state_data_deleted": config.delete_state,
-                "logs_deleted": logs_deleted,
-            },
-        },
+        fields={"target_cluster_id": config.target_cluster_id, "cleanup_results": results},
         next_step=None,
         events=[OperationFinished(operation_id=ctx.operation_id, outcome="completed")],
         final_status="completed",  # with delete_state, the runner then keeps its results only (purge_if_due)

@@ -39,6 +39,8 @@ REFS = PolicyRefs(
     target_subnet_group="dev-subnet-group",
     master_secret_id="dev/master-credentials",
     environment="dev",
+    final_snapshot=True,
+    final_snapshots_kept=True,
     wakeup_role_arn="arn:aws:iam::123456789012:role/aurora-restore-wakeups-dev",
 )
 
@@ -87,9 +89,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     start_runtime: Callable[..., LocalRuntime], calls: Calls
 ) -> None:
-    # Given the local runtime, then a whole restore, and a second one failing at setup_db_users (a user's
-    # secret gone after the start), so that the failure path's calls are made too
-    runtime = start_runtime()
+    # Given the local runtime keeping a bounded number of final snapshots, then a whole restore, and a second
+    # one failing at setup_db_users (a user's secret gone after the start), so that the failure path's calls
+    # are made too
+    runtime = start_runtime(config_overrides={"final_snapshot": True, "final_snapshots_kept": 1})
     runtime.put_restore_requested("policy-complete", date.today())
     state = runtime.wait_for("policy-complete", timeout=90)
     assert state is not None and state.status == "completed", state

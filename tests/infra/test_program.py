@@ -389,10 +389,20 @@ def test_staging_adds_the_kms_keys_the_final_snapshot_and_the_listed_instances(s
     assert resources(delete["FinalSnapshotOfDeletion"]) == [final]
     assert set(actions(delete["FinalSnapshotOfDeletion"])) == {"rds:DeleteDBCluster", "rds:AddTagsToResource"}
     assert f"arn:aws:rds:eu-west-1:{ACCOUNT}:db:staging-db-1" in resources(delete["DeleteTargetInstances"])
+    # final_snapshots_kept: cleanup lists the target's snapshots and deletes older final ones, those only
+    cleanup = {statement["Sid"]: statement for statement in documents["cleanup"]["Statement"]}
+    assert resources(cleanup["DeleteOlderFinalSnapshots"]) == [final]
+    assert actions(cleanup["DeleteOlderFinalSnapshots"]) == ["rds:DeleteDBClusterSnapshot"]
+    assert f"arn:aws:rds:eu-west-1:{ACCOUNT}:cluster:staging-cluster" in resources(
+        cleanup["ListTargetSnapshots"]
+    )
 
 
 def test_dev_has_no_final_snapshot_permission(dev: ProgramRun) -> None:
     assert "rds:CreateDBClusterSnapshot" not in granted(policies(dev)["delete_rds"])
+    assert {"ListTargetSnapshots", "DeleteOlderFinalSnapshots"}.isdisjoint(
+        statement["Sid"] for statement in policies(dev)["cleanup"]["Statement"]
+    )
 
 
 # -- data -------------------------------------------------------------------------------------------------

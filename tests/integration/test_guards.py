@@ -25,6 +25,7 @@ from integration.world import (
     TARGET_REGION,
     TARGET_WRITER,
     World,
+    rds_backend,
 )
 
 pytestmark = pytest.mark.integration
@@ -273,12 +274,13 @@ def test_a_failure_notification_delivered_after_an_abort_leaves_the_operation_ab
     # When the StepFailed reaches notify_completion
     response = world.invoke("notify_completion", event)
 
-    # Then it is refused: the operation stays aborted and no notification goes out
+    # Then it is refused: the operation stays aborted and no failure notification goes out (the abort's own
+    # notice is the only one)
     assert response["status"] == "error", response
     assert "aborted" in response["message"]
     state = world.state()
     assert state is not None and state["status"] == "aborted"
-    assert world.notifications() == []
+    assert [json.loads(body)["outcome"] for body in world.notifications()] == ["aborted"]
 
 
 def test_an_operation_aborted_after_a_resume_still_expires(world: World) -> None:
@@ -384,6 +386,68 @@ def test_the_completion_notification_names_the_final_snapshot_the_deletion_kept(
 
     [body] = world.notifications()
     assert json.loads(body)["final_snapshot"] == f"{TARGET_CLUSTER}-final-{OPERATION_ID}"
+
+
+@pytest.mark.parametrize("world_config", [{"final_snapshot": True, "final_snapshots_kept": 2}])
+def test_cleanup_keeps_the_newest_final_snapshots_and_deletes_the_older_ones(world: World) -> None:
+    """One final snapshot per refresh, full size, kept for ever: final_snapshots_kept bounds them."""
+    from datetime import UTC, datetime
+
+    # Given two final snapshots of earlier refreshes, a manual snapshot of the target under another name,
+    # and another cluster's snapshot that happens to be named like a final one
+    rds = world.client("rds")
+    older = [f"{TARGET_CLUSTER}-final-earlier-1", f"{TARGET_CLUSTER}-final-earlier-2"]
+    for name in [*older, f"{TARGET_CLUSTER}-before-upgrade"]:
+        rds.create_db_cluster_snapshot(DBClusterIdentifier=TARGET_CLUSTER, DBClusterSnapshotIdentifier=name)
+    rds.create_db_cluster(
+        DBClusterIdentifier="other-cluster",
+        Engine="aurora-postgresql",
+        MasterUsername="x",
+        MasterUserPassword="password-1",
+    )
+    rds.create_db_cluster_snapshot(
+        DBClusterIdentifier="other-cluster", DBClusterSnapshotIdentifier=f"{TARGET_CLUSTER}-final-foreign"
+    )
+    backend = rds_backend(TARGET_REGION)
+    for day, name in enumerate(older, start=1):
+        backend.cluster_snapshots[name].created = datetime(2026, 1, day, tzinfo=UTC)
+
+    # When a refresh runs to its end (its deletion of the target keeps a final snapshot)
+    world.advance("cleanup")
+    answer = world.run("cleanup")
+
+    # Then the 2 newest final snapshots of the target are kept (this refresh's and the latest earlier one)
+    # and only the oldest is deleted; the rest is not touched
+    assert answer["status"] == "success", answer
+    assert answer["cleanup_results"]["final_snapshots_deleted"] == [older[0]]
+    left = {
+        item["DBClusterSnapshotIdentifier"]
+        for item in rds.describe_db_cluster_snapshots()["DBClusterSnapshots"]
+    }
+    assert older[0] not in left
+    assert {
+        f"{TARGET_CLUSTER}-final-{OPERATION_ID}",
+        older[1],
+        f"{TARGET_CLUSTER}-before-upgrade",
+        f"{TARGET_CLUSTER}-final-foreign",
+    } <= left
+    # And cleanup run again deletes nothing more, and says the same
+    again = world.run("cleanup")
+    assert again["cleanup_results"]["final_snapshots_deleted"] == [older[0]]
+    after = {
+        item["DBClusterSnapshotIdentifier"]
+        for item in rds.describe_db_cluster_snapshots()["DBClusterSnapshots"]
+    }
+    assert after == left
+
+
+def test_cleanup_without_final_snapshots_kept_answers_the_runbooks_shape(world: World) -> None:
+    world.advance("cleanup")
+    assert set(world.run("cleanup")["cleanup_results"]) == {
+        "snapshot_deleted",
+        "state_data_deleted",
+        "logs_deleted",
+    }
 
 
 def test_a_request_refused_for_a_bad_override_is_still_notified(world: World) -> None:
