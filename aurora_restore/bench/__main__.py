@@ -82,7 +82,7 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         },
     }
     _say(f"scale: {plan['operations']} operations on {plan['operations']} targets at once ...")
-    results["scale"] = measure_scale_isolated(int(plan["operations"]), timeout=420.0)
+    results["scale"] = measure_scale_isolated(int(plan["operations"]), timeout=600.0)
     _say("database: setup_db_users and verify_restore on the local PostgreSQL ...")
     db = measure_database(
         int(plan["users"]),
