@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions import notify
+from functions.errors import AwsError
+from functions.observability import logger
 from functions.runner import Outcome, StepContext, left_in_place
 from functions.steps.snapshot import release_copy
 from schemas.common import Step
@@ -97,11 +99,15 @@ def notify_completion(ctx: StepContext) -> Outcome:
     )
 
 
-def prune_final_snapshots(ctx: StepContext) -> list[str] | None:
+def prune_final_snapshots(ctx: StepContext) -> dict[str, list[str]] | None:
     """With `final_snapshots_kept` N: delete the target's final snapshots (`<target>-final-<operation>`, what
     delete_rds names them) beyond the N newest, once the refresh is done. Only snapshots of the target
     cluster, named so, and `available` are deleted (one being made counts among the newest); a snapshot
-    already going is not asked for again, so a second run deletes nothing more. None when not configured."""
+    already going is not asked for again, so a second run deletes nothing more. None when not configured.
+
+    Housekeeping of a refresh that is done: a snapshot RDS refuses to delete for good (being copied or
+    shared, a policy) is kept and named (`final_snapshots_not_deleted`, and the log), not a failed refresh;
+    a throttle is retried as any step's is."""
     kept = ctx.config.final_snapshots_kept
     if kept is None:
         return None
@@ -121,11 +127,23 @@ def prune_final_snapshots(ctx: StepContext) -> list[str] | None:
     )
     # Kept in the outputs as they go: a retried cleanup reports what its first try deleted too.
     deleted: list[str] = ctx.outputs.setdefault("final_snapshots_deleted", [])
+    refused: list[str] = []
     for item in finals[kept:]:
         name = str(item["DBClusterSnapshotIdentifier"])
-        if item.get("Status") == "available" and ctx.target_rds.delete_cluster_snapshot(name):
-            deleted.append(name)
-    return sorted(set(deleted))
+        if item.get("Status") != "available":
+            continue
+        try:
+            if ctx.target_rds.delete_cluster_snapshot(name):
+                deleted.append(name)
+        except AwsError as exc:
+            if exc.retryable:
+                raise
+            logger.warning(
+                "an older final snapshot was not deleted", extra={"snapshot": name, "error": exc.message}
+            )
+            refused.append(name)
+    found = {"final_snapshots_deleted": sorted(set(deleted))}
+    return found | ({"final_snapshots_not_deleted": refused} if refused else {})
 
 
 def cleanup(ctx: StepContext) -> Outcome:
@@ -148,7 +166,7 @@ def cleanup(ctx: StepContext) -> Outcome:
         "logs_deleted": logs_deleted,
     }
     if pruned is not None:  # the runbook's shape unless final_snapshots_kept is set
-        results["final_snapshots_deleted"] = pruned
+        results |= pruned
     return Outcome(
         message=f"Successfully completed cleanup for operation {ctx.operation_id}",
         fields={"target_cluster_id": config.target_cluster_id, "cleanup_results": results},

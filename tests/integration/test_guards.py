@@ -441,6 +441,40 @@ def test_cleanup_keeps_the_newest_final_snapshots_and_deletes_the_older_ones(wor
     assert after == left
 
 
+@pytest.mark.parametrize("world_config", [{"final_snapshot": True, "final_snapshots_kept": 1}])
+def test_an_older_final_snapshot_rds_will_not_delete_is_named_and_the_refresh_completes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.rds import RdsAdapter
+
+    # Given two earlier final snapshots, one of which RDS refuses to delete (being copied elsewhere)
+    rds = world.client("rds")
+    busy, other = f"{TARGET_CLUSTER}-final-being-copied", f"{TARGET_CLUSTER}-final-earlier"
+    for name in (busy, other):
+        rds.create_db_cluster_snapshot(DBClusterIdentifier=TARGET_CLUSTER, DBClusterSnapshotIdentifier=name)
+    real = RdsAdapter.delete_cluster_snapshot
+
+    def refusing(self: RdsAdapter, snapshot_id: str) -> bool:
+        if snapshot_id == busy:
+            raise AwsError(
+                f"deleting snapshot {busy} failed: InvalidDBClusterSnapshotStateFault", retryable=False
+            )
+        return bool(real(self, snapshot_id))
+
+    monkeypatch.setattr(RdsAdapter, "delete_cluster_snapshot", refusing)
+
+    # When the refresh runs to its end
+    world.advance("cleanup")
+    answer = world.run("cleanup")
+
+    # Then the refresh completes: the other is deleted, the refused one kept and named
+    assert answer["status"] == "success", answer
+    assert answer["cleanup_results"]["final_snapshots_deleted"] == [other]
+    assert answer["cleanup_results"]["final_snapshots_not_deleted"] == [busy]
+    assert world.state()["status"] == "completed"  # type: ignore[index]
+    assert rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=busy)["DBClusterSnapshots"]
+
+
 def test_cleanup_without_final_snapshots_kept_answers_the_runbooks_shape(world: World) -> None:
     world.advance("cleanup")
     assert set(world.run("cleanup")["cleanup_results"]) == {

@@ -257,6 +257,8 @@ def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Else notify_completion, started by the StepFailed, finds the claim held until it expires."""
+    from datetime import timedelta
+
     from functions.rds import RdsAdapter
     from functions.state import StateStore
     from integration.world import COPY_NAME, STATE_TABLE, rds_backend
@@ -269,13 +271,14 @@ def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
     store = StateStore(STATE_TABLE, TARGET_REGION)
 
     # When a wake-up's check is under way (holding its claim) and the reconciler fails the wait, past
-    # its deadline, before the check records what it saw
+    # its deadline with the last look it asked for overdue, before the check records what it saw
     looked = RdsAdapter.cluster_snapshot
 
     def meanwhile(self: RdsAdapter, snapshot_id: str) -> Any:
         state = store.get(OPERATION_ID)
         if state is not None and state.status == "waiting" and state.waiting is not None:
-            state.waiting.deadline = utcnow()
+            state.waiting.deadline = utcnow() - timedelta(minutes=2)
+            state.waiting.next_check_at = utcnow() - timedelta(minutes=1)
             store.save(state)
             world.invoke("reconcile", {"source": "aws.events", "detail-type": "Scheduled Event"})
         return looked(self, snapshot_id)
