@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError
+
+if TYPE_CHECKING:
+    from schemas.state import OperationState
 
 
 def region_of_arn(arn: str) -> str | None:
@@ -22,6 +25,21 @@ def region_of_queue(url: str) -> str | None:
     host = url.split("/")[2] if "//" in url else ""
     pieces = host.split(".")
     return pieces[1] if len(pieces) > 2 and pieces[0] == "sqs" else None
+
+
+def outcome_notice(state: OperationState, outcome: str, cluster: str | None) -> tuple[str, dict[str, Any]]:
+    """The subject and the common part of an operation's outcome notice (completed, failed, aborted): one
+    shape for subscribers, whoever sends it (notify_completion, or the operator's abort)."""
+    message: dict[str, Any] = {
+        "operation_id": state.operation_id,
+        "outcome": outcome,
+        "target_cluster_id": cluster,
+        "target_date": state.target_date.isoformat(),
+        "source_snapshot": state.outputs.get("snapshot_name"),
+    }
+    if state.outputs.get("final_snapshot"):
+        message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
+    return f"aurora-restore {outcome}: {cluster} ({state.operation_id})", message
 
 
 def send(

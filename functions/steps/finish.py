@@ -19,25 +19,18 @@ def notify_completion(ctx: StepContext) -> Outcome:
     state = ctx.state
     failed = ctx.trigger.kind == "StepFailed" or state.status == "failed"
     outcome = "failed" if failed else "completed"
-    message: dict[str, Any] = {
-        "operation_id": ctx.operation_id,
-        "outcome": outcome,
-        "target_cluster_id": config.target_cluster_id,
-        "target_date": state.target_date.isoformat(),
-        "source_snapshot": state.outputs.get("snapshot_name"),
+    subject, message = notify.outcome_notice(state, outcome, config.target_cluster_id)
+    message |= {
         "cluster_endpoint": state.outputs.get("cluster_endpoint"),
         "cluster_port": state.outputs.get("cluster_port"),
         "users": state.outputs.get("users", []),
     }
-    if state.outputs.get("final_snapshot"):
-        message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
     if failed:
         error = ctx.trigger.payload.get("error") or (state.error.model_dump() if state.error else {})
         message["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
         message["error"] = error
         message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or left_in_place(state)
         message["resume"] = f"aurora-restore resume {ctx.operation_id}"
-    subject = f"aurora-restore {outcome}: {config.target_cluster_id} ({ctx.operation_id})"
     if failed:
         # StepFailed comes at least once: a failure already notified is not sent again. A failure after a
         # resume is another one (one more failed entry in the history).
@@ -115,10 +108,8 @@ def prune_final_snapshots(ctx: StepContext) -> dict[str, list[str]] | None:
     prefix = f"{cluster}-final-".lower()  # RDS keeps identifiers in lower case
     finals = [
         item
-        for item in ctx.target_rds.snapshots_of_cluster(cluster)
+        for item in ctx.target_rds.snapshots_of_cluster(cluster)  # the target's only (RDS filters)
         if str(item.get("DBClusterSnapshotIdentifier", "")).lower().startswith(prefix)
-        and item.get("DBClusterIdentifier", cluster).lower() == cluster.lower()
-        and item.get("SnapshotType", "manual") == "manual"
         and item.get("Status") != "deleting"
     ]
     # Newest first; one still being made has no creation time yet, and is the newest.
@@ -142,7 +133,7 @@ def prune_final_snapshots(ctx: StepContext) -> dict[str, list[str]] | None:
                 "an older final snapshot was not deleted", extra={"snapshot": name, "error": exc.message}
             )
             refused.append(name)
-    found = {"final_snapshots_deleted": sorted(set(deleted))}
+    found = {"final_snapshots_deleted": sorted(deleted)}
     return found | ({"final_snapshots_not_deleted": refused} if refused else {})
 
 
