@@ -38,6 +38,12 @@ from schemas.state import TERMINAL_STATUSES, OperationState
 
 # About an hour of tries (with stall_seconds' default, 900 s), each with Lambda's own two retries.
 MAX_REDRIVES = 4
+# A day of re-drives (with stall_seconds' default) that never got the step to run.
+STALLED_PERIODS = 96
+DIED = (
+    "its invocation ended holding its claim, with nothing recorded (a Lambda timeout or out of memory?"
+    " see the function's logs)"
+)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Report:
     timed_out: list[str] = field(default_factory=list)
     flushed: list[str] = field(default_factory=list)
     redriven: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # re-driven enough: failed at its step instead
     unreconciled: list[str] = field(default_factory=list)
 
 
@@ -93,8 +100,8 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
         purge_if_due(store, state)  # delete_state, when cleanup could not do it
     if _stalled(state, now, services):
         try:
-            redrive(state, services, now)
-            report.redriven.append(state.operation_id)
+            gave_up = redrive(state, services, now)
+            (report.failed if gave_up else report.redriven).append(state.operation_id)
         except StaleWrite:
             logger.info("operation moved while being re-driven", extra={"op": state.operation_id})
         return
@@ -129,7 +136,7 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
 
 
 def _finish(report: Report, services: Services) -> dict[str, Any]:
-    if report.rechecked or report.timed_out or report.flushed or report.redriven or report.unreconciled:
+    if any(asdict(report).values()):
         logger.info("reconciled", extra=asdict(report))
     record_metric(
         "RecheckDue", MetricUnit.Count, len(report.rechecked), step=RECONCILE, settings=services.settings
@@ -150,33 +157,58 @@ def _stalled(state: OperationState, now: datetime, services: Services) -> bool:
     return now - state.updated_at > timedelta(seconds=services.settings.stall_seconds)
 
 
-def redrive(state: OperationState, services: Services, now: datetime) -> None:
+def redrive(state: OperationState, services: Services, now: datetime) -> bool:
     """Clear a dead claim and put the next step's trigger on the bus again (duplicates are harmless).
 
-    Not for ever when the step fails: one that failed retryably before each of MAX_REDRIVES re-drives (a
-    database that refuses every connection, a region that does not answer) is failed, with its last error,
-    for the operator to fix and resume; else it held the target's lease while nobody was told. A re-drive
-    with no failure since the last one (the trigger was lost, or is still queued behind others) is not
-    counted: it costs one event, and failing the operation for it would fail a refresh that was only slow."""
+    Not for ever when the step fails: one that failed before each of MAX_REDRIVES re-drives is failed, with
+    its last error, for the operator to fix and resume; else it held the target's lease while nobody was
+    told. A try failed when it gave up its claim with a retryable error (a database that refuses every
+    connection, a region that does not answer) or died holding it (a Lambda timeout, out of memory: its
+    claim expired with nothing recorded). A re-drive with neither since the last one (the trigger was lost,
+    or is still queued behind others) is not counted: it costs one event, and failing the operation for it
+    would fail a refresh that was only slow. Those stop only when the operation has gone unmoved for
+    STALLED_PERIODS stall periods (24 h with the default 900 s): a trigger that never reaches the step in a
+    day is not queued, it is refused (the function throttled to nothing, disabled, or the bus no longer
+    allowed to invoke it). True when it failed the operation instead of re-driving it."""
     step = Step(state.next_step) if state.next_step else Step.SNAPSHOT_CHECK
+    died = state.claim is not None and state.claim.until < now
     state.claim = None
-    if state.retry_error is not None:
-        if state.redriven >= MAX_REDRIVES:
-            error = StepError(
-                f"{step.value} did not complete after {state.redriven} re-drives: {state.retry_error}"
-            )
-            StepRunner(step, _no_logic, services).record_failure(
-                state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
-            )
-            return
+    failure = state.retry_error or (DIED if died else None)
+    stalled_since = state.stalled_since or now
+    unmoved_for = timedelta(seconds=services.settings.stall_seconds * STALLED_PERIODS)
+    error: StepError | None = None
+    if failure is not None and state.redriven >= MAX_REDRIVES:
+        error = StepError(f"{step.value} did not complete after {state.redriven} re-drives: {failure}")
+    elif now - stalled_since >= unmoved_for:
+        error = StepError(
+            f"{step.value} did not move in {_duration(now - stalled_since)} of re-drives (the first at"
+            f" {stalled_since:%Y-%m-%d %H:%M} UTC): if its function logged nothing, its trigger does not reach"
+            " it (throttled to nothing, disabled, or the bus rule's target or permission gone?); see the"
+            " function's throttles and the rule's dead-letter queue"
+        )
+    if error is not None:
+        StepRunner(step, _no_logic, services).record_failure(
+            state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
+        )
+        return True
+    if failure is not None:
         # Counted once: the next re-drive counts only if the step fails again first.
         state.redriven, state.retry_error = state.redriven + 1, None
+    state.stalled_since = stalled_since
     services.store.save(state)
     services.publisher.publish([restart_event(state, step, f"re-driven by the reconciler at {now:%H:%M:%S}")])
     # Keep watching it: the re-driven step's own trigger could be lost too.
     wakeup.arm_watchdog(
         services.settings, state.operation_id, now + timedelta(seconds=services.settings.stall_seconds)
     )
+    return False
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _no_logic(context: Any) -> Any:

@@ -554,7 +554,7 @@ class StepRunner:
             state.config = config.model_dump(mode="json")
             state.config_sources = dict(resolved.sources)
             state.target_cluster_id = config.target_cluster_id
-        state.redriven, state.retry_error = 0, None  # it moved
+        state.redriven, state.retry_error, state.stalled_since = 0, None, None  # it moved
         state.history.append(
             HistoryEntry(
                 step=self.step,
@@ -659,7 +659,7 @@ class StepRunner:
     ) -> dict[str, Any]:
         now = utcnow()
         error = ErrorInfo(type=exc.error_type, message=exc.message, retryable=exc.retryable)
-        state.redriven, state.retry_error = 0, None
+        state.redriven, state.retry_error, state.stalled_since = 0, None, None
         state.history.append(
             HistoryEntry(
                 step=self.step,

@@ -83,6 +83,10 @@ class OperationState(BaseModel):
         description="The next step's last retryable failure since the operation last moved and the last"
         " counted re-drive",
     )
+    stalled_since: datetime | None = Field(
+        default=None,
+        description="When the reconciler first re-drove the next step since the operation last moved",
+    )
     outbox: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Events written with the transition and not yet confirmed on the bus",

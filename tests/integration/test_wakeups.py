@@ -184,9 +184,116 @@ def test_a_step_only_slow_to_start_is_re_driven_without_being_failed(scheduled: 
     assert state is not None and (state["status"], state["redriven"]) == ("running", 0)
     assert len(world.published_of("StepCompleted")) == MAX_REDRIVES + 2
     assert world.published_of("StepFailed") == []
-    # And when a trigger reaches the step at last, the operation goes on
+    assert state["stalled_since"] is not None
+    # And when a trigger reaches the step at last, the operation goes on, no longer counted as stalled
     assert world.run("setup_db_users")["status"] == "success"
-    assert world.state()["next_step"] == "verify_restore"  # type: ignore[index]
+    state = world.state()
+    assert state is not None and (state["next_step"], state["stalled_since"]) == ("verify_restore", None)
+
+
+class Killed(BaseException):
+    """The Lambda runtime ending an invocation (timeout, out of memory): none of our code runs after it."""
+
+
+def _expire_claim(world: World, operation_id: str) -> None:
+    """Let the dead invocation's claim run out, as it does a function timeout after the invocation began."""
+    then = (datetime.utcnow() - timedelta(seconds=1)).isoformat() + "Z"
+    world.client("dynamodb").update_item(
+        TableName=STATE_TABLE,
+        Key={"operation_id": {"S": operation_id}},
+        UpdateExpression="SET claim.#until = :then",
+        ExpressionAttributeNames={"#until": "until"},
+        ExpressionAttributeValues={":then": {"S": then}},
+    )
+
+
+def test_a_step_whose_invocation_dies_at_every_try_is_failed_after_the_last_re_drive(
+    scheduled: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, an invocation that died (nothing recorded, its claim left to expire) was re-driven without
+    being counted, every stall period for ever, holding the target's lease while nobody was told."""
+    from functions.reconcile import MAX_REDRIVES
+    from integration.test_idempotency import bus_event
+
+    # Given an operation at setup_db_users whose invocation is killed at every try, holding its claim
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+
+    def killed(*_: Any, **__: Any) -> Any:
+        raise Killed("Task timed out after 300.00 seconds")
+
+    monkeypatch.setattr(database, "connect", killed)
+    trigger = bus_event(
+        "StepCompleted",
+        {
+            "operation_id": OPERATION_ID,
+            "step": "check_restore_status",
+            "next_step": "setup_db_users",
+            "message": "ok",
+        },
+    )
+
+    # When each try dies and the watchdog re-drives the step once its claim has expired
+    for redrive in range(MAX_REDRIVES + 1):
+        with pytest.raises(Killed):
+            world.invoke("setup_db_users", trigger)
+        state = world.state()
+        assert state is not None and state["claim"]["step"] == "setup_db_users"  # left behind
+        _expire_claim(world, OPERATION_ID)
+        answer = _watchdog_fires(world, OPERATION_ID)
+        if redrive < MAX_REDRIVES:
+            assert answer["redriven"] == [OPERATION_ID]
+            assert world.state()["redriven"] == redrive + 1  # type: ignore[index]
+    assert (answer["redriven"], answer["failed"]) == ([], [OPERATION_ID])
+
+    # Then the operation is failed at that step, saying its invocations died, and the failure is notified
+    state = world.state()
+    assert state is not None and (state["status"], state["failed_step"]) == ("failed", "setup_db_users")
+    assert (
+        f"after {MAX_REDRIVES} re-drives: its invocation ended holding its claim" in state["error"]["message"]
+    )
+    assert [e["step"] for e in world.published_of("StepFailed")] == ["setup_db_users"]
+    assert schedules(world) == {}
+
+
+def test_a_step_whose_trigger_never_arrives_is_failed_after_a_day_of_re_drives(scheduled: World) -> None:
+    """A trigger queued behind others arrives in minutes; one that has not in a day of re-drives is refused
+    (the function throttled to nothing, disabled, its permission gone): re-driving it for ever held the
+    target's lease while nobody was told."""
+    from functions.reconcile import STALLED_PERIODS
+
+    # Given an operation at setup_db_users re-driven once already, its trigger lost
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+    _stale(world, OPERATION_ID, minutes=30)
+    assert _watchdog_fires(world, OPERATION_ID)["redriven"] == [OPERATION_ID]
+    first = world.state()["stalled_since"]  # type: ignore[index]
+    assert first is not None
+
+    # When re-drives go on, still short of STALLED_PERIODS stall periods, it is re-driven again
+    _stale(world, OPERATION_ID, minutes=30)
+    assert _watchdog_fires(world, OPERATION_ID)["redriven"] == [OPERATION_ID]
+    assert world.state()["stalled_since"] == first  # type: ignore[index]
+    assert world.published_of("StepFailed") == []
+
+    # And when the first re-drive lies STALLED_PERIODS stall periods (900 s here) back, it is failed
+    then = datetime.utcnow() - timedelta(seconds=900 * STALLED_PERIODS + 60)
+    world.client("dynamodb").update_item(
+        TableName=STATE_TABLE,
+        Key={"operation_id": {"S": OPERATION_ID}},
+        UpdateExpression="SET stalled_since = :then",
+        ExpressionAttributeValues={":then": {"S": then.isoformat() + "Z"}},
+    )
+    _stale(world, OPERATION_ID, minutes=30)
+    answer = _watchdog_fires(world, OPERATION_ID)
+    assert (answer["redriven"], answer["failed"]) == ([], [OPERATION_ID])
+
+    state = world.state()
+    assert state is not None and (state["status"], state["failed_step"]) == ("failed", "setup_db_users")
+    assert "setup_db_users did not move in 24.0 h of re-drives" in state["error"]["message"]
+    assert "its trigger does not reach it" in state["error"]["message"]
+    assert [e["step"] for e in world.published_of("StepFailed")] == ["setup_db_users"]
+    assert schedules(world) == {}
 
 
 def test_a_watchdog_leaves_a_moving_operation_alone_and_watches_on(scheduled: World) -> None:
