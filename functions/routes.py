@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from schemas.common import Step
+from schemas.common import Step, partition_of
 from schemas.events import EVENT_SOURCE
 from schemas.rds_event_ids import (
     CLUSTER_CREATE_FAILED,
@@ -45,9 +45,13 @@ def _ours(detail_type: str, detail: dict[str, Any] | None = None) -> dict[str, A
     return pattern
 
 
+def _rds_arn_prefix(region: str) -> str:
+    return f"arn:{partition_of(region)}:rds:{region}:"
+
+
 def _rds(region: str | None, *alternatives: tuple[str, list[str]]) -> dict[str, Any]:
     """RDS events matched on EventID (never Message) and, where the region is known, on the ARN's region."""
-    arn: dict[str, Any] = {"SourceArn": [{"prefix": f"arn:aws:rds:{region}:"}]} if region else {}
+    arn: dict[str, Any] = {"SourceArn": [{"prefix": _rds_arn_prefix(region)}]} if region else {}
     branches = [{"detail-type": [kind], "detail": {"EventID": ids, **arn}} for kind, ids in alternatives]
     if len(branches) == 1:
         return {"source": ["aws.rds"], **branches[0]}
@@ -113,7 +117,7 @@ def build_routes(target_region: str | None = None) -> list[Route]:
                 # Only our copies (`<snapshot>-copy`): not every backup's event in the region.
                 "detail": {
                     "SourceIdentifier": [{"suffix": COPY_SUFFIX}],
-                    **({"SourceArn": [{"prefix": f"arn:aws:rds:{target_region}:"}]} if target_region else {}),
+                    **({"SourceArn": [{"prefix": _rds_arn_prefix(target_region)}]} if target_region else {}),
                 },
             },
             "our copies' cluster-snapshot events (Aurora sends none for a copy; kept for when it does)",

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.settings import StackSettings
+from schemas.common import partition_of
 
 
 def key_policy(account: str, partition: str = "aws") -> dict[str, Any]:
@@ -54,7 +55,9 @@ class StackKey(pulumi.ComponentResource):
             description=f"aurora-restore {settings.environment}: DB users parameter and SNS topics",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.from_input(account).apply(lambda value: json.dumps(key_policy(value))),
+            policy=pulumi.Output.from_input(account).apply(
+                lambda value: json.dumps(key_policy(value, partition_of(settings.region)))
+            ),
             opts=child,
         )
         self.alias = aws.kms.Alias(

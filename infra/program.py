@@ -22,7 +22,7 @@ from infra.registry import EventSchemas
 from infra.routing import EventBus, Routes
 from infra.settings import PROJECT, StackConfigError, StackSettings, load, user_secret_ids
 from infra.storage import LogBucket, StateTable
-from schemas.common import Step
+from schemas.common import Step, partition_of
 
 DATABASE_STEPS = (Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value)
 
@@ -104,6 +104,7 @@ def main() -> dict[str, Any]:
     ).apply(
         lambda values: PolicyRefs(
             region=settings.region,
+            partition=partition_of(settings.region),
             source_region=settings.source_region,
             log_prefix=settings.log_prefix,
             log_group_arn="",

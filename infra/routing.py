@@ -13,6 +13,7 @@ from functions.routes import Route
 from infra.messaging import dead_letter_queue
 from infra.policies import assume_role_policy
 from infra.settings import StackSettings
+from schemas.common import partition_of
 
 # EventBridge retries a failed delivery with backoff for at most this long, then dead-letters it.
 MAX_RETRY_ATTEMPTS = 8
@@ -25,7 +26,7 @@ def rule_name(settings: StackSettings, route_name: str) -> str:
 
 def dlq_policy(queue_arn: str, account: str, region: str, bus_name: str, environment: str) -> dict[str, Any]:
     """Our rules (on our bus or on the default bus) may dead-letter into the queue; nothing else."""
-    rules = f"arn:aws:events:{region}:{account}:rule"
+    rules = f"arn:{partition_of(region)}:events:{region}:{account}:rule"
     return {
         "Version": "2012-10-17",
         "Statement": [

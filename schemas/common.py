@@ -38,6 +38,15 @@ Region = Annotated[
     StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$"),
     Field(description="An AWS region name"),
 ]
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region `Region` accepts: China's and GovCloud's have their own."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 TargetDate = Annotated[date, Field(description="The day whose snapshot is restored (YYYY-MM-DD)")]
 
 

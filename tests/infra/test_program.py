@@ -674,3 +674,38 @@ def test_the_snapshot_rule_takes_only_our_copies_events_in_the_target_region() -
     assert pattern.matches_event(event("dev-source-cluster-snapshot-2026-11-30-copy"))
     assert not pattern.matches_event(event("rds:dev-target-cluster-2026-11-30-03-10"))
     assert not pattern.matches_event(event("dev-source-cluster-snapshot-2026-11-30-copy", "eu-west-1"))
+
+
+def test_a_stack_in_china_builds_its_own_arns_in_the_aws_cn_partition() -> None:
+    """ARNs we build took `arn:aws:` everywhere: in China (and GovCloud) the RDS rules never matched an event,
+    the policies granted nothing and the key policy named a root that does not exist."""
+    config, secret_keys = stack_config(ROOT / "Pulumi.dev.yaml", SECRET_DB_USERS)
+    restore = json.loads(config["aurora-restore:restore"])
+    restore.update(source_region="cn-northwest-1", target_region="cn-north-1")
+    config.update({"aws:region": "cn-north-1", "aurora-restore:restore": json.dumps(restore)})
+    run = run_program("dev", config, secret_keys)
+
+    for route in build_routes("cn-north-1"):
+        if route.pattern.get("source") == ["aws.rds"]:
+            rule = run.one(RULE, name=f"aurora-restore-{route.name}-dev")
+            assert "arn:aws-cn:rds:cn-north-1:" in rule.inputs["eventPattern"], route.name
+            assert "arn:aws:rds:" not in rule.inputs["eventPattern"], route.name
+    rds_arns = [
+        arn
+        for document in policies(run).values()
+        for statement in document["Statement"]
+        for arn in resources(statement)
+        if ":rds:" in arn or ":secretsmanager:" in arn
+    ]
+    assert rds_arns and all(arn.startswith("arn:aws-cn:") for arn in rds_arns)
+    assert f"arn:aws-cn:rds:cn-northwest-1:{ACCOUNT}:cluster:dev-source-cluster" in rds_arns
+    (key,) = run.of_type("aws:kms/key:Key")
+    assert f'"arn:aws-cn:iam::{ACCOUNT}:root"' in key.inputs["policy"]
+    dead_letters = [
+        policy.inputs["policy"]
+        for policy in run.of_type("aws:sqs/queuePolicy:QueuePolicy")
+        if "events.amazonaws.com" in policy.inputs["policy"]
+    ]
+    assert dead_letters and all(f"arn:aws-cn:events:cn-north-1:{ACCOUNT}:rule" in p for p in dead_letters)
+    govcloud = json.dumps([route.pattern for route in build_routes("us-gov-west-1")])
+    assert "arn:aws-us-gov:rds:us-gov-west-1:" in govcloud and "arn:aws:" not in govcloud
