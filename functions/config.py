@@ -120,7 +120,8 @@ def resolve(
         if lower_layers and not layers["ssm"]:
             # The usual cause of a list of missing fields: no configuration deployed for this environment.
             message += f" (SSM parameter {settings.config_parameter} does not exist or is empty in {settings.region})"
-        raise ConfigError(message) from exc
+        # Not chained: pydantic's text quotes each input, and a secret id may be a pasted password.
+        raise ConfigError(message) from None
     for name in CONFIG_FIELDS:
         sources.setdefault(name, "default")
     warnings = [f"unknown key {key!r} in {settings.config_parameter} is ignored" for key in unknown]
@@ -152,7 +153,8 @@ def load_db_users(settings: Settings) -> tuple[DbUsers, list[str]]:
     try:
         document = json.loads(parameter["Value"])
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{settings.db_users_parameter} is not JSON (line {exc.lineno})") from exc
+        # Not chained: the JSONDecodeError holds the whole document, passwords and all.
+        raise ConfigError(f"{settings.db_users_parameter} is not JSON (line {exc.lineno})") from None
     if isinstance(document, dict) and "users" in document:
         document = document["users"]
     if not isinstance(document, list):
@@ -160,7 +162,8 @@ def load_db_users(settings: Settings) -> tuple[DbUsers, list[str]]:
     try:
         users = DbUsers.model_validate({"users": document})
     except ValidationError as exc:
-        raise ConfigError("invalid DB users: " + _user_errors(exc, document)) from exc
+        # Not chained: pydantic's text quotes each input, literal passwords included.
+        raise ConfigError("invalid DB users: " + _user_errors(exc, document)) from None
     warnings: list[str] = []
     literal = [user.username for user in users.users if user.password is not None]
     if literal and parameter.get("Type") != "SecureString":

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 from schemas.common import ClusterId, Region
 
@@ -62,6 +71,27 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+# A Secrets Manager secret's name (ASCII letters, digits and /_+=.@-) or its ARN.
+_SECRET_ID = re.compile(
+    r"(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}"
+)
+
+
+def _secret_id(value: str) -> str:
+    """Never quoted back: a value that is no secret name may well be the password itself, pasted."""
+    if not _SECRET_ID.fullmatch(value):
+        raise ValueError(
+            "is not a Secrets Manager secret name (ASCII letters, digits and /_+=.@-) or ARN; the value is not"
+            " shown, in case it is a password pasted in its place"
+        )
+    return value
+
+
+SecretId = Annotated[
+    str, AfterValidator(_secret_id), Field(description="A Secrets Manager secret's name or ARN", min_length=1)
+]
+
+
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 
 
@@ -73,7 +103,7 @@ class DbUser(BaseModel):
     username: Username
     privileges: list[Privilege] = Field(min_length=1)
     password: SecretStr | None = None
-    password_secret_id: str | None = Field(default=None, min_length=1, max_length=2048)
+    password_secret_id: SecretId | None = None
     schemas: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] | None = Field(
         default=None,
         min_length=1,
@@ -125,7 +155,7 @@ class RestoreConfig(BaseModel):
     target_security_groups: list[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
         min_length=1
     )
-    master_credentials_secret_id: str = Field(min_length=1)
+    master_credentials_secret_id: SecretId
     notification_topic_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:")]
     notification_queue_url: Annotated[str, StringConstraints(pattern=r"^https?://")]
     log_bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]

@@ -290,3 +290,28 @@ def test_a_target_cluster_id_too_long_for_its_writer_is_refused(ssm: FakeSsm) ->
     # When / Then one character more is refused, saying why
     with pytest.raises(ConfigError, match="its writer"):
         resolve(SETTINGS, event_values={"target_cluster_id": longest + "t"})
+
+
+@pytest.mark.parametrize(
+    "secret_id",
+    ["dev/master-credentials", "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:dev/master-AbCdEf"],
+)
+def test_a_secret_name_or_arn_is_taken_as_the_master_secret(ssm: FakeSsm, secret_id: str) -> None:
+    resolved = resolve(SETTINGS, event_values={"master_credentials_secret_id": secret_id})
+    assert resolved.config.master_credentials_secret_id == secret_id
+
+
+def test_a_password_pasted_as_the_master_secret_id_is_refused_without_being_shown(ssm: FakeSsm) -> None:
+    """A secret id is no secret: it is kept in the state and named in errors. So a value that cannot be a
+    secret's name, likely the password pasted in its place, is refused before it is kept anywhere."""
+    # Given the master password itself where its secret's id belongs
+    pasted = "Tr0ub4dor&3!x"
+    ssm.put(SETTINGS.config_parameter, RUNBOOK_CONFIG | {"master_credentials_secret_id": pasted})
+
+    # When resolved
+    # Then it is refused, naming the field and its source, and the value appears nowhere in the error
+    with pytest.raises(ConfigError) as raised:
+        resolve(SETTINGS)
+    message = raised.value.message
+    assert "master_credentials_secret_id (from ssm): Value error, is not a Secrets Manager secret" in message
+    assert pasted not in message and pasted not in repr(raised.value)

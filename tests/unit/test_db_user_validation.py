@@ -285,3 +285,28 @@ def test_a_scram_verifier_is_what_rfc_7677_computes() -> None:
     assert verifier == (
         f"SCRAM-SHA-256$4096:{b64(salt).decode()}${b64(stored).decode()}:{b64(server).decode()}"
     )
+
+
+def test_a_password_pasted_as_a_secret_id_is_refused_without_being_shown(ssm: FakeSsm) -> None:
+    """A secret id is named in errors and kept in the operation's outputs: a value that cannot be a secret's
+    name, likely the password pasted in its place, is refused with the user named and the value not shown."""
+    # Given a user whose password was pasted where its secret id belongs, beside a literal password
+    pasted = "s3cr3t pass!word"
+    ssm.put(
+        SETTINGS.db_users_parameter,
+        [
+            {"username": "app_user", "password_secret_id": pasted, "privileges": ["SELECT"]},
+            {"username": "reader", "password": "other-password", "privileges": ["SELEKT"]},
+        ],
+        "SecureString",
+    )
+
+    # When loaded
+    # Then both users' problems are named, and neither password is in the error or chained to it
+    with pytest.raises(ConfigError) as raised:
+        load_db_users(SETTINGS)
+    message = raised.value.message
+    assert "user 'app_user' password_secret_id: Value error, is not a Secrets Manager secret name" in message
+    assert "user 'reader' privileges" in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert pasted not in message and "other-password" not in message
