@@ -86,6 +86,17 @@ class RdsAdapter:
             DBSubnetGroupName=name,
         )
 
+    def security_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
+        """Those of `group_ids` that exist in the region, as EC2 describes them (RDS takes VPC security
+        groups by id and has no call to describe them). A filter, not GroupIds: an unknown id is left out
+        instead of failing the call."""
+        found = self._call(
+            f"describing security groups {', '.join(group_ids)}",
+            aws.client("ec2", self.region).describe_security_groups,
+            Filters=[{"Name": "group-id", "Values": group_ids}],
+        )
+        return [dict(group) for group in found.get("SecurityGroups", [])]
+
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
         return self._describe_one(

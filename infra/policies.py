@@ -223,6 +223,14 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
             ["rds:DescribeDBSubnetGroups"],
             [refs.rds("subgrp", refs.target_subnet_group)],
         ),
+        # And the security groups the restore will use: EC2's describe calls take no resource ARN, so the
+        # region is what narrows it.
+        _statement(
+            "SecurityGroupsChecked",
+            ["ec2:DescribeSecurityGroups"],
+            ["*"],
+            {"StringEquals": {"aws:RequestedRegion": refs.region}},
+        ),
         *_db_users(refs),
     ]
 

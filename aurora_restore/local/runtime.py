@@ -170,6 +170,7 @@ class LocalRuntime:
         self._restore_commit: Any = None
         self._original_stream: Any = None
         self.started_at = 0.0
+        self.security_group_id = ""  # the restored clusters' (in the subnet group's VPC), made when seeding
 
     # -- life cycle --------------------------------------------------------------------------------------
     def start(self) -> LocalRuntime:
@@ -359,7 +360,7 @@ class LocalRuntime:
             "source_cluster_id": SOURCE_CLUSTER,
             "target_cluster_id": TARGET_CLUSTER,
             "target_subnet_group": f"{env}-subnet-group",
-            "target_security_groups": ["sg-12345678"],
+            "target_security_groups": [self.security_group_id],
             "master_credentials_secret_id": f"{env}/master-credentials",
             "notification_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:{env}-notifications",
             "notification_queue_url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{env}-notifications",
@@ -388,6 +389,9 @@ class LocalRuntime:
         rds_target.create_db_subnet_group(
             DBSubnetGroupName=f"{env}-subnet-group", DBSubnetGroupDescription="local", SubnetIds=subnets
         )
+        self.security_group_id = ec2.create_security_group(
+            GroupName=f"{env}-restored", Description="local", VpcId=vpc
+        )["GroupId"]
         production_password = secrets.token_urlsafe(18)  # the source's password: never needed by the target
         rds_source.create_db_cluster(
             DBClusterIdentifier=SOURCE_CLUSTER,

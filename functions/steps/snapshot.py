@@ -57,11 +57,13 @@ def snapshot_check(ctx: StepContext) -> Outcome:
         secrets.user_password(user, config.target_region)
     # What the restore needs and RDS only checks then, after the target is gone (a misspelt name, another
     # region's group, one the functions may not use: AccessDenied fails the operation here, as there).
-    if ctx.target_rds.subnet_group(config.target_subnet_group) is None:
+    subnet_group = ctx.target_rds.subnet_group(config.target_subnet_group)
+    if subnet_group is None:
         raise ConfigError(
             f"target_subnet_group {config.target_subnet_group} does not exist in {config.target_region}:"
             " the restore would be refused after the target cluster was deleted"
         )
+    _check_security_groups(ctx, subnet_group.get("VpcId"))
 
     day = ctx.state.target_date
     snapshot = ctx.source_rds.find_snapshot_for_date(
@@ -103,6 +105,27 @@ def snapshot_check(ctx: StepContext) -> Outcome:
             "warnings": ctx.warnings,
         },
     )
+
+
+def _check_security_groups(ctx: StepContext, vpc_id: str | None) -> None:
+    """The restored cluster's security groups must exist in the target region, in the subnet group's VPC:
+    RDS checks that only when restoring, after the target cluster was deleted."""
+    config = ctx.config
+    wanted = list(dict.fromkeys(config.target_security_groups))
+    found = {group["GroupId"]: group.get("VpcId") for group in ctx.target_rds.security_groups(wanted)}
+    missing = [group_id for group_id in wanted if group_id not in found]
+    if missing:
+        raise ConfigError(
+            f"target_security_groups: no security group {', '.join(missing)} in {config.target_region}: the"
+            " restore would be refused after the target cluster was deleted"
+        )
+    elsewhere = [group_id for group_id in wanted if vpc_id and found[group_id] != vpc_id]
+    if elsewhere:
+        raise ConfigError(
+            f"target_security_groups: {', '.join(f'{g} is in {found[g]}' for g in elsewhere)}, not in"
+            f" {vpc_id}, the VPC of target_subnet_group {config.target_subnet_group}: the restore would be"
+            " refused after the target cluster was deleted"
+        )
 
 
 def copy_snapshot(ctx: StepContext) -> Outcome:

@@ -265,6 +265,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "snapshot_check": {
         "rds:DescribeDBClusterSnapshots",
         "rds:DescribeDBSubnetGroups",
+        "ec2:DescribeSecurityGroups",
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
         "kms:Decrypt",
@@ -344,10 +345,17 @@ def test_each_role_allows_exactly_what_its_step_calls(dev: ProgramRun, function:
     assert granted(policies(dev)[function]) == expected
 
 
-def test_only_the_vpc_attachment_uses_a_wildcard_resource(dev: ProgramRun) -> None:
+def test_only_the_vpc_attachment_and_the_security_group_check_use_a_wildcard_resource(
+    dev: ProgramRun,
+) -> None:
     for function, document in policies(dev).items():
         for statement in document["Statement"]:
-            if "*" in resources(statement):
+            if "*" not in resources(statement):
+                continue
+            if statement["Sid"] == "SecurityGroupsChecked":  # EC2's describe calls take no resource ARN
+                assert function == "snapshot_check" and actions(statement) == ["ec2:DescribeSecurityGroups"]
+                assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-west-2"}}
+            else:
                 assert set(actions(statement)) <= VPC_ACTIONS, f"{function}: {statement['Sid']}"
 
 

@@ -570,10 +570,17 @@ def test_a_huge_value_in_a_payload_is_not_copied_into_the_state(world: World) ->
             "ConfigError",
             "dev-subnet-grup does not exist in us-west-2",
         ),
+        # And a security group it would refuse there too
+        (
+            "target_security_groups",
+            ["sg-0badbadbadbadbad0"],
+            "ConfigError",
+            "no security group sg-0badbadbadbadbad0 in us-west-2",
+        ),
     ],
 )
 def test_a_start_that_could_not_finish_is_refused_before_the_lease(
-    world: World, field: str, value: str, error_type: str, named: str
+    world: World, field: str, value: Any, error_type: str, named: str
 ) -> None:
     # When the runbook's first call names it
     response = world.invoke("snapshot_check", {**RUNBOOK_PAYLOADS["snapshot_check"], field: value})
@@ -581,5 +588,25 @@ def test_a_start_that_could_not_finish_is_refused_before_the_lease(
     # Then it is refused at once, naming it, and the target is neither taken nor touched
     assert_recorded_failure(world, response, "snapshot_check", error_type)
     assert named in response["message"]
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    assert_target_untouched(world)
+
+
+def test_a_security_group_outside_the_subnet_groups_vpc_is_refused_before_the_lease(world: World) -> None:
+    # Given a security group of another VPC in the target region
+    ec2 = world.client("ec2")
+    other_vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    stray = ec2.create_security_group(GroupName="elsewhere", Description="another VPC's", VpcId=other_vpc)
+    groups = [*world.config["target_security_groups"], stray["GroupId"]]
+
+    # When the first call names it beside the right one
+    response = world.invoke(
+        "snapshot_check", {**RUNBOOK_PAYLOADS["snapshot_check"], "target_security_groups": groups}
+    )
+
+    # Then it is refused, naming the group and both VPCs, and the target is neither taken nor touched
+    assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
+    assert f"{stray['GroupId']} is in {other_vpc}, not in vpc-" in response["message"]
+    assert "the VPC of target_subnet_group dev-subnet-group" in response["message"]
     assert world.state(f"lease#{TARGET_CLUSTER}") is None
     assert_target_untouched(world)

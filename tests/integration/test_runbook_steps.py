@@ -287,7 +287,9 @@ def test_restore_snapshot_restores_the_copy_under_the_target_name(world: World) 
     }
     assert world.rds_calls.names() == ["restore_db_cluster_from_snapshot"]
     cluster = world.client("rds").describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"][0]
-    assert [group["VpcSecurityGroupId"] for group in cluster["VpcSecurityGroups"]] == ["sg-12345678"]
+    assert [group["VpcSecurityGroupId"] for group in cluster["VpcSecurityGroups"]] == world.config[
+        "target_security_groups"
+    ]
     assert world.cluster_tags()["aurora-restore:operation-id"] == OPERATION_ID
 
 

@@ -324,7 +324,23 @@ def create_world(
         Rule="capture-everything", EventBusName=EVENT_BUS, Targets=[{"Id": "capture", "Arn": capture_arn}]
     )
 
-    config = runbook_config(topic_arn, queue_url) | {"database_name": database} | config_overrides
+    ec2 = boto3.client("ec2", region_name=TARGET_REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"{TARGET_REGION}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    # The restored cluster's security group, in the subnet group's VPC (snapshot_check looks for it there).
+    group = ec2.create_security_group(GroupName="dev-restored", Description="the runbook's", VpcId=vpc)[
+        "GroupId"
+    ]
+    config = (
+        runbook_config(topic_arn, queue_url)
+        | {"database_name": database, "target_security_groups": [group]}
+        | config_overrides
+    )
     ssm = boto3.client("ssm", region_name=TARGET_REGION)
     ssm.put_parameter(Name=CONFIG_PARAMETER, Value=json.dumps(config), Type="String")
     ssm.put_parameter(Name=DB_USERS_PARAMETER, Value=json.dumps(RUNBOOK_USERS), Type="String")
@@ -343,14 +359,6 @@ def create_world(
         DBClusterIdentifier=SOURCE_CLUSTER, DBClusterSnapshotIdentifier=SNAPSHOT_NAME
     )
     target = boto3.client("rds", region_name=TARGET_REGION)
-    ec2 = boto3.client("ec2", region_name=TARGET_REGION)
-    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"{TARGET_REGION}{zone}")[
-            "Subnet"
-        ]["SubnetId"]
-        for i, zone in enumerate("ab")
-    ]
     target.create_db_subnet_group(
         DBSubnetGroupName=runbook_config("", "")["target_subnet_group"],
         DBSubnetGroupDescription="the runbook's",
