@@ -125,11 +125,18 @@ def test_a_watchdog_re_drives_an_operation_whose_trigger_was_lost(scheduled: Wor
     assert kinds(world) == [("StallCheckDue", None)]  # and it keeps watching the re-driven step
 
 
+def _setup_db_users_due() -> dict[str, Any]:
+    """The bus's StepCompleted that starts setup_db_users."""
+    from integration.test_idempotency import bus_event
+
+    detail = {"step": "check_restore_status", "next_step": "setup_db_users", "message": "ok"}
+    return bus_event("StepCompleted", {"operation_id": OPERATION_ID, **detail})
+
+
 def test_a_step_that_fails_retryably_at_every_try_is_failed_after_the_last_re_drive(
     scheduled: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions.reconcile import MAX_REDRIVES
-    from integration.test_idempotency import bus_event
 
     # Given an operation at setup_db_users whose database refuses every connection (retryable each time)
     world = scheduled
@@ -139,15 +146,7 @@ def test_a_step_that_fails_retryably_at_every_try_is_failed_after_the_last_re_dr
         raise DatabaseError("cannot connect to the writer: connection refused", retryable=True)
 
     monkeypatch.setattr(database, "connect", unreachable)
-    trigger = bus_event(
-        "StepCompleted",
-        {
-            "operation_id": OPERATION_ID,
-            "step": "check_restore_status",
-            "next_step": "setup_db_users",
-            "message": "ok",
-        },
-    )
+    trigger = _setup_db_users_due()
 
     # When each try fails and the watchdog re-drives the step, again and again
     for redrive in range(MAX_REDRIVES + 1):
@@ -213,7 +212,6 @@ def test_a_step_whose_invocation_dies_at_every_try_is_failed_after_the_last_re_d
     """Before, an invocation that died (nothing recorded, its claim left to expire) was re-driven without
     being counted, every stall period for ever, holding the target's lease while nobody was told."""
     from functions.reconcile import MAX_REDRIVES
-    from integration.test_idempotency import bus_event
 
     # Given an operation at setup_db_users whose invocation is killed at every try, holding its claim
     world = scheduled
@@ -223,15 +221,7 @@ def test_a_step_whose_invocation_dies_at_every_try_is_failed_after_the_last_re_d
         raise Killed("Task timed out after 300.00 seconds")
 
     monkeypatch.setattr(database, "connect", killed)
-    trigger = bus_event(
-        "StepCompleted",
-        {
-            "operation_id": OPERATION_ID,
-            "step": "check_restore_status",
-            "next_step": "setup_db_users",
-            "message": "ok",
-        },
-    )
+    trigger = _setup_db_users_due()
 
     # When each try dies and the watchdog re-drives the step once its claim has expired
     for redrive in range(MAX_REDRIVES + 1):
