@@ -34,6 +34,8 @@ def as_identifier(text: str, limit: int = 255) -> str:
     return name[:limit].rstrip("-")
 
 
+# Pages of one listing read before giving up on it.
+MAX_PAGES = 20
 # A change RDS refuses while the cluster is busy with another (backing up, modifying, an instance being
 # created or deleted): asked again at the next check instead of failing the operation.
 BUSY = frozenset({"InvalidDBClusterStateFault"})
@@ -85,6 +87,25 @@ class RdsAdapter:
             "DBSubnetGroups",
             DBSubnetGroupName=name,
         )
+
+    def offers_instance_class(self, engine: str, engine_version: str | None, instance_class: str) -> bool:
+        """Whether RDS in this region offers `instance_class` for the engine (at that version, when known)."""
+        request: dict[str, Any] = {"Engine": engine, "DBInstanceClass": instance_class, "MaxRecords": 100}
+        if engine_version:
+            request["EngineVersion"] = engine_version
+        for _ in range(MAX_PAGES):
+            page = self._call(
+                f"describing the offer of {instance_class}",
+                self._client.describe_orderable_db_instance_options,
+                **request,
+            )
+            options = page.get("OrderableDBInstanceOptions", [])
+            if any(option.get("DBInstanceClass") == instance_class for option in options):
+                return True
+            if not page.get("Marker"):
+                return False
+            request["Marker"] = page["Marker"]
+        return True  # not settled within MAX_PAGES pages: not refused on a guess
 
     def security_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
         """Those of `group_ids` that exist in the region, as EC2 describes them (RDS takes VPC security

@@ -223,11 +223,17 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
             ["rds:DescribeDBSubnetGroups"],
             [refs.rds("subgrp", refs.target_subnet_group)],
         ),
-        # And the security groups the restore will use: EC2's describe calls take no resource ARN, so the
-        # region is what narrows it.
+        # And the security groups the restore will use, and the writer's instance class: these describe
+        # calls take no resource ARN, so the region is what narrows them.
         _statement(
             "SecurityGroupsChecked",
             ["ec2:DescribeSecurityGroups"],
+            ["*"],
+            {"StringEquals": {"aws:RequestedRegion": refs.region}},
+        ),
+        _statement(
+            "InstanceClassChecked",
+            ["rds:DescribeOrderableDBInstanceOptions"],
             ["*"],
             {"StringEquals": {"aws:RequestedRegion": refs.region}},
         ),

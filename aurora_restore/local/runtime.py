@@ -37,6 +37,9 @@ PLUMBING_ACCESS_KEY = "testing-runtime"
 SOURCE_CLUSTER = "dev-source-cluster"
 TARGET_CLUSTER = "dev-target-cluster"
 DATABASE = "appdb"
+# The newest aurora-postgresql version moto's offer data knows (snapshot_check asks whether the writer's
+# instance class is offered for the snapshot's version).
+ENGINE_VERSION = "15.2"
 RUNBOOK_USERS = [
     {
         "username": "app_user",
@@ -396,7 +399,7 @@ class LocalRuntime:
         rds_source.create_db_cluster(
             DBClusterIdentifier=SOURCE_CLUSTER,
             Engine="aurora-postgresql",
-            EngineVersion="15.4",
+            EngineVersion=ENGINE_VERSION,
             MasterUsername=MASTER_USERNAME,
             MasterUserPassword=production_password,
             DatabaseName=DATABASE,
@@ -445,7 +448,7 @@ class LocalRuntime:
         rds.create_db_cluster(
             DBClusterIdentifier=cluster_id,
             Engine="aurora-postgresql",
-            EngineVersion="15.4",
+            EngineVersion=ENGINE_VERSION,
             MasterUsername=MASTER_USERNAME,
             MasterUserPassword=secrets.token_urlsafe(18),
             DBSubnetGroupName=f"{self.options.environment}-subnet-group",

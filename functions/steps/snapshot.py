@@ -91,6 +91,15 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config_resolver.refuse_master_as_user(
         users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
     )
+    # The writer is created after the target was deleted: a class RDS does not offer for the engine version
+    # the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead.
+    version = config.engine_version or snapshot.get("EngineVersion")
+    if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
+        raise ConfigError(
+            f"instance_class {config.instance_class} is not offered for {config.engine}"
+            f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
+            " the target cluster was deleted"
+        )
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
     return Outcome(

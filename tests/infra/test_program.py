@@ -266,6 +266,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "rds:DescribeDBClusterSnapshots",
         "rds:DescribeDBSubnetGroups",
         "ec2:DescribeSecurityGroups",
+        "rds:DescribeOrderableDBInstanceOptions",
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
         "kms:Decrypt",
@@ -345,15 +346,19 @@ def test_each_role_allows_exactly_what_its_step_calls(dev: ProgramRun, function:
     assert granted(policies(dev)[function]) == expected
 
 
-def test_only_the_vpc_attachment_and_the_security_group_check_use_a_wildcard_resource(
+def test_only_the_vpc_attachment_and_snapshot_checks_describe_calls_use_a_wildcard_resource(
     dev: ProgramRun,
 ) -> None:
+    unscoped = {  # describe calls that take no resource ARN: held to the target region instead
+        "SecurityGroupsChecked": ["ec2:DescribeSecurityGroups"],
+        "InstanceClassChecked": ["rds:DescribeOrderableDBInstanceOptions"],
+    }
     for function, document in policies(dev).items():
         for statement in document["Statement"]:
             if "*" not in resources(statement):
                 continue
-            if statement["Sid"] == "SecurityGroupsChecked":  # EC2's describe calls take no resource ARN
-                assert function == "snapshot_check" and actions(statement) == ["ec2:DescribeSecurityGroups"]
+            if statement["Sid"] in unscoped:
+                assert function == "snapshot_check" and actions(statement) == unscoped[statement["Sid"]]
                 assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-west-2"}}
             else:
                 assert set(actions(statement)) <= VPC_ACTIONS, f"{function}: {statement['Sid']}"

@@ -577,6 +577,13 @@ def test_a_huge_value_in_a_payload_is_not_copied_into_the_state(world: World) ->
             "ConfigError",
             "no security group sg-0badbadbadbadbad0 in us-west-2",
         ),
+        # And a writer's instance class RDS does not offer (the snapshot's version is 15.2)
+        (
+            "instance_class",
+            "db.r6g.larg",
+            "ConfigError",
+            "instance_class db.r6g.larg is not offered for aurora-postgresql 15.2 in us-west-2",
+        ),
     ],
 )
 def test_a_start_that_could_not_finish_is_refused_before_the_lease(
@@ -610,3 +617,27 @@ def test_a_security_group_outside_the_subnet_groups_vpc_is_refused_before_the_le
     assert "the VPC of target_subnet_group dev-subnet-group" in response["message"]
     assert world.state(f"lease#{TARGET_CLUSTER}") is None
     assert_target_untouched(world)
+
+
+@pytest.mark.parametrize(("engine_version", "offered"), [("13.4", False), ("13.6", True)])
+def test_the_instance_class_is_checked_against_the_engine_version_the_restore_will_have(
+    world: World, engine_version: str, offered: bool
+) -> None:
+    # Given Serverless v2, which Aurora PostgreSQL offers from 13.6, and an engine_version for the restore
+    payload = {
+        **RUNBOOK_PAYLOADS["snapshot_check"],
+        "instance_class": "db.serverless",
+        "engine_version": engine_version,
+    }
+
+    # When the first call names them
+    response = world.invoke("snapshot_check", payload)
+
+    # Then the class is checked against that version, not the snapshot's: refused before the lease, or on
+    if offered:
+        assert response["status"] == "success", response
+        assert world.state(f"lease#{TARGET_CLUSTER}") is not None
+    else:
+        assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
+        assert f"db.serverless is not offered for aurora-postgresql {engine_version}" in response["message"]
+        assert world.state(f"lease#{TARGET_CLUSTER}") is None
