@@ -88,7 +88,7 @@ def _secret_id(value: str) -> str:
 
 
 SecretId = Annotated[
-    str, AfterValidator(_secret_id), Field(description="A Secrets Manager secret's name or ARN", min_length=1)
+    str, AfterValidator(_secret_id), Field(description="A Secrets Manager secret's name or ARN")
 ]
 
 

@@ -26,7 +26,14 @@ from typing import Any
 from aurora_restore.local.invoke import InvokeServer
 from aurora_restore.local.motoserver import Fault, LocalMotoServer, request_access_key
 from aurora_restore.local.postgres import PostgresServer
-from aurora_restore.local.simulator import MASTER_USERNAME, Durations, RdsSimulator, SimulatorOptions, StandIn
+from aurora_restore.local.simulator import (
+    ENGINE_VERSION,
+    MASTER_USERNAME,
+    Durations,
+    RdsSimulator,
+    SimulatorOptions,
+    StandIn,
+)
 from functions.routes import FUNCTIONS, RECONCILE, build_routes
 from functions.settings import function_name
 
@@ -37,9 +44,6 @@ PLUMBING_ACCESS_KEY = "testing-runtime"
 SOURCE_CLUSTER = "dev-source-cluster"
 TARGET_CLUSTER = "dev-target-cluster"
 DATABASE = "appdb"
-# The newest aurora-postgresql version moto's offer data knows (snapshot_check asks whether the writer's
-# instance class is offered for the snapshot's version).
-ENGINE_VERSION = "15.2"
 RUNBOOK_USERS = [
     {
         "username": "app_user",

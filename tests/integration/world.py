@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora_restore.local.simulator import ENGINE_VERSION
 from schemas.common import Step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +31,6 @@ MASTER_SECRET_ID = "dev/master-credentials"
 LOG_BUCKET = "dev-aurora-restore-logs"
 LOG_PREFIX = "aurora-restore-logs"
 SEED_SQL = ROOT / "aurora_restore" / "local" / "seed.sql"
-# The source cluster's, so its snapshot's: a version moto's instance class offer data knows (moto's default
-# for aurora-postgresql, 12.7, is not in it, and snapshot_check asks whether the writer's class is offered).
-ENGINE_VERSION = "15.2"
 
 # The runbook's db_users parameter, value for value.
 RUNBOOK_USERS: list[dict[str, Any]] = [
