@@ -27,12 +27,12 @@ from functions.runner import (
     Trigger,
     purge_if_due,
     recheck_event,
+    recheck_interval,
     restart_event,
     timed_out,
 )
 from functions.settings import get_settings
 from schemas.common import Step, utcnow
-from schemas.config import RestoreConfig
 from schemas.events import StallCheckDue
 from schemas.state import TERMINAL_STATUSES, OperationState
 
@@ -122,8 +122,7 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
             # A late check. Past the deadline it is the wait's last look: the copy or restore may well have
             # ended (its event lost) and the check moves the operation on; else the check fails the wait.
             # Its next_check_at then lies past the deadline, which marks the last look as asked for.
-            interval = timedelta(seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds)
-            due = now + interval
+            due = now + recheck_interval(state)
             waiting.next_check_at = due if now >= waiting.deadline else min(due, waiting.deadline)
             store.save(state)
             services.publisher.publish([recheck_event(state)])

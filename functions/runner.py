@@ -345,7 +345,13 @@ class StepRunner:
             self._release_claim(state)
             return refusal
         if not trigger.is_direct:
-            state = self._claim(state)
+            try:
+                state = self._claim(state)
+            except ClaimHeld as held:
+                deferred = self._defer(state, held)
+                if deferred is None:
+                    raise
+                return deferred
 
         started_at = utcnow()
         try:
@@ -402,7 +408,8 @@ class StepRunner:
         """Take this step for this invocation, so a duplicate trigger never makes the same AWS calls.
 
         A duplicate finding a live claim raises a retryable error: its trigger is delivered again later
-        and then finds the step's recorded result. A claim left by a crashed invocation expires.
+        and then finds the step's recorded result (at a wait's step it stands aside instead: `_defer`).
+        A claim left by a crashed invocation expires.
         """
         now = utcnow()
         claim = state.claim
@@ -410,6 +417,29 @@ class StepRunner:
             raise ClaimHeld(f"{claim.step} is being run by another invocation until {claim.until:%H:%M:%S}")
         state.claim = Claim(step=self.step, token=self._token, until=now + self._claim_ttl())
         return self.services.store.save(state)
+
+    def _defer(self, state: OperationState, held: ClaimHeld) -> dict[str, Any] | None:
+        """Stand aside from a wait's step that another invocation is running, without raising (None: raise).
+
+        At a wait this is routine: an RDS event races the wake-up, or the cluster's and the writer's events
+        arrive together. Lambda counts a raised error against the function's errors alarm, which then
+        fired in normal runs. The trigger may be news the holder's check read too early, so it is not
+        dropped: a RecheckDue is scheduled `recheck_interval_seconds` from now (the wait's shortest gap
+        between checks). That check finds the wait moved on (and is ignored), looks again, or, should the
+        holder have died, runs the step once its claim has expired (before that, it stands aside again).
+
+        Elsewhere, a trigger meeting a live claim is a duplicate of the one being run, and it raises as
+        before: its redelivery replays the result, or runs the step if the holder died. So does a wait's
+        trigger when no wake-up could be scheduled (none configured, or Scheduler refused).
+        """
+        if self.step not in WAITING_STEPS:
+            return None
+        at = utcnow() + recheck_interval(state)
+        if not wakeup.schedule_recheck(self.services.settings, state.operation_id, self.step, at):
+            return None
+        message = f"{held.message}; looked at again at {at:%H:%M:%S}"
+        logger.info("step claimed by another invocation; deferred", extra={"reason": message})
+        return {"operation_id": state.operation_id, "status": "deferred", "message": message}
 
     def _release_claim(self, state: OperationState, retry_error: str | None = None) -> None:
         """Drop this invocation's claim, re-reading when the state moved meanwhile (the outbox cleared
@@ -915,6 +945,11 @@ def timed_out(waiting: Waiting) -> WaitTimedOut:
     )
 
 
+def recheck_interval(state: OperationState) -> timedelta:
+    """The operation's `recheck_interval_seconds`: the shortest gap between two checks of a wait."""
+    return timedelta(seconds=RestoreConfig.model_validate(state.config).recheck_interval_seconds)
+
+
 def recheck_event(state: OperationState) -> RecheckDue:
     assert state.waiting is not None
     return RecheckDue(operation_id=state.operation_id, step=Step(state.waiting.step))
@@ -936,4 +971,13 @@ def restart_event(state: OperationState, step: Step, reason: str) -> BusEvent:
     )
 
 
-__all__ = ["Outcome", "StepContext", "StepRunner", "Wait", "WAITING_STEPS", "recheck_event", "restart_event"]
+__all__ = [
+    "Outcome",
+    "StepContext",
+    "StepRunner",
+    "Wait",
+    "WAITING_STEPS",
+    "recheck_event",
+    "recheck_interval",
+    "restart_event",
+]

@@ -145,7 +145,7 @@ def read_timeline(
         if noticed is None:
             continue
         # The invocation that noticed: under way at that moment and doing the step's work, not a delivery
-        # that found the step claimed by another and raised to be retried (it answers nothing).
+        # that found the step claimed by another and stood aside (deferred, or raised to be retried).
         detector = next(
             (
                 c

@@ -108,9 +108,15 @@ def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRunti
         cursor.execute("SELECT count(*) FROM public.users")
         assert cursor.fetchone() == (2,)
     conn.close()
-    # And no invocation raised but a concurrent duplicate's ClaimHeld: one raising after its work was done
-    # had its trigger delivered again, and each step ran twice over
-    raised = [d for d in runtime.deliveries if d.outcome.startswith("error") and "ClaimHeld" not in d.outcome]
+    # And no invocation raised (each error counts against the function's alarm) but a concurrent duplicate's
+    # ClaimHeld at a step that does not wait: a wait's step defers instead (an RDS event racing a wake-up is
+    # routine). One raising after its work was done had its trigger delivered again, and ran twice over
+    waits = {step.value for step in WAITING_STEPS}
+    raised = [
+        d
+        for d in runtime.deliveries
+        if d.outcome.startswith("error") and ("ClaimHeld" not in d.outcome or d.function in waits)
+    ]
     assert raised == [], raised
     # And each mutating RDS call happened once
     calls = runtime.simulator.mutating_calls() if runtime.simulator else {}

@@ -319,6 +319,97 @@ def test_a_refused_cluster_deletion_is_looked_at_again_soon(
     assert recheck["at"] - datetime.utcnow() <= timedelta(seconds=61)  # at() rounds up to the whole second
 
 
+def _claimed_by_another(world: World, step: str, minutes: int = 5) -> int:
+    """Another invocation is running `step` (its claim live for `minutes`); the state's version then."""
+    from functions.state import StateStore
+    from schemas.common import Step, utcnow
+    from schemas.state import Claim
+
+    store = StateStore(STATE_TABLE, TARGET_REGION)
+    state = store.get(OPERATION_ID)
+    assert state is not None
+    state.claim = Claim(
+        step=Step(step), token="another-invocation", until=utcnow() + timedelta(minutes=minutes)
+    )
+    return store.save(state).version
+
+
+def _recheck_due(step: str) -> dict[str, Any]:
+    from integration.test_idempotency import bus_event
+
+    return bus_event("RecheckDue", {"operation_id": OPERATION_ID, "step": step})
+
+
+def test_a_wait_s_trigger_meeting_a_live_claim_defers_to_a_recheck_instead_of_raising(
+    scheduled: World,
+) -> None:
+    """An RDS event racing a wake-up is routine at a wait. Before, the loser raised ClaimHeld, which Lambda
+    counts as an error: the function's errors alarm (1 in 5 minutes) fired in normal runs."""
+    # Given an operation waiting for its copy, whose wake-up fired (its schedule deleted itself) and whose
+    # check that wake-up's invocation is running
+    world = scheduled
+    world.advance("check_copy_status")
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    assert world.run("check_copy_status")["copy_status"] == "in-progress"
+    (fired,) = schedules(world)
+    world.client("scheduler").delete_schedule(Name=fired, GroupName="default")
+    version = _claimed_by_another(world, "check_copy_status")
+    world.rds_calls.clear()
+
+    # When a second trigger of the check arrives (the reconciler's, a wake-up's)
+    asked = datetime.utcnow()
+    answer = world.invoke("check_copy_status", _recheck_due("check_copy_status"))
+
+    # Then it answers without raising, having changed nothing and called no AWS API but Scheduler's
+    assert answer["status"] == "deferred"
+    assert "being run by another invocation" in answer["message"]
+    state = world.state()
+    assert state is not None and state["version"] == version
+    assert state["claim"]["token"] == "another-invocation"
+    assert world.rds_calls.calls == []
+    # And its news is not lost: a RecheckDue comes recheck_interval_seconds (60) later
+    (recheck,) = schedules(world).values()
+    assert (recheck["detail_type"], recheck["detail"]["step"]) == ("RecheckDue", "check_copy_status")
+    assert timedelta(seconds=59) <= recheck["at"] - asked <= timedelta(seconds=62)
+
+    # And should the holder have died, that recheck runs the check once its claim has expired
+    _expire_claim(world, OPERATION_ID)
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "available"
+    answer = world.invoke("check_copy_status", _recheck_due("check_copy_status"))
+    assert (answer["status"], answer["copy_status"]) == ("success", "available")
+    assert world.state()["next_step"] == "delete_rds"  # type: ignore[index]
+
+
+def test_a_wait_s_trigger_meeting_a_live_claim_raises_when_no_recheck_can_be_scheduled(world: World) -> None:
+    """Without wake-ups (none configured here) a dropped trigger could be news nobody looks at for an hour:
+    it raises, and Lambda delivers it again."""
+    from functions.errors import ClaimHeld
+
+    world.advance("check_copy_status")
+    rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
+    world.run("check_copy_status")
+    version = _claimed_by_another(world, "check_copy_status")
+
+    with pytest.raises(ClaimHeld, match="being run by another invocation"):
+        world.invoke("check_copy_status", _recheck_due("check_copy_status"))
+    assert world.state()["version"] == version  # type: ignore[index]
+
+
+def test_a_duplicate_trigger_of_a_step_that_does_not_wait_still_raises(scheduled: World) -> None:
+    """It is the trigger the holder is running: Lambda's redelivery replays the result, or runs the step
+    should the holder have died. No recheck is scheduled: nothing but the watchdog is pending."""
+    from functions.errors import ClaimHeld
+
+    world = scheduled
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+    version = _claimed_by_another(world, "setup_db_users")
+
+    with pytest.raises(ClaimHeld):
+        world.invoke("setup_db_users", _setup_db_users_due())
+    assert world.state()["version"] == version  # type: ignore[index]
+    assert [s["detail_type"] for s in schedules(world).values()] in ([], ["StallCheckDue"])
+
+
 def test_a_check_past_its_deadline_fails_the_wait_and_schedules_nothing(scheduled: World) -> None:
     """The check is the last look: still copying at the deadline fails the wait there and then. Before, it
     waited on and scheduled its next check at the deadline, already past, and again, until the hourly scan."""

@@ -67,7 +67,7 @@ def test_a_restore_whose_event_reached_the_step_first_counts_at_face_value() -> 
 
 
 def test_an_invocation_that_found_the_step_claimed_is_not_the_one_that_noticed() -> None:
-    # a wake-up's delivery ran into the event's claim and raised (it answers nothing); the event's
+    # a wake-up's delivery ran into the event's claim and stood aside (it did no work); the event's
     # invocation created the writer
     delay = restore_delay(
         [call("RecheckDue", 17.95, 17.99), call("RDS DB Cluster Event", 17.6, 18.1, SUCCESS)],
