@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from aurora_restore.bench.timeline import CallRecorder, read_timeline
+from aurora_restore.bench.timeline import CallRecorder, raised_by_type, read_timeline
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
@@ -173,6 +173,8 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
                 "reconciler_ticks": len(ticks),
                 "reconciler_ticks_that_rechecked": len(acting),
                 "by_function": _by_function(step_calls),
+                # Each counts against its function's errors alarm (1 in 5 minutes).
+                "raised": raised_by_type(step_calls + ticks),
             },
             "wall": {
                 "e2e_s": reading.e2e_wall_s,

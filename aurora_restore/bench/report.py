@@ -108,6 +108,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     return rows
 
 
+def _raised(counts: dict[str, int]) -> str:
+    if not counts:
+        return "no invocation raised"
+    kinds = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+    return f"{sum(counts.values())} invocations raised ({kinds}): each counts against its function's errors alarm"
+
+
 def render(results: dict[str, Any]) -> str:
     chor, poll = results["pipeline"]["choreography"], results["pipeline"]["polling_runbook"]
     scale_info = results["time_scale"]
@@ -139,6 +146,11 @@ def render(results: dict[str, Any]) -> str:
         chor["invocations"]["reconciler_ticks"],
         poll["invocations"]["reconciler_ticks"],
     )
+    row(
+        "  of which raised (the errors alarm counts)",
+        sum(chor["invocations"].get("raised", {}).values()),
+        sum(poll["invocations"].get("raised", {}).values()),
+    )
     row("RDS API calls per op", chor["rds_api_calls_per_op"], poll["rds_api_calls_per_op"])
     row("wall seconds (unscaled)", chor["wall"]["e2e_s"], poll["wall"]["e2e_s"])
     scale, cold, db = results["scale"], results["cold_start"], results["db"]
@@ -147,7 +159,8 @@ def render(results: dict[str, Any]) -> str:
         f"scale: {scale['completed']}/{scale['operations']} operations completed in {scale['wall_s']} s "
         f"({scale['throughput_ops_per_min']} ops/min; slowest {scale['slowest_op_s']} s, median "
         f"{scale['median_op_s']} s, {scale['simulated_aws_s_per_op']} s simulated AWS work each); "
-        f"{scale['invocations_per_op']} invocations and {scale['rds_api_calls_per_op']} RDS calls per op",
+        f"{scale['invocations_per_op']} invocations and {scale['rds_api_calls_per_op']} RDS calls per op; "
+        f"{_raised(scale.get('raised', {}))}",
         f"cold start: slowest import {cold['max_import_ms']} ms ({cold['slowest_module']}, best of "
         f"{cold['repeats']}); artifact {_fmt(cold['artifact'].get('mb'), ' MB')}"
         + (f" ({cold['artifact']['note']})" if cold["artifact"].get("note") else ""),

@@ -7,7 +7,7 @@ import time
 from datetime import date
 from typing import Any
 
-from aurora_restore.bench.timeline import CallRecorder
+from aurora_restore.bench.timeline import CallRecorder, raised_by_type
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
@@ -79,6 +79,7 @@ def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
             "median_op_s": round(durations[len(durations) // 2], 1) if durations else None,
             "invocations_per_op": round((len(step_calls) + len(ticks)) / operations, 1),
             "reconciler_ticks_per_op": round(len(ticks) / operations, 2),
+            "raised": raised_by_type(step_calls + ticks),
             "rds_api_calls_per_op": round((runtime.moto.app.count("rds") - rds_before) / operations, 1),
             "simulated_aws_s_per_op": round(sum(SCALE_DURATIONS.__dict__.values()), 1),
             "errors": runtime.errors[:5],

@@ -33,6 +33,16 @@ class Call:
     started: float  # time.time()
     finished: float
     response: dict[str, Any] = field(default_factory=dict)
+    raised: str | None = None  # the exception's type: an error Lambda counts against the function's alarm
+
+
+def raised_by_type(calls: list[Call]) -> dict[str, int]:
+    """How many of `calls` raised, by exception type."""
+    counts: dict[str, int] = {}
+    for call in calls:
+        if call.raised is not None:
+            counts[call.raised] = counts.get(call.raised, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 class CallRecorder:
@@ -48,15 +58,21 @@ class CallRecorder:
         def recorded(event: dict[str, Any], context: Any) -> dict[str, Any]:
             started = time.time()
             response: dict[str, Any] = {}
+            raised: str | None = None
             try:
                 response = handler(event, context)
                 return response
+            except BaseException as exc:
+                raised = type(exc).__name__
+                raise
             finally:
-                self._record(name, event, started, response)
+                self._record(name, event, started, response, raised)
 
         return recorded
 
-    def _record(self, name: str, event: dict[str, Any], started: float, response: dict[str, Any]) -> None:
+    def _record(
+        self, name: str, event: dict[str, Any], started: float, response: dict[str, Any], raised: str | None
+    ) -> None:
         detail = event.get("detail") if isinstance(event.get("detail"), dict) else None
         if name == RECONCILE:
             trigger, operation_id = "schedule", None
@@ -65,7 +81,7 @@ class CallRecorder:
             operation_id = (detail or {}).get("operation_id") or (response or {}).get("operation_id")
         else:
             trigger, operation_id = "direct", event.get("operation_id")
-        call = Call(name, operation_id, trigger, started, time.time(), dict(response or {}))
+        call = Call(name, operation_id, trigger, started, time.time(), dict(response or {}), raised)
         with self._lock:
             self.calls.append(call)
 

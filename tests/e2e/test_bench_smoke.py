@@ -38,6 +38,9 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
         assert pipeline[contender]["status"] == "completed"
         # every step counted, cleanup included (it runs after the operation is recorded completed)
         assert pipeline[contender]["invocations"]["by_function"].get("cleanup", 0) >= 1, contender
+        # and the invocations that raised (the functions' errors alarms count them), by exception type
+        raised = pipeline[contender]["invocations"]["raised"]
+        assert all(isinstance(count, int) and count > 0 for count in raised.values()), raised
     assert results["scale"]["operations"] > 0
     assert results["scale"]["completed"] == results["scale"]["operations"]
     assert results["cold_start"]["max_import_ms"] > 0

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aurora_restore.bench.timeline import Call, read_timeline
+from aurora_restore.bench.timeline import Call, CallRecorder, raised_by_type, read_timeline
 
 OP = "bench-op"
 SCALE = 0.5 / 60  # wall seconds per AWS second: a wall second stands for two AWS minutes
@@ -94,3 +94,33 @@ def test_aws_work_that_overlaps_counts_once() -> None:
     assert reading.work_s == pytest.approx(480, abs=0.5)
     assert reading.e2e_s == pytest.approx(480 + (6.0 - 480 * SCALE), abs=0.5)
     assert reading.overhead_s == pytest.approx(6.0 - 480 * SCALE, abs=0.1)
+
+
+def test_the_recorder_counts_the_invocations_that_raised_by_type() -> None:
+    # Given a runtime's handlers, one of which raises (Lambda counts it against the function's alarm)
+    from functions.errors import ClaimHeld
+
+    def answers(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"status": "deferred", "operation_id": OP}
+
+    def raises(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise ClaimHeld("setup_db_users is being run by another invocation")
+
+    runtime = SimpleNamespace(handlers={"check_restore_status": answers, "setup_db_users": raises})
+    recorder = CallRecorder(runtime)
+    event = {"detail-type": "RecheckDue", "detail": {"operation_id": OP}}
+
+    # When each is invoked through the recorder, the raising one twice
+    runtime.handlers["check_restore_status"](event, None)
+    for _ in range(2):
+        with pytest.raises(ClaimHeld):
+            runtime.handlers["setup_db_users"](event, None)
+
+    # Then every call is recorded, the raising ones with their exception's type, and counted by it
+    calls = recorder.snapshot()
+    assert [(c.function, c.raised) for c in calls] == [
+        ("check_restore_status", None),
+        ("setup_db_users", "ClaimHeld"),
+        ("setup_db_users", "ClaimHeld"),
+    ]
+    assert raised_by_type(calls) == {"ClaimHeld": 2}
