@@ -14,13 +14,13 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from aurora_restore import operations, render
 from aurora_restore.operations import OperatorError, Target
 from functions.errors import shown
 from schemas.common import Step
-from schemas.state import TERMINAL_STATUSES
+from schemas.state import TERMINAL_STATUSES, OperationStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
@@ -28,6 +28,7 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `cmd | head` for a c
 # `watch`: how long an operation may take to appear in the state table before the watch gives up; and how
 # long before it says it is waiting for it (its first step writes it a moment after the put-events).
 APPEAR_TIMEOUT = 60.0
+OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 ANNOUNCE_AFTER = 2.0
 
 
@@ -36,6 +37,17 @@ def _date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _limit(value: str) -> int | None:
+    """`list --limit`: a count, 0 for all (None slices nothing off)."""
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (0 for all)")
+    return limit or None
 
 
 def _environment(args: argparse.Namespace) -> str:
@@ -92,6 +104,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render.status_text(state))
     return EXIT_OK if state.status != "failed" else EXIT_FAILED
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    target = _target(args)
+    states = operations.list_operations(target, args.status)
+    shown_states = states[: args.limit]
+    if args.json:
+        rows = [
+            {
+                "operation_id": state.operation_id,
+                "status": state.status,
+                "step": render.step_of(state),
+                "target_cluster_id": state.config.get("target_cluster_id", state.target_cluster_id),
+                "target_date": state.target_date.isoformat(),
+                "created_at": state.created_at.isoformat(),
+                "updated_at": state.updated_at.isoformat(),
+                "error": state.error.model_dump(mode="json") if state.error else None,
+            }
+            for state in shown_states
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not states:
+        kind = f"{args.status} " if args.status else ""
+        print(f"no {kind}operations in {target.table} ({target.region})")
+        return EXIT_OK
+    print(render.operations_table(shown_states))
+    if len(states) > len(shown_states):
+        print(f"... and {len(states) - len(shown_states)} older (--limit {args.limit}; --limit 0 for all)")
+    return EXIT_OK
 
 
 def watch(
@@ -412,6 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--override", action="append", metavar="KEY=VALUE", help="a configuration value, highest priority"
     )
     p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("list", help="the environment's operations, newest first (exit 0)")
+    common(p)
+    p.add_argument("--status", choices=OPERATION_STATUSES, help="only operations with this status")
+    p.add_argument(
+        "--limit", type=_limit, default=20, help="show at most this many, newest first (default 20; 0: all)"
+    )
+    p.add_argument("--json", action="store_true", help="one object per operation, with its error if any")
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("status", help="show an operation (exit 1 if it failed)")
     common(p)

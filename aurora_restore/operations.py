@@ -197,6 +197,12 @@ def _target_cluster(target: Target, overrides: dict[str, Any]) -> str | None:
         return None  # snapshot_check refuses it, naming the field
 
 
+def list_operations(target: Target, status: str | None = None) -> list[OperationState]:
+    """The environment's operations, newest first: one Scan of the state table, whose operation items stay
+    `state_retention_days` after they end."""
+    return sorted(target.store().scan_operations(status), key=lambda state: state.created_at, reverse=True)
+
+
 def load(target: Target, operation_id: str) -> OperationState:
     state = target.store().get(check_operation_id(operation_id))
     if state is None:

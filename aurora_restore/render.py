@@ -10,6 +10,7 @@ from functions.runner import left_in_place
 from schemas.state import HistoryEntry, OperationState
 
 STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"}
+NOTE_CHARS = 72  # `list`'s last column: the error or the wait, cut to this
 
 
 def _offset(moment: datetime, origin: datetime) -> str:
@@ -25,12 +26,52 @@ def progress_line(entry: HistoryEntry, origin: datetime) -> str:
     return f"[{_offset(entry.finished_at, origin)}] {mark} {entry.step:<22} {entry.message}  (by {entry.trigger})"
 
 
+def _target_cluster(state: OperationState) -> str:
+    return str(state.config.get("target_cluster_id", state.target_cluster_id or "?"))
+
+
+def step_of(state: OperationState) -> str | None:
+    """The step an operation is at: the one that failed, the one it waits in or runs next, else the last."""
+    return state.failed_step or state.next_step or state.current_step
+
+
+def note_of(state: OperationState, width: int = NOTE_CHARS) -> str:
+    """One short line on why an operation is where it is: its error, or what it waits for."""
+    if state.error is not None:
+        note = f"{state.error.type}: {state.error.message}"
+    elif state.waiting is not None:
+        note = f"waiting for {state.waiting.waiting_for}"
+    else:
+        note = ""
+    return note if len(note) <= width else note[: width - 3] + "..."
+
+
+def operations_table(states: list[OperationState]) -> str:
+    """`aurora-restore list`: one row per operation, in the order given, times in UTC."""
+    header = ("OPERATION", "STATUS", "STEP", "TARGET", "STARTED (UTC)", "UPDATED (UTC)", "NOTE")
+    rows = [header] + [
+        (
+            state.operation_id,
+            state.status,
+            step_of(state) or "-",
+            _target_cluster(state),
+            f"{_utc(state.created_at):%Y-%m-%d %H:%M:%S}",
+            f"{_utc(state.updated_at):%Y-%m-%d %H:%M:%S}",
+            note_of(state),
+        )
+        for state in states
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
 def status_text(state: OperationState) -> str:
     lines = [
         f"operation   {state.operation_id}",
         f"status      {state.status}",
-        f"target      {state.config.get('target_cluster_id', state.target_cluster_id or '?')}"
-        f" in {state.config.get('target_region', '?')}",
+        f"target      {_target_cluster(state)} in {state.config.get('target_region', '?')}",
         f"date        {state.target_date.isoformat()}",
         f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
     ]

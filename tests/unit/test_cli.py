@@ -646,6 +646,103 @@ def test_status_of_an_operation_that_failed_before_taking_the_lease_names_no_lea
     assert "in place    nothing" in out and "lease" not in out
 
 
+# -- list: the environment's operations ------------------------------------------------------------------------
+def _listed(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[list[str]], str]:
+    """`list`'s rows, split on the runs of spaces between its columns (header first), and what followed."""
+    import re
+
+    code, out, _ = run(capsys, "list", *argv)
+    lines = out.splitlines()
+    table = [line for line in lines if not line.startswith("...")]
+    rest = "\n".join(line for line in lines if line.startswith("..."))
+    return code, [re.split(r"\s{2,}", line) for line in table], rest
+
+
+def test_list_shows_the_environment_s_operations_newest_first_with_where_each_is(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three operations started an hour apart: one completed, one failed, one waiting for its copy
+    now = utcnow()
+    completed = operation("op-old", status="completed", current_step="cleanup")
+    completed.created_at = now - timedelta(hours=2)
+    failed = failed_at_setup_db_users("op-failed")
+    failed.created_at = now - timedelta(hours=1)
+    waiting = operation(
+        "op-new",
+        status="waiting",
+        current_step="check_copy_status",
+        next_step="check_copy_status",
+        waiting=Waiting(
+            step="check_copy_status",
+            waiting_for="snapshot copy dev-copy",
+            next_check_at=now + timedelta(minutes=1),
+            deadline=now + timedelta(hours=4),
+            since=now,
+        ),
+    )
+    for state in (completed, failed, waiting):
+        stored(state)
+    TARGET.store().acquire_lease("another-cluster", "op-new")  # a lease item is not an operation
+
+    # When the operator lists them
+    code, rows, rest = _listed(capsys)
+
+    # Then one row each, newest first: where each is, its target, and why (its error, what it waits for)
+    assert code == cli.EXIT_OK
+    assert rows[0] == ["OPERATION", "STATUS", "STEP", "TARGET", "STARTED (UTC)", "UPDATED (UTC)", "NOTE"]
+    assert [row[:4] for row in rows[1:]] == [
+        ["op-new", "waiting", "check_copy_status", CLUSTER],
+        ["op-failed", "failed", "setup_db_users", CLUSTER],
+        ["op-old", "completed", "cleanup", CLUSTER],
+    ]
+    assert rows[1][6] == "waiting for snapshot copy dev-copy"
+    assert rows[2][6] == "ConfigError: secret dev/app-user-password not found"
+    assert rows[3][4] == f"{completed.created_at:%Y-%m-%d %H:%M:%S}"
+    assert rest == ""
+
+    # And --status keeps those with that status, --limit the newest, saying how many more there are
+    code, rows, _ = _listed(capsys, "--status", "failed")
+    assert [row[0] for row in rows[1:]] == ["op-failed"]
+    code, rows, rest = _listed(capsys, "--limit", "1")
+    assert [row[0] for row in rows[1:]] == ["op-new"]
+    assert rest == "... and 2 older (--limit 1; --limit 0 for all)"
+    code, rows, _ = _listed(capsys, "--limit", "0")
+    assert len(rows) == 4
+
+    # And --json gives each with its error
+    code, out, _ = run(capsys, "list", "--json")
+    listed = json.loads(out)
+    assert [(o["operation_id"], o["status"], o["step"]) for o in listed] == [
+        ("op-new", "waiting", "check_copy_status"),
+        ("op-failed", "failed", "setup_db_users"),
+        ("op-old", "completed", "cleanup"),
+    ]
+    assert listed[1]["error"]["type"] == "ConfigError" and listed[0]["error"] is None
+    assert listed[1]["target_cluster_id"] == CLUSTER
+
+
+def test_list_of_an_environment_without_operations_says_so(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list", "--status", "running")
+    assert code == cli.EXIT_OK
+    assert out.strip() == f"no running operations in {TARGET.table} ({REGION})"
+
+
+def test_list_refuses_a_limit_that_is_not_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["list", "--limit", "-3"])
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "'-3' is not a count (0 for all)" in capsys.readouterr().err
+
+
+def test_a_long_error_is_cut_in_the_list_and_whole_in_status() -> None:
+    state = failed_at_snapshot_check("op-1", "LeaseHeld", "x" * 200)
+    note = render.note_of(state)
+    assert len(note) == render.NOTE_CHARS and note.endswith("...")
+    assert "x" * 200 in render.status_text(state)
+
+
 # -- 11: an environment with no stack ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "argv",
@@ -654,6 +751,7 @@ def test_status_of_an_operation_that_failed_before_taking_the_lease_names_no_lea
         ["start", "--date", "2026-11-30", "--env", "staging"],
         ["watch", "op-1", "--env", "staging"],
         ["abort", "op-1", "--env", "staging"],
+        ["list", "--env", "staging"],
     ],
 )
 def test_an_environment_without_a_state_table_is_named_as_such(
