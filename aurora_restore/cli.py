@@ -28,8 +28,8 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `cmd | head` for a c
 # `watch`: how long an operation may take to appear in the state table before the watch gives up; and how
 # long before it says it is waiting for it (its first step writes it a moment after the put-events).
 APPEAR_TIMEOUT = 60.0
-OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 ANNOUNCE_AFTER = 2.0
+OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)  # `list --status`
 
 
 def _date(value: str) -> date:
@@ -116,7 +116,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "operation_id": state.operation_id,
                 "status": state.status,
                 "step": render.step_of(state),
-                "target_cluster_id": state.config.get("target_cluster_id", state.target_cluster_id),
+                "target_cluster_id": render.target_of(state),
                 "target_date": state.target_date.isoformat(),
                 "created_at": state.created_at.isoformat(),
                 "updated_at": state.updated_at.isoformat(),

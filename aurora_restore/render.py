@@ -26,8 +26,10 @@ def progress_line(entry: HistoryEntry, origin: datetime) -> str:
     return f"[{_offset(entry.finished_at, origin)}] {mark} {entry.step:<22} {entry.message}  (by {entry.trigger})"
 
 
-def _target_cluster(state: OperationState) -> str:
-    return str(state.config.get("target_cluster_id", state.target_cluster_id or "?"))
+def target_of(state: OperationState) -> str | None:
+    """The operation's target cluster (None: not known, its configuration gone with `delete_state`)."""
+    cluster = state.config.get("target_cluster_id") or state.target_cluster_id
+    return str(cluster) if cluster else None
 
 
 def step_of(state: OperationState) -> str | None:
@@ -54,7 +56,7 @@ def operations_table(states: list[OperationState]) -> str:
             state.operation_id,
             state.status,
             step_of(state) or "-",
-            _target_cluster(state),
+            target_of(state) or "?",
             f"{_utc(state.created_at):%Y-%m-%d %H:%M:%S}",
             f"{_utc(state.updated_at):%Y-%m-%d %H:%M:%S}",
             note_of(state),
@@ -71,7 +73,7 @@ def status_text(state: OperationState) -> str:
     lines = [
         f"operation   {state.operation_id}",
         f"status      {state.status}",
-        f"target      {_target_cluster(state)} in {state.config.get('target_region', '?')}",
+        f"target      {target_of(state) or '?'} in {state.config.get('target_region', '?')}",
         f"date        {state.target_date.isoformat()}",
         f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
     ]

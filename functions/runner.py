@@ -421,9 +421,9 @@ class StepRunner:
     def _defer(self, state: OperationState, held: ClaimHeld) -> dict[str, Any] | None:
         """Stand aside from a wait's step that another invocation is running, without raising (None: raise).
 
-        At a wait this is routine: an RDS event races the wake-up, or the cluster's and the writer's events
-        arrive together. Lambda counts a raised error against the function's errors alarm, which then
-        fired in normal runs. The trigger may be news the holder's check read too early, so it is not
+        At a wait this is routine: an RDS event races the wait's wake-up or the reconciler's check, or comes
+        twice. Lambda counts a raised error against the function's errors alarm, which then fired in
+        normal runs. The trigger may be news the holder's check read too early, so it is not
         dropped: a RecheckDue is scheduled `recheck_interval_seconds` from now (the wait's shortest gap
         between checks). That check finds the wait moved on (and is ignored), looks again, or, should the
         holder have died, runs the step once its claim has expired (before that, it stands aside again).
