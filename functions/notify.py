@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -39,7 +40,40 @@ def outcome_notice(state: OperationState, outcome: str, cluster: str | None) -> 
     }
     if state.outputs.get("final_snapshot"):
         message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
+    message |= timing(state)
     return f"aurora-restore {outcome}: {cluster} ({state.operation_id})", message
+
+
+def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]:
+    """When the operation started and how long it has taken; and, once it deleted the target, since when
+    the target has been out of use and, once the users were set up on the restored one, for how long it was
+    (from the run of delete_rds that started the deletion to the success of setup_db_users)."""
+    now = now or datetime.now(UTC)
+    started = _aware(state.created_at)
+    times: dict[str, Any] = {
+        "started_at": started.isoformat(),
+        "took_s": round((now - started).total_seconds()),
+    }
+    if not state.outputs.get("deletion_started"):
+        return times
+    down = next(
+        (e for e in state.history if e.step == "delete_rds" and e.outcome in ("waiting", "success")), None
+    )
+    if down is None:
+        return times
+    since = _aware(down.started_at)
+    times["target_down_since"] = since.isoformat()
+    ready = [
+        _aware(e.finished_at) for e in state.history if e.step == "setup_db_users" and e.outcome == "success"
+    ]
+    if ready and ready[-1] >= since:
+        times["target_downtime_s"] = round((ready[-1] - since).total_seconds())
+    return times
+
+
+def _aware(moment: datetime) -> datetime:
+    """Our times are UTC; one read without its zone is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def send(

@@ -352,6 +352,8 @@ def test_a_step_failed_event_sends_a_failure_notification_and_the_operation_stay
     assert message["failed_step"] == "delete_rds"
     assert message["error"]["message"] == refused["message"]
     assert message["left_in_place"]["target_snapshot"].endswith("-copy")
+    # And, refused before it deleted anything, it does not say the target is out of use
+    assert message["took_s"] >= 0 and "target_down_since" not in message
     # And the operation stays failed, with nothing routed on to cleanup
     state = world.state()
     assert state is not None and state["status"] == "failed"

@@ -401,7 +401,20 @@ def test_notify_completion_says_success_with_the_outcome_and_no_next_step(world:
     # And one message went to SNS and one to SQS, with the ids in the response
     assert response["sns_message_id"] and response["sqs_message_id"]
     [body] = world.notifications()
-    assert json.loads(body)["outcome"] == "completed"
+    notice = json.loads(body)
+    assert notice["outcome"] == "completed"
+    # And it says when the operation started, how long it took, and how long the target was out of use:
+    # from the delete_rds run that started the deletion to setup_db_users' success
+    state = world.state()
+    assert state is not None
+    history = state["history"]
+    down = next(e for e in history if e["step"] == "delete_rds")
+    ready = next(e for e in history if e["step"] == "setup_db_users")
+    assert notice["started_at"] == datetime.fromisoformat(state["created_at"]).isoformat()
+    assert notice["target_down_since"] == datetime.fromisoformat(down["started_at"]).isoformat()
+    downtime = datetime.fromisoformat(ready["finished_at"]) - datetime.fromisoformat(down["started_at"])
+    assert notice["target_downtime_s"] == round(downtime.total_seconds())
+    assert 0 <= notice["target_downtime_s"] <= notice["took_s"]
     # And the choreography still routes to cleanup
     last = world.published_of("StepCompleted")[-1]
     assert (last["step"], last["next_step"]) == ("notify_completion", "cleanup")
