@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.notify import timing
 from functions.runner import left_in_place
+from schemas.common import spoken_duration
 from schemas.state import HistoryEntry, OperationState
 
 STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"}
@@ -69,6 +71,18 @@ def operations_table(states: list[OperationState]) -> str:
     )
 
 
+def downtime_text(state: OperationState) -> str | None:
+    """The target's time out of use, as the outcome notice counts it (None: it was not deleted)."""
+    times = timing(state)
+    if "target_down_since" not in times:
+        return None
+    since = f"{datetime.fromisoformat(times['target_down_since']):%Y-%m-%d %H:%M:%S} UTC"
+    if "target_downtime_s" in times:
+        span = spoken_duration(timedelta(seconds=times["target_downtime_s"]))
+        return f"{span}, from {since} (the deletion) to the users set up on the restored cluster"
+    return f"since {since} (the deletion): the target is not back in use yet"
+
+
 def status_text(state: OperationState) -> str:
     lines = [
         f"operation   {state.operation_id}",
@@ -77,6 +91,9 @@ def status_text(state: OperationState) -> str:
         f"date        {state.target_date.isoformat()}",
         f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
     ]
+    down = downtime_text(state)
+    if down:
+        lines.append(f"downtime    {down}")
     if state.waiting is not None:
         lines.append(
             f"waiting     for {state.waiting.waiting_for}; next check {_utc(state.waiting.next_check_at):%H:%M:%S} UTC, "

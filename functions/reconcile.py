@@ -32,7 +32,7 @@ from functions.runner import (
     timed_out,
 )
 from functions.settings import get_settings
-from schemas.common import Step, utcnow
+from schemas.common import Step, spoken_duration, utcnow
 from schemas.events import StallCheckDue
 from schemas.state import TERMINAL_STATUSES, OperationState
 
@@ -180,7 +180,7 @@ def redrive(state: OperationState, services: Services, now: datetime) -> bool:
         error = StepError(f"{step.value} did not complete after {state.redriven} re-drives: {failure}")
     elif now - stalled_since >= unmoved_for:
         error = StepError(
-            f"{step.value} did not move in {_duration(now - stalled_since)} of re-drives (the first at"
+            f"{step.value} did not move in {spoken_duration(now - stalled_since)} of re-drives (the first at"
             f" {stalled_since:%Y-%m-%d %H:%M} UTC): if its function logged nothing, its trigger does not reach"
             " it (throttled to nothing, disabled, or the bus rule's target or permission gone?); see the"
             " function's throttles and the rule's dead-letter queue"
@@ -201,13 +201,6 @@ def redrive(state: OperationState, services: Services, now: datetime) -> bool:
         services.settings, state.operation_id, now + timedelta(seconds=services.settings.stall_seconds)
     )
     return False
-
-
-def _duration(span: timedelta) -> str:
-    seconds = span.total_seconds()
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _no_logic(context: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -82,3 +82,11 @@ WAITING_STEPS: frozenset[Step] = frozenset(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def spoken_duration(span: timedelta) -> str:
+    """A span as people say it: `45 s`, `33 min`, `24.0 h`."""
+    seconds = span.total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

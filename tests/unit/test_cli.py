@@ -468,6 +468,42 @@ def test_status_of_a_waiting_operation_gives_its_times_in_utc() -> None:
     assert f"deadline {waiting.deadline:%Y-%m-%d %H:%M:%S} UTC" in text
 
 
+def test_status_says_how_long_the_target_has_been_out_of_use() -> None:
+    # Given an operation whose delete_rds started deleting the target at 08:25, restoring since
+    began = utcnow().replace(hour=8, minute=0, second=0, microsecond=0)
+
+    def entry(step: str, outcome: str, minute: int) -> HistoryEntry:
+        at = began + timedelta(minutes=minute)
+        return HistoryEntry(
+            step=step, outcome=outcome, message="-", trigger="StepCompleted", started_at=at, finished_at=at
+        )
+
+    state = operation(
+        "op-1",
+        status="running",
+        next_step="check_restore_status",
+        outputs={"deletion_started": True},
+        history=[entry("delete_rds", "waiting", 25), entry("delete_rds", "success", 33)],
+    )
+    state.created_at = began
+
+    # Then its status says since when, and that it is not back yet
+    assert (
+        f"downtime    since {began:%Y-%m-%d} 08:25:00 UTC (the deletion): the target is not back in use yet"
+        in (render.status_text(state))
+    )
+
+    # And once the users are set up on the restored cluster, for how long it was
+    state.history.append(entry("setup_db_users", "success", 58))
+    state.status, state.next_step = "completed", None
+    assert f"downtime    33 min, from {began:%Y-%m-%d} 08:25:00 UTC (the deletion) to the users set up" in (
+        render.status_text(state)
+    )
+
+    # And an operation that deleted nothing has no such line
+    assert "downtime" not in render.status_text(operation("op-2"))
+
+
 # -- 8: timeline ---------------------------------------------------------------------------------------------
 def test_timeline_rows_have_no_trailing_spaces() -> None:
     # Given an operation whose steps were advanced by triggers of different lengths
