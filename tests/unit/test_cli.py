@@ -79,6 +79,18 @@ def operation(operation_id: str = "dev-restore-2026-11-30", **fields: Any) -> Op
     )
 
 
+def copy_wait(waiting_for: str) -> Waiting:
+    """Waiting for the copy since now: the next check in a minute, the deadline in four hours."""
+    now = utcnow()
+    return Waiting(
+        step="check_copy_status",
+        waiting_for=waiting_for,
+        next_check_at=now + timedelta(minutes=1),
+        deadline=now + timedelta(hours=4),
+        since=now,
+    )
+
+
 def stored(state: OperationState) -> OperationState:
     return TARGET.store().create(state)
 
@@ -450,14 +462,7 @@ def test_status_of_a_failed_operation_shows_what_was_left_in_place(
 
 def test_status_of_a_waiting_operation_gives_its_times_in_utc() -> None:
     # Given an operation waiting for its copy
-    now = utcnow()
-    waiting = Waiting(
-        step="check_copy_status",
-        waiting_for="snapshot copy",
-        next_check_at=now + timedelta(minutes=1),
-        deadline=now + timedelta(hours=4),
-        since=now,
-    )
+    waiting = copy_wait("snapshot copy")
     state = operation("op-1", status="waiting", waiting=waiting)
 
     # When shown
@@ -708,13 +713,7 @@ def test_list_shows_the_environment_s_operations_newest_first_with_where_each_is
         status="waiting",
         current_step="check_copy_status",
         next_step="check_copy_status",
-        waiting=Waiting(
-            step="check_copy_status",
-            waiting_for="snapshot copy dev-copy",
-            next_check_at=now + timedelta(minutes=1),
-            deadline=now + timedelta(hours=4),
-            since=now,
-        ),
+        waiting=copy_wait("snapshot copy dev-copy"),
     )
     for state in (completed, failed, waiting):
         stored(state)
