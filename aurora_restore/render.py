@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from functions.notify import timing
+from functions.notify import out_of_use
 from functions.runner import left_in_place
 from schemas.common import spoken_duration
 from schemas.state import HistoryEntry, OperationState
@@ -73,14 +73,14 @@ def operations_table(states: list[OperationState]) -> str:
 
 def downtime_text(state: OperationState) -> str | None:
     """The target's time out of use, as the outcome notice counts it (None: it was not deleted)."""
-    times = timing(state)
-    if "target_down_since" not in times:
+    span = out_of_use(state)
+    if span is None:
         return None
-    since = f"{datetime.fromisoformat(times['target_down_since']):%Y-%m-%d %H:%M:%S} UTC"
-    if "target_downtime_s" in times:
-        span = spoken_duration(timedelta(seconds=times["target_downtime_s"]))
-        return f"{span}, from {since} (the deletion) to the users set up on the restored cluster"
-    return f"since {since} (the deletion): the target is not back in use yet"
+    since, until = span
+    began = f"{_utc(since):%Y-%m-%d %H:%M:%S} UTC"
+    if until is None:
+        return f"since {began} (the deletion): the target is not back in use yet"
+    return f"{spoken_duration(until - since)}, from {began} (the deletion) to the users set up on the restored cluster"
 
 
 def status_text(state: OperationState) -> str:

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError
+from schemas.common import Step
 
 if TYPE_CHECKING:
     from schemas.state import OperationState
@@ -44,36 +45,40 @@ def outcome_notice(state: OperationState, outcome: str, cluster: str | None) -> 
     return f"aurora-restore {outcome}: {cluster} ({state.operation_id})", message
 
 
-def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]:
-    """When the operation started and how long it has taken; and, once it deleted the target, since when
-    the target has been out of use and, once the users were set up on the restored one, for how long it was
-    (from the run of delete_rds that started the deletion to the success of setup_db_users)."""
-    now = now or datetime.now(UTC)
-    started = _aware(state.created_at)
-    times: dict[str, Any] = {
-        "started_at": started.isoformat(),
-        "took_s": round((now - started).total_seconds()),
-    }
+def out_of_use(state: OperationState) -> tuple[datetime, datetime | None] | None:
+    """Since when the target has been out of use, and until when: from the run of delete_rds that started
+    the deletion to setup_db_users' success on the restored cluster (None: not back yet). None when the
+    operation deleted nothing."""
     if not state.outputs.get("deletion_started"):
-        return times
+        return None
     down = next(
-        (e for e in state.history if e.step == "delete_rds" and e.outcome in ("waiting", "success")), None
+        (e for e in state.history if e.step == Step.DELETE_RDS and e.outcome in ("waiting", "success")), None
     )
     if down is None:
-        return times
-    since = _aware(down.started_at)
-    times["target_down_since"] = since.isoformat()
+        return None
     ready = [
-        _aware(e.finished_at) for e in state.history if e.step == "setup_db_users" and e.outcome == "success"
+        e.finished_at
+        for e in state.history
+        if e.step == Step.SETUP_DB_USERS and e.outcome == "success" and e.finished_at >= down.started_at
     ]
-    if ready and ready[-1] >= since:
-        times["target_downtime_s"] = round((ready[-1] - since).total_seconds())
+    return down.started_at, ready[-1] if ready else None
+
+
+def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]:
+    """An outcome notice's times: when the operation started and how long it has taken; and, once it deleted
+    the target, since when the target has been out of use and, once it is back, for how long it was."""
+    now = now or datetime.now(UTC)
+    times: dict[str, Any] = {
+        "started_at": state.created_at.isoformat(),
+        "took_s": round((now - state.created_at).total_seconds()),
+    }
+    span = out_of_use(state)
+    if span is not None:
+        since, until = span
+        times["target_down_since"] = since.isoformat()
+        if until is not None:
+            times["target_downtime_s"] = round((until - since).total_seconds())
     return times
-
-
-def _aware(moment: datetime) -> datetime:
-    """Our times are UTC; one read without its zone is taken as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def send(
