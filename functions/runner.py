@@ -69,6 +69,9 @@ MAX_EVENT_RESULT_CHARS = 8_000
 MAX_PAYLOAD_CHARS = 64_000
 # A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
 OUTBOX_GRACE = timedelta(seconds=5)
+# A duplicate at a step that does not wait arms the watchdog this long after the claim it met expires (the
+# reconciler re-drives a claim strictly past its time).
+CLAIM_EXPIRY_MARGIN = timedelta(seconds=1)
 
 
 _OPERATION_ID: TypeAdapter[str] = TypeAdapter(OperationId)
@@ -407,9 +410,8 @@ class StepRunner:
     def _claim(self, state: OperationState) -> OperationState:
         """Take this step for this invocation, so a duplicate trigger never makes the same AWS calls.
 
-        A duplicate finding a live claim raises a retryable error: its trigger is delivered again later
-        and then finds the step's recorded result (at a wait's step it stands aside instead: `_defer`).
-        A claim left by a crashed invocation expires.
+        A duplicate finding a live claim stands aside (`_defer`), or raises the retryable ClaimHeld when
+        nothing could be set to look again. A claim left by a crashed invocation expires.
         """
         now = utcnow()
         claim = state.claim
@@ -419,25 +421,41 @@ class StepRunner:
         return self.services.store.save(state)
 
     def _defer(self, state: OperationState, held: ClaimHeld) -> dict[str, Any] | None:
-        """Stand aside from a wait's step that another invocation is running, without raising (None: raise).
+        """Stand aside from a step another invocation is running, without raising (None: raise after all).
 
-        At a wait this is routine: an RDS event races the wait's wake-up or the reconciler's check, or comes
-        twice. Lambda counts a raised error against the function's errors alarm, which then fired in
-        normal runs. The trigger may be news the holder's check read too early, so it is not
-        dropped: a RecheckDue is scheduled `recheck_interval_seconds` from now (the wait's shortest gap
-        between checks). That check finds the wait moved on (and is ignored), looks again, or, should the
-        holder have died, runs the step once its claim has expired (before that, it stands aside again).
+        Lambda counts a raised error against the function's errors alarm (1 in 5 minutes), and an async
+        trigger that raised at its two retries as well lands in the function's DLQ, whose alarm fires too.
+        Meeting a live claim is no error: it is routine at a wait, and elsewhere nothing is lost by it. So
+        the trigger is answered `deferred`, once something is set to look again:
 
-        Elsewhere, a trigger meeting a live claim is a duplicate of the one being run, and it raises as
-        before: its redelivery replays the result, or runs the step if the holder died. So does a wait's
-        trigger when no wake-up could be scheduled (none configured, or Scheduler refused).
+        - At a wait's step an RDS event races the wait's wake-up or the reconciler's check, or comes twice.
+          The trigger may be news the holder's check read too early, so a RecheckDue is scheduled
+          `recheck_interval_seconds` from now (the wait's shortest gap between checks). That check finds the
+          wait moved on (and is ignored), looks again, or, should the holder have died, runs the step once
+          its claim has expired (before that, it stands aside again).
+        - Elsewhere the trigger is a duplicate of the one being run (EventBridge delivers at least once; a
+          Lambda retry of an invocation that timed out). The holder records the result, or, should it die,
+          the operation's watchdog re-drives the step. The watchdog is armed to fire as the claim expires
+          (it fired up to `stall_seconds` after that before): retrying here could not help, a retry at 1 or
+          3 minutes finds the claim (the function's timeout) still live, and a long `setup_db_users` then
+          sent its duplicate to the DLQ although nothing was lost.
+
+        No wake-up scheduled (none configured, or Scheduler refused): it raises `ClaimHeld`, and Lambda
+        delivers the trigger again; a dropped one could be news nobody looks at for an hour.
         """
-        if self.step not in WAITING_STEPS:
+        settings = self.services.settings
+        if self.step in WAITING_STEPS:
+            at = utcnow() + recheck_interval(state)
+            scheduled = wakeup.schedule_recheck(settings, state.operation_id, self.step, at)
+            then = f"looked at again at {at:%H:%M:%S}"
+        else:
+            assert state.claim is not None  # what ClaimHeld met
+            at = state.claim.until + CLAIM_EXPIRY_MARGIN
+            scheduled = wakeup.arm_watchdog(settings, state.operation_id, at)
+            then = f"the watchdog looks at it at {at:%H:%M:%S}, should the holder die"
+        if not scheduled:
             return None
-        at = utcnow() + recheck_interval(state)
-        if not wakeup.schedule_recheck(self.services.settings, state.operation_id, self.step, at):
-            return None
-        message = f"{held.message}; looked at again at {at:%H:%M:%S}"
+        message = f"{held.message}; {then}"
         logger.info("step claimed by another invocation; deferred", extra={"reason": message})
         return {"operation_id": state.operation_id, "status": "deferred", "message": message}
 

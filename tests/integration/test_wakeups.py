@@ -395,19 +395,49 @@ def test_a_wait_s_trigger_meeting_a_live_claim_raises_when_no_recheck_can_be_sch
     assert world.state()["version"] == version  # type: ignore[index]
 
 
-def test_a_duplicate_trigger_of_a_step_that_does_not_wait_still_raises(scheduled: World) -> None:
-    """It is the trigger the holder is running: Lambda's redelivery replays the result, or runs the step
-    should the holder have died. No recheck is scheduled: nothing but the watchdog is pending."""
-    from functions.errors import ClaimHeld
-
+def test_a_duplicate_trigger_of_a_step_that_does_not_wait_arms_the_watchdog_for_the_claim_s_expiry(
+    scheduled: World,
+) -> None:
+    """Before, it raised ClaimHeld: Lambda counted an error, and its retries at 1 and 3 minutes met the claim
+    (the function's timeout) of a long setup_db_users still live, so the trigger went to the DLQ and its
+    alarm fired although nothing was lost."""
+    # Given an operation at setup_db_users that another invocation is running, its claim live 5 minutes
     world = scheduled
     world.seed_operation(OPERATION_ID, "setup_db_users")
     version = _claimed_by_another(world, "setup_db_users")
+    until = datetime.fromisoformat(world.state()["claim"]["until"].rstrip("Z"))  # type: ignore[index]
 
-    with pytest.raises(ClaimHeld):
+    # When a duplicate of its trigger arrives
+    answer = world.invoke("setup_db_users", _setup_db_users_due())
+
+    # Then it answers without raising, having changed nothing
+    assert answer["status"] == "deferred"
+    assert "being run by another invocation" in answer["message"]
+    assert world.state()["version"] == version  # type: ignore[index]
+    # And the operation's one watchdog fires just as that claim expires (nothing else is pending)
+    (watchdog,) = schedules(world).values()
+    assert watchdog["detail_type"] == "StallCheckDue"
+    assert timedelta(0) < watchdog["at"] - until <= timedelta(seconds=2)  # at() rounds up to the second
+
+    # And should the holder have died, that watchdog re-drives the step, which then runs
+    _expire_claim(world, OPERATION_ID)
+    assert _watchdog_fires(world, OPERATION_ID)["redriven"] == [OPERATION_ID]
+    (redriven,) = world.published_of("StepCompleted")
+    assert redriven["next_step"] == "setup_db_users"
+    assert world.invoke("setup_db_users", _setup_db_users_due())["status"] == "success"
+    assert world.state()["next_step"] == "verify_restore"  # type: ignore[index]
+
+
+def test_a_duplicate_trigger_of_a_step_that_does_not_wait_raises_without_wake_ups(world: World) -> None:
+    """No watchdog can be armed (wake-ups not configured): it raises, and Lambda delivers it again."""
+    from functions.errors import ClaimHeld
+
+    world.seed_operation(OPERATION_ID, "setup_db_users")
+    version = _claimed_by_another(world, "setup_db_users")
+
+    with pytest.raises(ClaimHeld, match="being run by another invocation"):
         world.invoke("setup_db_users", _setup_db_users_due())
     assert world.state()["version"] == version  # type: ignore[index]
-    assert [s["detail_type"] for s in schedules(world).values()] in ([], ["StallCheckDue"])
 
 
 def test_a_check_past_its_deadline_fails_the_wait_and_schedules_nothing(scheduled: World) -> None:
