@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError
-from schemas.common import Step
+from schemas.common import Step, utcnow
 
 if TYPE_CHECKING:
     from schemas.state import OperationState
@@ -56,18 +56,15 @@ def out_of_use(state: OperationState) -> tuple[datetime, datetime | None] | None
     )
     if down is None:
         return None
-    ready = [
-        e.finished_at
-        for e in state.history
-        if e.step == Step.SETUP_DB_USERS and e.outcome == "success" and e.finished_at >= down.started_at
-    ]
+    # Steps only go forward (a resume re-runs the failed step), so any success of setup_db_users follows it.
+    ready = [e.finished_at for e in state.history if e.step == Step.SETUP_DB_USERS and e.outcome == "success"]
     return down.started_at, ready[-1] if ready else None
 
 
 def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]:
     """An outcome notice's times: when the operation started and how long it has taken; and, once it deleted
     the target, since when the target has been out of use and, once it is back, for how long it was."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     times: dict[str, Any] = {
         "started_at": state.created_at.isoformat(),
         "took_s": round((now - state.created_at).total_seconds()),
