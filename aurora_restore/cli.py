@@ -97,7 +97,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         document = state.model_dump(mode="json", exclude={"outbox"})
         if state.status in ("failed", "aborted"):
-            from functions.runner import left_in_place
+            from functions.notify import left_in_place
 
             document["left_in_place"] = left_in_place(state)
         print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -17,12 +17,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from functions import aws, notify, wakeup
 from functions.bus import EventPublisher
+from functions.engine.restart import restart_event
+from functions.engine.writer import Writer
 from functions.errors import AwsError, StaleWrite, shown
-from functions.runner import left_in_place, restart_event
+from functions.notify import left_in_place
 from functions.state import StateStore, expiry
 from schemas.common import OperationId, Step, utcnow
 from schemas.config import CONFIG_FIELDS, RestoreConfig
-from schemas.events import OperationFinished, RestoreRequested
+from schemas.events import BusEvent, OperationFinished, RestoreRequested
 from schemas.state import TERMINAL_STATUSES, OperationState, Waiting
 
 
@@ -223,29 +225,30 @@ def resume(target: Target, operation_id: str) -> tuple[OperationState, str]:
     state.next_step = step
     state.error = None
     state.expires_at = None
+    event = restart_event(state, step, f"resumed by the operator at {step.value}")
     try:
-        store.save(state)
+        Writer(store, target.publisher()).commit(state, [event])
     except StaleWrite as exc:
         raise OperatorError(f"operation {operation_id} changed while resuming; try again") from exc
-    event = restart_event(state, step, f"resumed by the operator at {step.value}")
-    target.publisher().publish([event])
     return state, step.value
 
 
 def _update(
     target: Target,
     operation_id: str,
-    change: Callable[[OperationState], None],
+    change: Callable[[OperationState], list[BusEvent]],
     doing: str,
     attempts: int = 10,
 ) -> OperationState:
-    """Apply `change` with a conditional write, re-reading when a running operation moved meanwhile."""
-    store = target.store()
+    """Apply `change` and commit it with the events it returns through the functions' writer (a conditional
+    write with an outbox), re-reading when a running operation moved meanwhile."""
+    writer = Writer(target.store(), target.publisher())
     for _ in range(attempts):
         state = load(target, operation_id)
-        change(state)
+        events = change(state)
         try:
-            return store.save(state)
+            writer.commit(state, events)
+            return state
         except StaleWrite:
             continue
     raise OperatorError(f"operation {operation_id} kept changing while {doing}; try again")
@@ -277,7 +280,7 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     waited: Waiting | None = None
     stopped_at: str | None = None
 
-    def change(state: OperationState) -> None:
+    def change(state: OperationState) -> list[BusEvent]:
         nonlocal waited, stopped_at
         if state.status in TERMINAL_STATUSES and state.status != "failed":
             raise OperatorError(f"operation {operation_id} is {state.status} already")
@@ -292,6 +295,7 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
             or RestoreConfig.model_fields["state_retention_days"].default
         )
         state.expires_at = expiry(int(days))
+        return [OperationFinished(operation_id=operation_id, outcome="aborted")]
 
     state = _update(target, operation_id, change, "aborting")
     cluster = state.config.get("target_cluster_id")
@@ -301,7 +305,6 @@ def abort_operation(target: Target, operation_id: str) -> Aborted:
     # It no longer counts among the copy's users, so the last other operation's cleanup deletes the copy.
     copy = state.outputs.get("target_snapshot") if not state.outputs.get("copy_released") else None
     still_used = target.store().leave_copy(str(copy), operation_id) if copy else 0
-    target.publisher().publish([OperationFinished(operation_id=operation_id, outcome="aborted")])
     wakeup.drop_all(target.environment, target.region, operation_id, waited)
     aborted = Aborted(state, released, str(copy) if copy else None, still_used)
     return _notify_aborted(aborted, stopped_at, target.region)

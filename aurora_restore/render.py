@@ -6,8 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.notify import out_of_use
-from functions.runner import left_in_place
+from functions.notify import left_in_place, out_of_use
 from schemas.common import spoken_duration
 from schemas.state import HistoryEntry, OperationState
 

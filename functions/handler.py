@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from functions.engine.contract import StepLogic
+from functions.engine.runner import StepRunner
 from functions.observability import invocation_keys, tracer
-from functions.runner import StepLogic, StepRunner
 from schemas.common import Step
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -139,3 +139,21 @@ class StepLog:
                 s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
                 deleted += len(keys)
         return deleted
+
+
+def left_in_place(state: OperationState) -> dict[str, Any]:
+    """What a failed operation leaves behind, for the failure notification. The lease only when it holds
+    one: snapshot_check records the target among its outputs once it has taken the lease, so an operation
+    that failed before (no snapshot, LeaseHeld: another operation holds it) names none."""
+    keep: tuple[str, ...] = (
+        "target_snapshot",
+        "snapshot_name",
+        "target_cluster_id",
+        "cluster_endpoint",
+        "deletion_started",
+    )
+    if state.outputs.get("copy_released"):  # given up once the restore was done (check_restore_status)
+        keep = tuple(key for key in keep if key != "target_snapshot")
+    return {key: state.outputs[key] for key in keep if key in state.outputs} | {
+        "lease": state.outputs.get("target_cluster_id") if state.status != "aborted" else None,
+    }

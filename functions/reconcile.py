@@ -17,21 +17,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions import wakeup
+from functions.engine import services as process_services
+from functions.engine.restart import recheck_event, restart_event
+from functions.engine.services import Services
+from functions.engine.settle import record_failure
+from functions.engine.timers import recheck_interval
+from functions.engine.transitions import timed_out
+from functions.engine.triggers import Trigger, TriggerKind
+from functions.engine.writer import OUTBOX_GRACE, Writer
 from functions.errors import InvalidRequest, StaleWrite, StepError
 from functions.observability import invocation_keys, logger, record_metric
 from functions.routes import RECONCILE
-from functions.runner import (
-    OUTBOX_GRACE,
-    Services,
-    StepRunner,
-    Trigger,
-    purge_if_due,
-    recheck_event,
-    recheck_interval,
-    restart_event,
-    timed_out,
-)
-from functions.settings import get_settings
 from schemas.common import Step, spoken_duration, utcnow
 from schemas.events import StallCheckDue
 from schemas.state import TERMINAL_STATUSES, OperationState
@@ -93,11 +89,12 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
     # With wake-ups scheduled, a wait is overdue only once its wake-up is clearly late.
     settings = services.settings
     grace = timedelta(seconds=settings.wakeup_grace_seconds if settings.scheduler_role_arn else 0)
+    writer = Writer(store, services.publisher)
     if state.outbox and now - state.updated_at > OUTBOX_GRACE:
-        StepRunner(Step(state.current_step or Step.SNAPSHOT_CHECK), _no_logic, services).flush_outbox(state)
+        writer.flush_outbox(state)
         report.flushed.append(state.operation_id)
     elif not state.outbox:
-        purge_if_due(store, state)  # delete_state, when cleanup could not do it
+        writer.purge_if_due(state)  # delete_state, when cleanup could not do it
     if _stalled(state, now, services):
         try:
             gave_up = redrive(state, services, now)
@@ -113,10 +110,9 @@ def _reconcile_state(state: OperationState, now: datetime, services: Services, r
     try:
         if waiting.next_check_at > waiting.deadline:
             # The last look asked for past the deadline never came (a check past the deadline ends the wait
-            # either way: see StepRunner._overdue): fail the wait here.
-            runner = StepRunner(Step(waiting.step), _no_logic, services)
-            trigger = Trigger("reconcile", "reconcile", state.operation_id, {})
-            runner.record_failure(state, trigger, timed_out(waiting), now)
+            # either way: see transitions.overdue): fail the wait here.
+            trigger = Trigger.internal(TriggerKind.RECONCILE, state.operation_id)
+            record_failure(services, Step(waiting.step), state, trigger, timed_out(waiting), now)
             report.timed_out.append(state.operation_id)
         else:
             # A late check. Past the deadline it is the wait's last look: the copy or restore may well have
@@ -186,9 +182,8 @@ def redrive(state: OperationState, services: Services, now: datetime) -> bool:
             " function's throttles and the rule's dead-letter queue"
         )
     if error is not None:
-        StepRunner(step, _no_logic, services).record_failure(
-            state, Trigger("reconcile", "reconcile", state.operation_id, {}), error, now
-        )
+        trigger = Trigger.internal(TriggerKind.RECONCILE, state.operation_id)
+        record_failure(services, step, state, trigger, error, now)
         return True
     if failure is not None:
         # Counted once: the next re-drive counts only if the step fails again first.
@@ -203,15 +198,11 @@ def redrive(state: OperationState, services: Services, now: datetime) -> bool:
     return False
 
 
-def _no_logic(context: Any) -> Any:
-    raise AssertionError("the reconciler never runs a step's logic")
-
-
 @invocation_keys
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The hourly schedule (scan everything) or an operation's watchdog (StallCheckDue: that operation)."""
     logger.thread_safe_append_keys(step=RECONCILE)
-    services = Services(get_settings())
+    services = process_services.current()
     if event.get("detail-type") == StallCheckDue.detail_type:
         try:
             due = StallCheckDue.model_validate(event.get("detail") or {})

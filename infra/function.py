@@ -103,7 +103,7 @@ class StepFunction(pulumi.ComponentResource):
             code=code,
             memory_size=sizing.memory_mb,
             timeout=sizing.timeout_s,
-            # A step's claim (functions/runner.py) lasts as long as the function may run.
+            # A step's claim (functions/engine/claims.py) lasts as long as the function may run.
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={**environment, "AURORA_RESTORE_CLAIM_SECONDS": str(sizing.timeout_s)}
             ),

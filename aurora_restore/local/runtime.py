@@ -174,7 +174,7 @@ class LocalRuntime:
         self._saved_env: dict[str, str | None] = {}
         self._log_stream: Any = None
         self.master_password = secrets.token_urlsafe(18)
-        self._restore_commit: Any = None
+        self._crash_hook_installed = False
         self._original_stream: Any = None
         self.started_at = 0.0
         self.security_group_id = ""  # the restored clusters' (in the subnet group's VPC), made when seeding
@@ -232,10 +232,11 @@ class LocalRuntime:
             self.invoke_server.stop()
         if self.simulator is not None:
             self.simulator.uninstall()
-        if self._restore_commit is not None:
-            from functions.runner import StepRunner
+        if self._crash_hook_installed:
+            from functions.engine import writer
 
-            StepRunner._commit = self._restore_commit  # type: ignore[method-assign]
+            writer.intercept(None)
+            self._crash_hook_installed = False
         if self.postgres is not None:
             self.postgres.stop()
         try:
@@ -307,11 +308,11 @@ class LocalRuntime:
         from aws_lambda_powertools.utilities import parameters
 
         from functions import aws
-        from functions.runner import reset_services
+        from functions.engine import services
         from functions.settings import get_settings
 
         aws.reset_clients()
-        reset_services()
+        services.reset()
         get_settings.cache_clear()
         parameters.clear_caches()
 
@@ -562,24 +563,23 @@ class LocalRuntime:
 
         Installed always and reading the current profile, so `set_faults` can switch it on later.
         """
-        from functions.runner import StepRunner
+        from functions.engine import writer
 
-        if self._restore_commit is not None:
+        if self._crash_hook_installed:
             return
         runtime = self
-        original = StepRunner._commit
 
-        def crashing_commit(runner: StepRunner, state: Any, events: list[Any]) -> bool:
-            step = runner.step.value
-            if step in runtime.options.faults.crash_steps and state.status != "failed":
-                if runtime._crash_due(state, step):
-                    raise SimulatedCrash(f"{step} crashed after its AWS calls, before writing state")
-            published = original(runner, state, events)
+        def crashing_commit(step: Any, state: Any, events: list[Any], commit: Callable[[], bool]) -> bool:
+            name = step.value if step is not None else None
+            if name in runtime.options.faults.crash_steps and state.status != "failed":
+                if runtime._crash_due(state, name):
+                    raise SimulatedCrash(f"{name} crashed after its AWS calls, before writing state")
+            published = commit()
             runtime._note_mutations(state)
             return published
 
-        StepRunner._commit = crashing_commit  # type: ignore[method-assign,assignment]
-        self._restore_commit = original
+        writer.intercept(crashing_commit)
+        self._crash_hook_installed = True
 
     def _crash_due(self, state: Any, step: str) -> bool:
         """Crash this run? Once per (operation, step); an RDS-mutating step only after a mutating call."""

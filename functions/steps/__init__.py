@@ -1,1 +1,1 @@
-"""The logic of each step, called by functions.runner. Database steps live apart so others never import psycopg2."""
+"""The logic of each step, called by functions.engine.runner. Database steps live apart so others never import psycopg2."""

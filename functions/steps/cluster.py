@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions import secrets
+from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError, shown
 from functions.observability import logger
 from functions.rds import as_identifier
-from functions.runner import Outcome, StepContext, Wait
 from functions.steps.snapshot import OPERATION_TAG, release_copy
 from schemas.common import Step
 from schemas.config import WRITER_SUFFIX
@@ -85,7 +85,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
     cluster = rds.cluster(cluster_id)
     if cluster is None:
         started = bool(ctx.outputs.get("deletion_started"))
-        return Outcome(
+        return Done(
             message="Cluster deletion completed"
             if started
             else "Cluster does not exist, proceeding to restore",
@@ -142,12 +142,10 @@ def delete_rds(ctx: StepContext) -> Outcome:
 def _deleting(
     ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], what: str, recheck: float | None = None
 ) -> Outcome:
-    return Outcome(
+    return Waiting(
         message="Cluster deletion in progress",
         fields={**fields, "deletion_status": "in-progress"},
-        waiting=Wait(
-            what, ctx.config.delete_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds
-        ),
+        wait=Wait(what, ctx.config.delete_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds),
         outputs=outputs,
     )
 
@@ -185,7 +183,7 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         if existing is None or tags_of(existing).get(OPERATION_TAG) != ctx.operation_id:
             raise StepError(f"cluster {cluster_id} exists and was not restored by this operation")
         message = "Cluster restore initiated (already under way)"
-    return Outcome(
+    return Done(
         message=message,
         fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
         next_step=Step.CHECK_RESTORE_STATUS,
@@ -269,7 +267,7 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         # The restored cluster no longer needs the copy: it goes now (with its last user), not at cleanup,
         # so that a failure from here on (DB users, verification) leaves no full-size snapshot behind.
         release_copy(ctx)
-    return Outcome(
+    return Done(
         message="Cluster restore completed",
         fields={**fields, "cluster_status": "available"},
         next_step=Step.SETUP_DB_USERS,
@@ -316,11 +314,9 @@ def _restoring(
     recheck: float | None = None,
 ) -> Outcome:
     # cluster_status says "available" only once the writer is: the runbook's script moves on at that word.
-    return Outcome(
+    return Waiting(
         message="Cluster restore in progress",
         fields={**fields, "cluster_status": status},
-        waiting=Wait(
-            what, ctx.config.restore_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds
-        ),
+        wait=Wait(what, ctx.config.restore_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds),
         outputs=outputs,
     )

@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from functions import config as config_resolver
 from functions import database, secrets
+from functions.engine.contract import Done, Outcome, StepContext
 from functions.errors import NotFound
-from functions.runner import Outcome, StepContext
 from schemas.common import Step
 
 
@@ -71,7 +71,7 @@ def setup_db_users(ctx: StepContext) -> Outcome:
         conn.close()
     created = [config_resolver.describe_user(grant.user) for grant in target.grants]
     cluster_id = ctx.config.target_cluster_id
-    return Outcome(
+    return Done(
         message=f"Successfully set up {len(created)} users for cluster {cluster_id}",
         fields={
             "target_cluster_id": cluster_id,
@@ -94,7 +94,7 @@ def verify_restore(ctx: StepContext) -> Outcome:
     database.require(result)
     cluster_id = ctx.config.target_cluster_id
     schema_info: dict[str, Any] = {"schemas": result.schemas, "tables": result.tables}
-    return Outcome(
+    return Done(
         message=f"Successfully verified cluster {cluster_id}",
         fields={
             "target_cluster_id": cluster_id,

@@ -6,18 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions import notify
+from functions.engine.contract import Done, Finished, Outcome, StepContext, TriggerKind
 from functions.errors import AwsError
 from functions.observability import logger
-from functions.runner import Outcome, StepContext, left_in_place
 from functions.steps.snapshot import release_copy
 from schemas.common import Step
-from schemas.events import OperationFinished
 
 
 def notify_completion(ctx: StepContext) -> Outcome:
     config = ctx.config
     state = ctx.state
-    failed = ctx.trigger.kind == "StepFailed" or state.status == "failed"
+    failed = ctx.trigger.kind is TriggerKind.STEP_FAILED or state.status == "failed"
     outcome = "failed" if failed else "completed"
     subject, message = notify.outcome_notice(state, outcome, config.target_cluster_id)
     message |= {
@@ -29,7 +28,7 @@ def notify_completion(ctx: StepContext) -> Outcome:
         error = ctx.trigger.payload.get("error") or (state.error.model_dump() if state.error else {})
         message["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
         message["error"] = error
-        message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or left_in_place(state)
+        message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or notify.left_in_place(state)
         message["resume"] = f"aurora-restore resume {ctx.operation_id}"
     if failed:
         # StepFailed comes at least once: a failure already notified is not sent again. A failure after a
@@ -37,14 +36,10 @@ def notify_completion(ctx: StepContext) -> Outcome:
         failures = sum(1 for entry in state.history if entry.outcome == "failed")
         key = f"{message['failed_step']}#{failures}"
         if key in state.outputs.get("failures_notified", []):
-            return Outcome(
+            return Finished(
                 message=f"Failure at {message['failed_step']} already notified",
+                status="failed",
                 fields={"target_cluster_id": config.target_cluster_id, "outcome": outcome},
-                next_step=None,
-                direct_next_step=None,
-                final_status="failed",
-                record_result=False,
-                suppress_completed=True,
             )
     # The SNS message id is kept in the state as soon as SNS took the message: a retry after SQS failed
     # (the invocation gives its claim up, saving the outputs) sends to SQS alone, not to SNS twice.
@@ -71,24 +66,20 @@ def notify_completion(ctx: StepContext) -> Outcome:
     if failed:
         # The operation stays failed: nothing routes on, and the result is not the step's final one.
         sent = list(state.outputs.get("failure_notifications", [])) + [sns_id]
-        return Outcome(
+        return Finished(
             message=f"Sent failure notifications for cluster {config.target_cluster_id}",
+            status="failed",
             fields=fields,
-            next_step=None,
-            direct_next_step=None,
             outputs={
                 "failure_notifications": sent,
                 "failures_notified": [*state.outputs.get("failures_notified", []), key],
             },
-            final_status="failed",
-            record_result=False,
-            suppress_completed=True,
         )
-    return Outcome(
+    # The direct answer names no next step (the runbook's script invokes cleanup itself): DIRECT_ENDS.
+    return Done(
         message=f"Successfully sent completion notifications for cluster {config.target_cluster_id}",
-        fields=fields,
         next_step=Step.CLEANUP,
-        direct_next_step=None,  # the runbook's script invokes cleanup itself
+        fields=fields,
     )
 
 
@@ -158,10 +149,9 @@ def cleanup(ctx: StepContext) -> Outcome:
     }
     if pruned is not None:  # the runbook's shape unless final_snapshots_kept is set
         results |= pruned
-    return Outcome(
+    # With delete_state, the writer then keeps its results only (Writer.purge_if_due).
+    return Finished(
         message=f"Successfully completed cleanup for operation {ctx.operation_id}",
+        status="completed",
         fields={"target_cluster_id": config.target_cluster_id, "cleanup_results": results},
-        next_step=None,
-        events=[OperationFinished(operation_id=ctx.operation_id, outcome="completed")],
-        final_status="completed",  # with delete_state, the runner then keeps its results only (purge_if_due)
     )

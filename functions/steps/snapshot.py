@@ -7,10 +7,10 @@ from typing import Any
 
 from functions import config as config_resolver
 from functions import secrets
+from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.rds import as_identifier
 from functions.routes import COPY_SUFFIX
-from functions.runner import Outcome, StepContext, Wait
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
@@ -102,7 +102,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
         )
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
-    return Outcome(
+    return Done(
         message="Snapshot exists",
         fields={"snapshot_exists": True, "snapshot_name": name},
         next_step=Step.COPY_SNAPSHOT,
@@ -162,7 +162,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
     )
     message = "Snapshot copy initiated" if created else "Snapshot copy initiated (the copy already existed)"
     ctx.services.store.index_resource(CLUSTER_SNAPSHOT, target_name, ctx.operation_id)
-    return Outcome(
+    return Done(
         message=message,
         fields={"source_snapshot": source_name, "target_snapshot": target_name},
         next_step=Step.CHECK_COPY_STATUS,
@@ -211,17 +211,17 @@ def check_copy_status(ctx: StepContext) -> Outcome:
         raise NotFound(f"the snapshot copy {target_name} does not exist in {ctx.config.target_region}")
     status = snapshot.get("Status")
     if status == "available":
-        return Outcome(
+        return Done(
             message="Snapshot copy completed",
             fields={"target_snapshot": target_name, "copy_status": "available"},
             next_step=Step.DELETE_RDS,
             outputs={"target_snapshot_arn": snapshot.get("DBClusterSnapshotArn")},
         )
     if status in ("copying", "creating", "pending"):
-        return Outcome(
+        return Waiting(
             message="Snapshot copy in progress",
             fields={"target_snapshot": target_name, "copy_status": "in-progress"},
-            waiting=Wait(
+            wait=Wait(
                 f"snapshot copy {target_name}",
                 ctx.config.copy_timeout_minutes,
                 recheck_after_seconds=_copy_recheck(

@@ -68,7 +68,8 @@ def test_the_artifact_holds_every_handler_module(artifact: zipfile.ZipFile) -> N
     for module in (
         "functions/__init__.py",
         "functions/handler.py",
-        "functions/runner.py",
+        "functions/engine/runner.py",
+        "functions/engine/contract.py",
         "schemas/__init__.py",
     ):
         assert module in names

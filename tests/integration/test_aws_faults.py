@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from functions import aws, runner
+from functions import aws
+from functions.engine import writer
 from functions.errors import StepError
 from integration.test_idempotency import bus_event
 from integration.test_wakeups import kinds, scheduled  # noqa: F401 - the fixture
@@ -257,7 +258,7 @@ def test_events_the_bus_refused_wait_in_the_outbox_and_the_wake_ups_still_move(
 
     # And the trigger's retry (a minute later, past the outbox's grace) puts the event on the bus
     faults.rules.clear()
-    monkeypatch.setattr(runner, "OUTBOX_GRACE", timedelta(0))
+    monkeypatch.setattr(writer, "OUTBOX_GRACE", timedelta(0))
     assert world.invoke("check_copy_status", due)["status"] == "success"
     assert [event["step"] for event in world.published_of("StepCompleted")] == ["check_copy_status"]
     assert not step_state(world).get("outbox")

@@ -560,8 +560,8 @@ def test_a_delete_rds_that_fails_part_way_says_deletion_started(
     """The writer went, then the cluster's deletion failed: the notification and `status` must say the
     target was changed (they said nothing, and abort "left the target as it is")."""
     from functions.errors import AwsError
+    from functions.notify import left_in_place
     from functions.rds import RdsAdapter
-    from functions.runner import left_in_place
     from functions.state import StateStore
     from integration.world import STATE_TABLE, TARGET_REGION
 

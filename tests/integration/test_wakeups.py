@@ -571,7 +571,7 @@ def test_the_hourly_scan_goes_on_past_an_operation_it_cannot_look_at(
 ) -> None:
     # Given two stalled operations, and the first one's re-drive refused by AWS
     from functions import reconcile
-    from functions.runner import Services
+    from functions.engine.services import Services
     from functions.settings import get_settings
 
     world = scheduled

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,18 +105,13 @@ def reset_function_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from functions import aws
+    from functions.engine import services
     from functions.settings import get_settings
 
     aws.reset_clients()
     get_settings.cache_clear()
     parameters.clear_caches()
-    for name in STEP_MODULES:
-        module = sys.modules.get(f"functions.{name}")
-        if module is not None:
-            module.handler.runner._services = None
-    reconcile = sys.modules.get("functions.reconcile")
-    if reconcile is not None:
-        reconcile._services = None  # type: ignore[attr-defined]
+    services.reset()
 
 
 def rds_backend(region: str) -> Any:

@@ -437,7 +437,7 @@ def test_status_of_a_failed_operation_shows_what_was_left_in_place(
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an operation failed at setup_db_users after the restore
-    from functions.runner import left_in_place
+    from functions.notify import left_in_place
 
     state = stored(failed_at_setup_db_users())
     left = left_in_place(state)

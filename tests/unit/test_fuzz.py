@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from functions.engine.triggers import Trigger, parse_trigger
 from functions.errors import InvalidRequest
-from functions.runner import Trigger, parse_trigger
 from schemas.common import Step
 from schemas.config import DbUser
 from schemas.events import BUS_EVENTS, EVENT_SOURCE

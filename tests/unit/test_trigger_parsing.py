@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from functions.engine.triggers import parse_trigger
 from functions.errors import InvalidRequest
-from functions.runner import parse_trigger
 
 
 def envelope(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""An operation's beginning and its configuration for a step: the new state item, and config resolution."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from functions import config as config_resolver
+from functions.engine.admission import notifies_failure
+from functions.engine.triggers import Trigger
+from functions.errors import ConfigError, InvalidRequest
+from functions.observability import logger
+from functions.settings import Settings
+from functions.state import expiry
+from schemas.common import Step
+from schemas.config import CONFIG_FIELDS
+from schemas.state import OperationState
+
+# What an operation acts on, fixed once it is recorded: a later step's direct payload may change the rest of
+# the configuration for that step (event > state), never these. Else restore_snapshot would restore into a
+# cluster the operation holds no lease on, while the one it deleted stayed gone.
+FIXED_FIELDS = ("source_region", "target_region", "source_cluster_id", "target_cluster_id")
+
+
+def new_operation(trigger: Trigger, operation_id: str, settings: Settings, now: datetime) -> OperationState:
+    """The state item snapshot_check creates for a new operation (its first write)."""
+    raw_date = trigger.payload.get("target_date")
+    try:
+        target_date = date.fromisoformat(str(raw_date)) if raw_date else now.date()
+    except ValueError:
+        target_date = now.date()
+    overrides = trigger.payload.get("overrides") or {}
+    if trigger.is_direct and isinstance(overrides, dict):
+        # A direct payload's own configuration fields are overrides too (they win, as in resolve_for_step):
+        # kept, so that a resume at snapshot_check resolves what this run did.
+        overrides = {**overrides, **{k: v for k, v in trigger.payload.items() if k in CONFIG_FIELDS}}
+    return OperationState(
+        operation_id=operation_id,
+        status="running",
+        next_step=Step.SNAPSHOT_CHECK,
+        target_date=target_date,
+        # Only configuration fields are kept: an unknown key (refused by snapshot_check) could hold anything,
+        # and the state item must never hold a secret.
+        overrides={k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
+        if isinstance(overrides, dict)
+        else {},
+        created_at=now,
+        updated_at=now,
+        expires_at=expiry(settings.state_ttl_days, now),
+    )
+
+
+def resolve_for_step(
+    settings: Settings, step: Step, state: OperationState, trigger: Trigger
+) -> config_resolver.ResolvedConfig:
+    """The first step resolves all five sources; later steps the event over the recorded state, except
+    FIXED_FIELDS, which a later direct payload may not change."""
+    event_values = dict(state.overrides)
+    if trigger.is_direct:
+        event_values.update(trigger.payload)
+    if state.config:
+        return _over_recorded(settings, step, state, event_values)
+    try:
+        return config_resolver.resolve(settings, event_values=event_values)
+    except ConfigError:
+        if not notifies_failure(step, state, trigger) or not event_values:
+            raise
+        # The failure being notified can be this very configuration (a bad override refused at the first
+        # step): people are still told, with the configuration the environment and SSM give.
+        logger.warning("notifying the failure with the configuration from the environment and SSM")
+        return config_resolver.resolve(settings)
+
+
+def _over_recorded(
+    settings: Settings, step: Step, state: OperationState, event_values: dict[str, object]
+) -> config_resolver.ResolvedConfig:
+    resolved = config_resolver.resolve(
+        settings, event_values=event_values, state_values=state.config, lower_layers=False
+    )
+    for name, source in state.config_sources.items():
+        if resolved.sources.get(name) == "state":
+            resolved.sources[name] = f"state ({source})"
+    for name in FIXED_FIELDS:
+        recorded = state.config.get(name)
+        if recorded is not None and getattr(resolved.config, name) != recorded:
+            raise InvalidRequest(
+                f"{name} is {recorded} for this operation, fixed when it started:"
+                f" {step.value} does not act on another (start a new operation for that)"
+            )
+    return resolved

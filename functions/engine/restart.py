@@ -1,0 +1,29 @@
+"""The events that start a step again: the operator's resume, the reconciler's re-drive and re-check."""
+
+from __future__ import annotations
+
+from schemas.common import WAITING_STEPS, Step
+from schemas.events import BusEvent, RecheckDue, RestoreRequested, StepCompleted
+from schemas.state import OperationState
+
+
+def recheck_event(state: OperationState) -> RecheckDue:
+    """The waiting step's next check."""
+    assert state.waiting is not None
+    return RecheckDue(operation_id=state.operation_id, step=Step(state.waiting.step))
+
+
+def restart_event(state: OperationState, step: Step, reason: str) -> BusEvent:
+    """The event whose route starts `step` again for this operation: the operator's resume, or the
+    reconciler re-driving a step whose trigger was lost or whose invocation died."""
+    if step is Step.SNAPSHOT_CHECK:
+        return RestoreRequested(
+            operation_id=state.operation_id, target_date=state.target_date, overrides=state.overrides or None
+        )
+    if step in WAITING_STEPS:
+        return RecheckDue(operation_id=state.operation_id, step=step)
+    order = list(Step)
+    previous = order[order.index(step) - 1]
+    return StepCompleted(
+        operation_id=state.operation_id, step=previous, next_step=step, message=reason, result={}
+    )
