@@ -196,19 +196,10 @@ def writer_id(cluster_id: str) -> str:
 
 
 def check_restore_status(ctx: StepContext) -> Outcome:
-    config = ctx.config
-    cluster_id = config.target_cluster_id
-    rds = ctx.target_rds
-    rds_event = ctx.trigger.rds
-    if rds_event is not None and rds_event.event_id in FAILURE_EVENT_IDS:
-        if _happened_before_this_restore(ctx, rds_event.date):
-            # The cluster and writer keep their names from one refresh to the next, and EventBridge and
-            # Lambda may deliver an event again hours later: one from before this restore began is not
-            # about it. Looked at as any check.
-            logger.info("an earlier restore's failure event ignored", extra={"rds_event": rds_event.event_id})
-        else:
-            raise StepError(f"RDS reported a failure for {rds_event.identifier}: {rds_event.event_id}")
-    cluster = rds.cluster(cluster_id)
+    """The restored cluster, then its master password, then its writer: each looked at until available."""
+    cluster_id = ctx.config.target_cluster_id
+    _refuse_failure_event(ctx)
+    cluster = ctx.target_rds.cluster(cluster_id)
     if cluster is None:
         raise NotFound(f"the restored cluster {cluster_id} does not exist")
     fields: dict[str, Any] = {"target_cluster_id": cluster_id}
@@ -222,42 +213,57 @@ def check_restore_status(ctx: StepContext) -> Outcome:
         "cluster_port": cluster.get("Port") or 5432,
         "master_username": cluster.get("MasterUsername"),
     }
-    if not ctx.outputs.get("master_password_set"):
-        if tags_of(cluster).get(MASTER_PASSWORD_TAG) != ctx.operation_id:
-            credentials = secrets.master_credentials(
-                config.master_credentials_secret_id, config.target_region
-            )
-            if not rds.set_master_password(cluster_id, credentials.password.get_secret_value()):
-                return _restoring(
-                    ctx,
-                    fields,
-                    "modifying",
-                    f"cluster {cluster_id} to accept its master password",
-                    outputs,
-                    ctx.config.recheck_interval_seconds,
-                )
-            rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
-        outputs["master_password_set"] = True
-        ctx.outputs["master_password_set"] = True
-    writer = writer_id(cluster_id)
+    if not ctx.outputs.get("master_password_set") and not _set_master_password(ctx, cluster):
+        what = f"cluster {cluster_id} to accept its master password"
+        return _restoring(ctx, fields, "modifying", what, outputs, ctx.config.recheck_interval_seconds)
+    outputs["master_password_set"] = True
+    ctx.outputs["master_password_set"] = True
+    return _writer_ready(ctx, fields, outputs)
+
+
+def _refuse_failure_event(ctx: StepContext) -> None:
+    """An RDS failure event about this restore fails the step; one from before this restore began is not
+    about it (the cluster and writer keep their names from one refresh to the next, and EventBridge and
+    Lambda may deliver an event again hours later) and is looked at as any check."""
+    rds_event = ctx.trigger.rds
+    if rds_event is None or rds_event.event_id not in FAILURE_EVENT_IDS:
+        return
+    if _happened_before_this_restore(ctx, rds_event.date):
+        logger.info("an earlier restore's failure event ignored", extra={"rds_event": rds_event.event_id})
+        return
+    raise StepError(f"RDS reported a failure for {rds_event.identifier}: {rds_event.event_id}")
+
+
+def _set_master_password(ctx: StepContext, cluster: dict[str, Any]) -> bool:
+    """Set the target's master password on the restored cluster, once (a tag marks it done). False when RDS
+    does not take it yet."""
+    if tags_of(cluster).get(MASTER_PASSWORD_TAG) == ctx.operation_id:
+        return True
+    config = ctx.config
+    credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+    if not ctx.target_rds.set_master_password(
+        config.target_cluster_id, credentials.password.get_secret_value()
+    ):
+        return False
+    ctx.target_rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
+    return True
+
+
+def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
+    """Ask for the writer once, then wait for it to be available; then the restore is done."""
+    writer = writer_id(ctx.config.target_cluster_id)
     if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(INSTANCE, writer, ctx.operation_id)
         _ask_for_writer(ctx, writer)
         outputs["writer_requested"] = True
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
-    instance = rds.instance(writer)
+    instance = ctx.target_rds.instance(writer)
     if instance is None:
         # RDS refused it for now (the cluster busy, as right after its master password was set): again,
         # and look again soon: no event follows a refusal.
         _ask_for_writer(ctx, writer)
-        return _restoring(
-            ctx,
-            fields,
-            "creating",
-            f"writer instance {writer} to be accepted",
-            outputs,
-            ctx.config.recheck_interval_seconds,
-        )
+        what, recheck = f"writer instance {writer} to be accepted", ctx.config.recheck_interval_seconds
+        return _restoring(ctx, fields, "creating", what, outputs, recheck)
     instance_status = instance.get("DBInstanceStatus")
     if instance_status in INSTANCE_FAILED:
         raise StepError(f"the writer instance {writer} is {instance_status}")

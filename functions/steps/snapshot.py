@@ -28,25 +28,7 @@ def copy_name(source_name: str) -> str:
 
 def snapshot_check(ctx: StepContext) -> Outcome:
     """Check everything that can be checked, then take the lease on the target: nothing else changes."""
-    requested = ctx.trigger.payload.get("overrides") or {}
-    unknown = sorted(set(requested) - set(CONFIG_FIELDS)) if isinstance(requested, dict) else ["overrides"]
-    if unknown:
-        raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
-    if ctx.trigger.is_direct:  # a misspelt field would be ignored, and the configured target refreshed
-        stray = sorted(
-            set(ctx.trigger.payload) - {"operation_id", "target_date", "overrides", *CONFIG_FIELDS}
-        )
-        if stray:
-            raise InvalidRequest(
-                f"unknown field(s) in the payload: {', '.join(stray)} (it takes operation_id, target_date,"
-                " overrides and configuration fields)"
-            )
-    raw_date = ctx.trigger.payload.get("target_date")
-    if raw_date is not None:
-        try:
-            date.fromisoformat(str(raw_date))
-        except ValueError as exc:
-            raise InvalidRequest(f"target_date {shown(raw_date)} is not a date (YYYY-MM-DD)") from exc
+    _check_request(ctx)
     config = ctx.config
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
@@ -55,51 +37,13 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config_resolver.refuse_master_as_user(users, master.username, ctx.settings.db_users_parameter)
     for user in users.users:
         secrets.user_password(user, config.target_region)
-    # What the restore needs and RDS only checks then, after the target is gone (a misspelt name, another
-    # region's group, one the functions may not use: AccessDenied fails the operation here, as there).
-    subnet_group = ctx.target_rds.subnet_group(config.target_subnet_group)
-    if subnet_group is None:
-        raise ConfigError(
-            f"target_subnet_group {config.target_subnet_group} does not exist in {config.target_region}:"
-            " the restore would be refused after the target cluster was deleted"
-        )
-    _check_security_groups(ctx, subnet_group.get("VpcId"))
-
-    day = ctx.state.target_date
-    snapshot = ctx.source_rds.find_snapshot_for_date(
-        config.source_cluster_id, day, config.snapshot_name_pattern
-    )
-    if snapshot is None:
-        raise NotFound(
-            f"no snapshot of {config.source_cluster_id} in {config.source_region} for {day.isoformat()} "
-            f"(looked for {config.snapshot_name_pattern.format(source_cluster_id=config.source_cluster_id, date=day)}"
-            " and any snapshot created that day)"
-        )
-    if snapshot.get("Status") != "available":
-        raise StepError(
-            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is {snapshot.get('Status')}, not available"
-        )
-    if (
-        snapshot.get("StorageEncrypted")
-        and config.source_region != config.target_region
-        and not config.kms_key_id
-    ):
-        raise ConfigError(
-            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is encrypted: set kms_key_id to a key in {config.target_region}"
-        )
+    _check_network(ctx)
+    snapshot = _source_snapshot(ctx)
     # The restored cluster's master is the source's: the snapshot names it.
     config_resolver.refuse_master_as_user(
         users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
     )
-    # The writer is created after the target was deleted: a class RDS does not offer for the engine version
-    # the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead.
-    version = config.engine_version or snapshot.get("EngineVersion")
-    if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
-        raise ConfigError(
-            f"instance_class {config.instance_class} is not offered for {config.engine}"
-            f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
-            " the target cluster was deleted"
-        )
+    _check_instance_class(ctx, snapshot)
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
     return Done(
@@ -247,3 +191,77 @@ def release_copy(ctx: StepContext) -> bool:
             deleted = rds.delete_cluster_snapshot(copy) or rds.cluster_snapshot(copy) is None
     ctx.outputs["copy_released"], ctx.outputs["copy_deleted"] = True, deleted
     return deleted
+
+
+def _check_request(ctx: StepContext) -> None:
+    """The request itself: known overrides, no stray direct field (a misspelt one would be ignored and the
+    configured target refreshed), a real date."""
+    requested = ctx.trigger.payload.get("overrides") or {}
+    unknown = sorted(set(requested) - set(CONFIG_FIELDS)) if isinstance(requested, dict) else ["overrides"]
+    if unknown:
+        raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
+    if ctx.trigger.is_direct:
+        stray = sorted(
+            set(ctx.trigger.payload) - {"operation_id", "target_date", "overrides", *CONFIG_FIELDS}
+        )
+        if stray:
+            raise InvalidRequest(
+                f"unknown field(s) in the payload: {', '.join(stray)} (it takes operation_id, target_date,"
+                " overrides and configuration fields)"
+            )
+    raw_date = ctx.trigger.payload.get("target_date")
+    if raw_date is not None:
+        try:
+            date.fromisoformat(str(raw_date))
+        except ValueError as exc:
+            raise InvalidRequest(f"target_date {shown(raw_date)} is not a date (YYYY-MM-DD)") from exc
+
+
+def _check_network(ctx: StepContext) -> None:
+    """What the restore needs and RDS only checks then, after the target is gone (a misspelt name, another
+    region's group, one the functions may not use: AccessDenied fails the operation here, as there)."""
+    config = ctx.config
+    subnet_group = ctx.target_rds.subnet_group(config.target_subnet_group)
+    if subnet_group is None:
+        raise ConfigError(
+            f"target_subnet_group {config.target_subnet_group} does not exist in {config.target_region}:"
+            " the restore would be refused after the target cluster was deleted"
+        )
+    _check_security_groups(ctx, subnet_group.get("VpcId"))
+
+
+def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
+    """The source cluster's snapshot for the target date: available, and copyable with the configured key."""
+    config, day = ctx.config, ctx.state.target_date
+    snapshot = ctx.source_rds.find_snapshot_for_date(
+        config.source_cluster_id, day, config.snapshot_name_pattern
+    )
+    if snapshot is None:
+        raise NotFound(
+            f"no snapshot of {config.source_cluster_id} in {config.source_region} for {day.isoformat()} "
+            f"(looked for {config.snapshot_name_pattern.format(source_cluster_id=config.source_cluster_id, date=day)}"
+            " and any snapshot created that day)"
+        )
+    if snapshot.get("Status") != "available":
+        raise StepError(
+            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is {snapshot.get('Status')}, not available"
+        )
+    cross_region = config.source_region != config.target_region
+    if snapshot.get("StorageEncrypted") and cross_region and not config.kms_key_id:
+        raise ConfigError(
+            f"snapshot {snapshot['DBClusterSnapshotIdentifier']} is encrypted: set kms_key_id to a key in {config.target_region}"
+        )
+    return snapshot
+
+
+def _check_instance_class(ctx: StepContext, snapshot: dict[str, Any]) -> None:
+    """The writer is created after the target was deleted: a class RDS does not offer for the engine version
+    the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead."""
+    config = ctx.config
+    version = config.engine_version or snapshot.get("EngineVersion")
+    if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
+        raise ConfigError(
+            f"instance_class {config.instance_class} is not offered for {config.engine}"
+            f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
+            " the target cluster was deleted"
+        )
