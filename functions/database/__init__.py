@@ -1,6 +1,6 @@
 """The database adapter (psycopg2): DB users' roles and grants, and verifying a restore from the catalog."""
 
-from functions.database.connection import Endpoint, connect
+from functions.database.connection import Endpoint, connect, target_endpoint
 from functions.database.grants import UserGrant
 from functions.database.scram import scram_verifier
 from functions.database.setup import setup_users
@@ -13,5 +13,6 @@ __all__ = [
     "require",
     "scram_verifier",
     "setup_users",
+    "target_endpoint",
     "verify",
 ]
