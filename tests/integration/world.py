@@ -412,7 +412,7 @@ def roles(postgres: Any) -> set[str]:
 def held_privileges(cursor: Any, usernames: list[str], schemas: list[str]) -> dict[str, dict[str, set[str]]]:
     """For each user, each table (schema.name) on which it holds a whitelisted privilege, and those: what
     verify reads, table by table."""
-    from functions.database import privilege_groups
+    from functions.database.verification import privilege_groups
 
     held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
     for group in privilege_groups(cursor, usernames, schemas):
