@@ -21,9 +21,12 @@ import pytest
 
 from aurora_restore import cli, operations, render
 from aurora_restore.operations import OperatorError, Target
+from integration.world import create_state_table
 from schemas.common import utcnow
 from schemas.events import ErrorInfo
 from schemas.state import HistoryEntry, OperationState, Waiting
+
+pytestmark = pytest.mark.integration
 
 REGION = "us-west-2"
 TARGET = Target("dev", REGION)
@@ -60,14 +63,7 @@ class Bus:
 @pytest.fixture
 def bus(mocked_aws: None) -> Bus:
     """The dev environment on (moto's) AWS: its state table and its bus."""
-    import boto3
-
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=TARGET.table,
-        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_state_table(TARGET.table, REGION)
     return Bus()
 
 
@@ -809,14 +805,7 @@ def test_an_environment_without_a_bus_is_named_as_such(
     mocked_aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a state table for dev but no bus
-    import boto3
-
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=TARGET.table,
-        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_state_table(TARGET.table, REGION)
 
     # When an operator starts an operation
     code, _, err = run(capsys, "start", "--date", "2026-11-30", "--operation-id", "op-1")
@@ -976,7 +965,6 @@ def test_config_show_leaves_out_this_shells_config_variables_and_says_so(
     """The environment layer is the functions' environment: shown from the operator's shell, it predicted
     a value no operation used."""
     import boto3
-
     from unit.fakes import RUNBOOK_CONFIG
 
     ssm = boto3.client("ssm", region_name=REGION)
@@ -1018,7 +1006,6 @@ def test_start_refuses_a_target_another_live_operation_holds_before_putting_anyt
 ) -> None:
     """The first step would refuse it at once (LeaseHeld), and the operator saw it only under watch."""
     import boto3
-
     from unit.fakes import RUNBOOK_CONFIG
 
     boto3.client("ssm", region_name=REGION).put_parameter(
