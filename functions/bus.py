@@ -60,13 +60,3 @@ class EventPublisher:
                         )
         if failed:
             raise PublishError(failed)
-
-
-class RecordingPublisher:
-    """A fake for unit tests: keeps what was published."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-
-    def publish(self, events: Sequence[BusEvent]) -> None:
-        self.events.extend(events)

@@ -43,7 +43,10 @@ class Settings(BaseModel):
     )
     pg_dsn: str | None = Field(
         default=None,
-        description="Local runtime only: host and port of the stand-in database (never carries a password)",
+        description=(
+            "Local runtime only: host and port of the stand-in database that answers for the cluster "
+            "(functions.database.connection.EndpointOverride); never carries a password"
+        ),
     )
 
 

@@ -122,6 +122,7 @@ def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+# The DynamoDB implementation of functions.store.StateStore (the tests hold an in-memory one).
 class StateStore:
     def __init__(self, table_name: str, region: str | None = None) -> None:
         self.table_name = table_name

@@ -16,6 +16,9 @@ from aurora_restore.bench import cpus
 from aurora_restore.local.postgres import PostgresServer
 from functions import database
 from functions.database import Endpoint, UserGrant
+from functions.database.grants import application_schemas, grant_statements, user_statements
+from functions.database.scram import SCRAM_ITERATIONS
+from functions.database.verification import privilege_groups
 from schemas.config import PRIVILEGES, DbUser
 
 PRIVILEGE_SETS = (["SELECT"], ["SELECT", "INSERT", "UPDATE", "DELETE"])
@@ -39,12 +42,12 @@ def naive_setup_users(conn: Any, dbname: str, users: list[UserGrant]) -> None:
     """One execute and one commit per statement per user: what a first version usually does."""
     conn.autocommit = False
     with conn.cursor() as cursor:
-        schemas = database.application_schemas(cursor)
+        schemas = application_schemas(cursor)
         conn.commit()
         for grant in users:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (grant.user.username,))
             exists = cursor.fetchone() is not None
-            for statement in database.user_statements(grant, exists, dbname, schemas):
+            for statement in user_statements(grant, exists, dbname, schemas):
                 cursor.execute(statement)
                 conn.commit()
 
@@ -113,7 +116,7 @@ def parallel_speedup(cpu_count: int, hashes: int = 150, rounds: int = 3) -> floa
 
     def hash_all(_: int) -> None:
         for index in range(hashes):
-            hashlib.pbkdf2_hmac("sha256", b"probe", index.to_bytes(16, "big"), database.SCRAM_ITERATIONS)
+            hashlib.pbkdf2_hmac("sha256", b"probe", index.to_bytes(16, "big"), SCRAM_ITERATIONS)
 
     readings = []
     with ThreadPoolExecutor(max_workers=cpu_count) as pool:
@@ -200,11 +203,11 @@ def _verify_many_users(
     sampled = sum(1 for schema, _ in expected if schema == sample)
     scale = len(expected) / sampled
     with conn, conn.cursor() as cursor:
-        groups = len(database.privilege_groups(cursor, usernames, sorted({s for s, _ in expected})))
+        groups = len(privilege_groups(cursor, usernames, sorted({s for s, _ in expected})))
         sample_s = _timed(lambda: table_by_table_privileges(cursor, usernames, [sample]))
     try:
         with conn.cursor() as cursor:
-            everything = database.grant_statements(many, endpoint.dbname, [sample])
+            everything = grant_statements(many, endpoint.dbname, [sample])
             everything_s = _timed(lambda: [cursor.execute(statement) for statement in everything])
     finally:
         conn.rollback()

@@ -35,15 +35,8 @@ def _connection(ctx: StepContext) -> Connection:
             raise NotFound(f"cluster {config.target_cluster_id} has no endpoint")
         host, port, master_username = cluster["Endpoint"], cluster.get("Port"), cluster.get("MasterUsername")
     host, port = str(host), int(port or 5432)
-    endpoint = database.Endpoint(host=host, port=port, dbname=config.database_name)
-    if ctx.settings.pg_dsn:
-        # The local runtime's stand-in database answers for the cluster endpoint.
-        parts = dict(item.split("=", 1) for item in ctx.settings.pg_dsn.split() if "=" in item)
-        endpoint = database.Endpoint(
-            host=parts.get("host", "127.0.0.1"),
-            port=int(parts.get("port", "5432")),
-            dbname=config.database_name,
-        )
+    # The local runtime's stand-in database, when it names one, answers for the cluster endpoint.
+    endpoint = database.target_endpoint(host, port, config.database_name, stand_in=ctx.settings.pg_dsn)
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
     master_user = credentials.username or master_username or "postgres"
     users, warnings = config_resolver.load_db_users(ctx.settings)

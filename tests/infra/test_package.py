@@ -73,6 +73,11 @@ def test_the_artifact_holds_every_handler_module(artifact: zipfile.ZipFile) -> N
         "schemas/__init__.py",
     ):
         assert module in names
+    # the packages the handlers import, module by module (the database adapter is one)
+    database_modules = sorted((ROOT / "functions" / "database").glob("*.py"))
+    assert database_modules
+    for module_path in database_modules:
+        assert module_path.relative_to(ROOT).as_posix() in names
     for model in BUS_EVENTS:
         assert f"schemas/jsonschema/{model.detail_type}.json" in names
 

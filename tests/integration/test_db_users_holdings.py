@@ -16,6 +16,7 @@ from psycopg2 import sql
 from pydantic import SecretStr
 
 from functions import database as db
+from functions.database.grants import TABLES, Holdings, application_schemas, grant_statements, read_holdings
 from functions.errors import DatabaseError
 from schemas.config import DbUser
 
@@ -140,7 +141,7 @@ def prepare(postgres: Any, dbname: str, steps: list[str], grants: list[db.UserGr
                             )
                         )
                 elif step == IN_PLACE:
-                    for statement in db.grant_statements(grants, dbname, SCHEMAS):
+                    for statement in grant_statements(grants, dbname, SCHEMAS):
                         cursor.execute(statement)
                 else:
                     cursor.execute(step)
@@ -163,7 +164,7 @@ def everything_revoked_and_granted(
     conn = connect(dbname)
     try:
         with conn, conn.cursor() as cursor:
-            for statement in db.grant_statements(grants, dbname, db.application_schemas(cursor)):
+            for statement in grant_statements(grants, dbname, application_schemas(cursor)):
                 cursor.execute(statement)
     finally:
         conn.close()
@@ -239,8 +240,8 @@ def statements_now(postgres: Any, dbname: str, grants: list[db.UserGrant]) -> li
     conn = postgres.connect(dbname)
     try:
         with conn.cursor() as cursor:
-            holdings = db.read_holdings(cursor, grants, SCHEMAS)
-            return [s.as_string(conn) for s in db.grant_statements(grants, dbname, SCHEMAS, holdings)]
+            holdings = read_holdings(cursor, grants, SCHEMAS)
+            return [s.as_string(conn) for s in grant_statements(grants, dbname, SCHEMAS, holdings)]
     finally:
         conn.close()
 
@@ -358,12 +359,10 @@ def test_a_user_whose_holdings_were_not_read_is_revoked_and_granted_as_without_h
     postgres: Any,
 ) -> None:
     unread = user_grants()[:1]
-    holdings = db.Holdings(held={}, objects={("public", db.TABLES): 3})
+    holdings = Holdings(held={}, objects={("public", TABLES): 3})
     conn = postgres.connect()
     try:
-        statements = [
-            s.as_string(conn) for s in db.grant_statements(unread, "restored", ["public"], holdings)
-        ]
+        statements = [s.as_string(conn) for s in grant_statements(unread, "restored", ["public"], holdings)]
     finally:
         conn.close()
 

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from functions import database as db
+from functions.database import setup as db_setup
 from functions.errors import DatabaseError, InvalidRequest
 from integration.world import World, held_privileges, roles
 from schemas.config import DbUser
@@ -112,7 +113,7 @@ def test_many_users_are_set_up_over_several_connections(postgres: Any, database:
     setup(postgres, database, grants, connect)
 
     # Then the roles went over three more connections, all closed again
-    assert connect.calls == db.role_workers(USERS) == 3
+    assert connect.calls == db_setup.role_workers(USERS) == 3
     assert all(conn.closed for conn in connect.opened)
     # And every role exists, holds exactly its privileges, and logs in with its password
     assert_all_set_up(postgres, database, grants)
@@ -142,7 +143,7 @@ def test_the_worker_count_and_threshold_are_keywords(postgres: Any, database: st
 
 def test_a_list_at_the_threshold_keeps_one_transaction(postgres: Any, database: str) -> None:
     # Given as many users as the threshold
-    grants = user_grants(db.PARALLEL_THRESHOLD)
+    grants = user_grants(db_setup.PARALLEL_THRESHOLD)
     connect = Connections(postgres, database)
 
     # When they are set up
@@ -264,7 +265,7 @@ def test_a_role_held_by_another_transaction_times_out_as_retryable(
     postgres: Any, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given another transaction is creating one of the roles and does not commit
-    monkeypatch.setattr(db, "ROLE_LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(db_setup, "ROLE_LOCK_TIMEOUT", "300ms")
     other = postgres.connect(autocommit=False)
     try:
         with other.cursor() as cursor:
@@ -310,8 +311,8 @@ def test_the_step_sets_up_many_users_over_several_connections(
     world: World, postgres: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given eight users (the SSM parameter holds few) and the threshold lowered so they take the parallel path
-    monkeypatch.setattr(db, "PARALLEL_THRESHOLD", 4)
-    monkeypatch.setattr(db, "USERS_PER_WORKER", 3)
+    monkeypatch.setattr(db_setup, "PARALLEL_THRESHOLD", 4)
+    monkeypatch.setattr(db_setup, "USERS_PER_WORKER", 3)
     users = [
         {"username": f"step_{index}", "password": f"step-password-{index}", "privileges": ["SELECT"]}
         for index in range(8)
@@ -345,11 +346,11 @@ def test_a_run_waits_for_another_setup_on_the_cluster_and_times_out_as_retryable
     postgres: Any, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given another setup of DB users holding the cluster's setup lock
-    monkeypatch.setattr(db, "SETUP_LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(db_setup, "SETUP_LOCK_TIMEOUT", "300ms")
     other = postgres.connect(database)
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", (db.SETUP_LOCK_KEY,))
+            cursor.execute("SELECT pg_advisory_lock(%s)", (db_setup.SETUP_LOCK_KEY,))
 
         # When users are set up meanwhile
         with pytest.raises(DatabaseError, match="another setup of DB users is running") as raised:

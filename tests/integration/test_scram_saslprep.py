@@ -17,7 +17,8 @@ import psycopg2
 import pytest
 from pydantic import SecretStr
 
-from functions import database
+from functions.database.grants import UserGrant, role_statement
+from functions.database.scram import saslprep, scram_verifier
 from schemas.config import DbUser
 
 pytestmark = pytest.mark.integration
@@ -79,12 +80,12 @@ class Roles:
             return str(cursor.fetchone()[0])
 
     def create_with_our_verifier(self, role: str, password: str) -> str:
-        """CREATE ROLE ... PASSWORD '<verifier>' as setup_db_users sends it (database.role_statement)."""
+        """CREATE ROLE ... PASSWORD '<verifier>' as setup_db_users sends it (role_statement)."""
         user = DbUser(username=role, password=SecretStr(password), privileges=["SELECT"])
-        grant = database.UserGrant(user=user, password=SecretStr(password))
-        verifier = database.scram_verifier(password)
+        grant = UserGrant(user=user, password=SecretStr(password))
+        verifier = scram_verifier(password)
         with self.admin.cursor() as cursor:
-            cursor.execute(database.role_statement(grant, {}, verifier))
+            cursor.execute(role_statement(grant, {}, verifier))
         return verifier
 
 
@@ -104,7 +105,7 @@ def roles(postgres: Any) -> Iterator[Roles]:
 def test_saslprep_prepares_a_password_as_postgresql_does(case: Case) -> None:
     # Given a password
     # When it is prepared
-    prepared = database.saslprep(case.password)
+    prepared = saslprep(case.password)
 
     # Then it is what pg_saslprep hashes (the server tests below show PostgreSQL agrees)
     assert prepared == case.prepared
@@ -136,7 +137,7 @@ def test_our_verifier_is_the_one_the_server_builds_from_the_plaintext(
     iterations, salt = server_built.removeprefix("SCRAM-SHA-256$").split("$")[0].split(":")
 
     # When we compute ours with the server's salt and iteration count
-    ours = database.scram_verifier(case.password, salt=base64.b64decode(salt), iterations=int(iterations))
+    ours = scram_verifier(case.password, salt=base64.b64decode(salt), iterations=int(iterations))
 
     # Then the two are the same verifier, and the password logs in against the server's as against ours
     assert ours == server_built

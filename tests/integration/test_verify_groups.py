@@ -12,6 +12,7 @@ from psycopg2 import sql
 from pydantic import SecretStr
 
 from functions import database as db
+from functions.database.verification import PrivilegeGroup, Verification, privilege_groups
 from integration.world import held_privileges
 from schemas.config import PRIVILEGES, DbUser
 
@@ -84,7 +85,7 @@ def run_sql(postgres: Any, database: str, *statements: str) -> None:
             cursor.execute(statement)
 
 
-def verify(postgres: Any, database: str, grants: list[db.UserGrant], expected: list[str]) -> db.Verification:
+def verify(postgres: Any, database: str, grants: list[db.UserGrant], expected: list[str]) -> Verification:
     conn = postgres.connect(database, autocommit=False)
     try:
         return db.verify(conn, db.Endpoint(postgres.host, postgres.port, database), grants, expected)
@@ -111,9 +112,9 @@ def table_by_table(postgres: Any, database: str, usernames: list[str]) -> dict[s
         return held
 
 
-def groups(postgres: Any, database: str, usernames: list[str]) -> list[db.PrivilegeGroup]:
+def groups(postgres: Any, database: str, usernames: list[str]) -> list[PrivilegeGroup]:
     with cursor_on(postgres, database) as cursor:
-        return db.privilege_groups(cursor, usernames, ALL_SCHEMAS)
+        return privilege_groups(cursor, usernames, ALL_SCHEMAS)
 
 
 def held(postgres: Any, database: str, usernames: list[str]) -> dict[str, dict[str, set[str]]]:

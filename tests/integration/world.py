@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fakes.lambda_context import LambdaContext
+
 from aurora_restore.local.simulator import ENGINE_VERSION
 from schemas.common import Step
 
@@ -92,12 +94,16 @@ def runbook_config(topic_arn: str, queue_url: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "aurora-restore-test-dev"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{TARGET_REGION}:{ACCOUNT}:function:aurora-restore-test-dev"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+def create_state_table(table_name: str = STATE_TABLE, region: str = TARGET_REGION) -> None:
+    """An environment's state table in moto, keyed as the stack's is: every item by `operation_id`."""
+    import boto3
+
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def reset_function_caches() -> None:
@@ -302,12 +308,7 @@ def create_world(
     boto3.client("s3", region_name=TARGET_REGION).create_bucket(
         Bucket=LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": TARGET_REGION}
     )
-    boto3.client("dynamodb", region_name=TARGET_REGION).create_table(
-        TableName=STATE_TABLE,
-        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_state_table()
     events = boto3.client("events", region_name=TARGET_REGION)
     events.create_event_bus(Name=EVENT_BUS)
     events.put_rule(
@@ -406,7 +407,7 @@ def roles(postgres: Any) -> set[str]:
 def held_privileges(cursor: Any, usernames: list[str], schemas: list[str]) -> dict[str, dict[str, set[str]]]:
     """For each user, each table (schema.name) on which it holds a whitelisted privilege, and those: what
     verify reads, table by table."""
-    from functions.database import privilege_groups
+    from functions.database.verification import privilege_groups
 
     held: dict[str, dict[str, set[str]]] = {name: {} for name in usernames}
     for group in privilege_groups(cursor, usernames, schemas):

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from functions import database
 from functions.config import load_db_users
+from functions.database.grants import UserGrant, user_statements
+from functions.database.scram import scram_verifier
 from functions.errors import ConfigError, InvalidRequest
 from schemas.config import PRIVILEGES, DbUser, DbUsers
 from unit.fakes import SETTINGS, FakeSsm, install
@@ -244,21 +245,21 @@ def test_the_database_adapter_refuses_a_privilege_that_bypassed_validation() -> 
     # Given a user built without validation, carrying SQL in a privilege
     smuggled: list[Any] = ["SELECT", "SELECT; DROP TABLE users"]
     user = DbUser.model_construct(username="app_user", privileges=smuggled, password=SecretStr("pw"))
-    grant = database.UserGrant(user=user, password=SecretStr("pw"))
+    grant = UserGrant(user=user, password=SecretStr("pw"))
 
     # When its statements are built
     # Then the whitelist check in the adapter refuses it before any SQL exists
     with pytest.raises(InvalidRequest, match="is not in the whitelist"):
-        database.user_statements(grant, exists=False, dbname="restored", schemas=["public"])
+        user_statements(grant, exists=False, dbname="restored", schemas=["public"])
 
 
 def test_passwords_reach_sql_only_as_scram_verifiers() -> None:
     # Given a user with a literal password
     user = DbUser(username="app_user", password=SecretStr("app_password"), privileges=["SELECT"])
-    grant = database.UserGrant(user=user, password=SecretStr("app_password"))
+    grant = UserGrant(user=user, password=SecretStr("app_password"))
 
     # When its statements are built
-    statements = database.user_statements(grant, exists=False, dbname="restored", schemas=["public"])
+    statements = user_statements(grant, exists=False, dbname="restored", schemas=["public"])
 
     # Then the role statement carries a SCRAM-SHA-256 verifier, never the password
     rendered = repr(statements)
@@ -275,7 +276,7 @@ def test_a_scram_verifier_is_what_rfc_7677_computes() -> None:
     salt = bytes(range(16))
 
     # When its verifier is computed
-    verifier = database.scram_verifier("pencil", salt=salt)
+    verifier = scram_verifier("pencil", salt=salt)
 
     # Then it is SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, from PBKDF2-HMAC-SHA256
     salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)

@@ -1,0 +1,1 @@
+"""Fakes every test tier may use: no AWS, no database, no sockets."""
