@@ -245,9 +245,11 @@ def _snapshot_day(runtime: LocalRuntime, number: int) -> date:
 
 
 def _wait_for_lease(runtime: LocalRuntime, target: str, holder: str, timeout: float) -> bool:
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
 
-    store = StateStore(f"aurora-restore-state-{runtime.options.environment}", runtime.options.target_region)
+    store = DynamoStateStore(
+        f"aurora-restore-state-{runtime.options.environment}", runtime.options.target_region
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if store.lease_holder(target) == holder:

@@ -21,7 +21,7 @@ from functions.engine.restart import restart_event
 from functions.engine.writer import Writer
 from functions.errors import AwsError, StaleWrite, shown
 from functions.notify import left_in_place
-from functions.state import StateStore, expiry
+from functions.state import DynamoStateStore, expiry
 from schemas.common import OperationId, Step, utcnow
 from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import BusEvent, OperationFinished, RestoreRequested
@@ -49,8 +49,8 @@ class Target:
     def config_parameter(self) -> str:
         return f"/aurora-restore/{self.environment}/config"
 
-    def store(self) -> StateStore:
-        return StateStore(self.table, self.region)
+    def store(self) -> DynamoStateStore:
+        return DynamoStateStore(self.table, self.region)
 
     def publisher(self) -> EventPublisher:
         return EventPublisher(self.bus, self.region)

@@ -123,7 +123,7 @@ def _conditional_failed(exc: ClientError) -> bool:
 
 
 # The DynamoDB implementation of functions.store.StateStore (the tests hold an in-memory one).
-class StateStore:
+class DynamoStateStore:
     def __init__(self, table_name: str, region: str | None = None) -> None:
         self.table_name = table_name
         self._region = region

@@ -770,11 +770,11 @@ class LocalRuntime:
 
     # -- watching --------------------------------------------------------------------------------------------
     def state(self, operation_id: str) -> Any:
-        from functions.state import StateStore
+        from functions.state import DynamoStateStore
 
-        return StateStore(f"aurora-restore-state-{self.options.environment}", self.options.target_region).get(
-            operation_id
-        )
+        return DynamoStateStore(
+            f"aurora-restore-state-{self.options.environment}", self.options.target_region
+        ).get(operation_id)
 
     def wait_for_step(self, operation_id: str, step: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Until the operation has recorded `step`'s result; its state then. AssertionError at the timeout."""

@@ -11,7 +11,7 @@ from functions.engine.timers import recheck_interval
 from functions.errors import ClaimHeld, StaleWrite, StepError
 from functions.observability import logger
 from functions.settings import Settings
-from functions.state import StateStore
+from functions.store import StateStore
 from schemas.common import WAITING_STEPS, Step, utcnow
 from schemas.state import Claim, OperationState
 

@@ -7,19 +7,24 @@ from functools import cached_property
 from functions.bus import EventPublisher, Publisher
 from functions.rds import RdsAdapter
 from functions.settings import Settings, get_settings
-from functions.state import StateStore
+from functions.state import DynamoStateStore
+from functions.store import StateStore
 
 
 class Services:
     """The adapters, created on first use; tests and the local runtime pass their own."""
 
-    def __init__(self, settings: Settings, publisher: Publisher | None = None) -> None:
+    def __init__(
+        self, settings: Settings, publisher: Publisher | None = None, store: StateStore | None = None
+    ) -> None:
         self.settings = settings
         self._publisher = publisher
+        if store is not None:
+            self.store = store
 
     @cached_property
     def store(self) -> StateStore:
-        return StateStore(self.settings.state_table, self.settings.region)
+        return DynamoStateStore(self.settings.state_table, self.settings.region)
 
     @property
     def publisher(self) -> Publisher:

@@ -15,7 +15,7 @@ from schemas.events import BUS_EVENT_BY_TYPE, EVENT_SOURCE
 from schemas.rds_event_ids import RESOURCE_KIND
 
 if TYPE_CHECKING:
-    from functions.state import StateStore
+    from functions.store import StateStore
     from schemas.rds_events import RdsEventDetail
 
 # A runbook payload or one of our events is a few hundred characters; EventBridge allows 256 KB.

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 from functions.bus import Publisher
 from functions.errors import PublishError, StaleWrite, StepError
 from functions.observability import logger
-from functions.state import StateStore
+from functions.store import StateStore
 from schemas.common import Step, utcnow
 from schemas.events import BUS_EVENT_BY_TYPE, BusEvent
 from schemas.state import OperationState

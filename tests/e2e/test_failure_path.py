@@ -152,9 +152,9 @@ class StoreView:
     """The state table as the functions see it (the lease items included)."""
 
     def __init__(self, runtime: LocalRuntime) -> None:
-        from functions.state import StateStore
+        from functions.state import DynamoStateStore
 
-        self.store = StateStore(
+        self.store = DynamoStateStore(
             f"aurora-restore-state-{runtime.options.environment}", runtime.options.target_region
         )
 

@@ -12,12 +12,12 @@ from functions.state import (
     LEASE_PREFIX,
     RESOURCE_PREFIX,
     RESULTS_KEPT_DAYS,
+    DynamoStateStore,
     _json_document,
     _plain_document,
     from_item,
     to_item,
 )
-from functions.state import StateStore as DynamoStateStore
 from schemas.common import utcnow
 from schemas.state import Lease, OperationState
 

@@ -12,7 +12,7 @@ from aurora_restore import operations
 from aurora_restore.operations import Target
 from functions import notify
 from functions.errors import AwsError
-from functions.state import StateStore
+from functions.state import DynamoStateStore
 from integration.test_idempotency import bus_event
 from integration.world import (
     COPY_NAME,
@@ -242,7 +242,7 @@ def test_delete_rds_refuses_a_cluster_whose_lease_it_does_not_hold(world: World)
 def test_delete_rds_refuses_a_target_whose_lease_another_operation_took(world: World) -> None:
     # Given an operation at delete_rds whose lease another operation has taken meanwhile
     world.advance("delete_rds")
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
     store.release_lease(TARGET_CLUSTER, OPERATION_ID)
     store.acquire_lease(TARGET_CLUSTER, "dev-restore-other")
 

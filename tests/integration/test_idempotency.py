@@ -260,7 +260,7 @@ def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
     from datetime import timedelta
 
     from functions.rds import RdsAdapter
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from integration.world import COPY_NAME, STATE_TABLE, rds_backend
     from schemas.common import utcnow
 
@@ -268,7 +268,7 @@ def test_a_check_whose_wait_is_failed_under_it_leaves_no_claim(
     world.advance("check_copy_status")
     rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
     assert world.run("check_copy_status")["copy_status"] == "in-progress"
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
 
     # When a wake-up's check is under way (holding its claim) and the reconciler fails the wait, past
     # its deadline with the last look it asked for overdue, before the check records what it saw

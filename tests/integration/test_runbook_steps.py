@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from functions.state import StateStore
+from functions.state import DynamoStateStore
 from integration.world import (
     COPY_NAME,
     OPERATION_ID,
@@ -52,7 +52,7 @@ def test_snapshot_check_finds_the_dated_snapshot(world: World) -> None:
 
 def test_snapshot_check_records_where_each_configuration_value_came_from(world: World) -> None:
     from aurora_restore.render import status_text
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from integration.world import STATE_TABLE, TARGET_REGION
 
     # Given the runbook's configuration in SSM, and one value overridden by the request
@@ -66,7 +66,7 @@ def test_snapshot_check_records_where_each_configuration_value_came_from(world: 
     assert world.invoke("snapshot_check", payload)["status"] == "success"
 
     # Then the state keeps, beside the configuration, where each value came from
-    state = StateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
+    state = DynamoStateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
     assert state is not None
     assert state.config["recheck_interval_seconds"] == 120
     assert state.config_sources["recheck_interval_seconds"] == "event"
@@ -562,7 +562,7 @@ def test_a_delete_rds_that_fails_part_way_says_deletion_started(
     from functions.errors import AwsError
     from functions.notify import left_in_place
     from functions.rds import RdsAdapter
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from integration.world import STATE_TABLE, TARGET_REGION
 
     world.advance("delete_rds")
@@ -574,7 +574,7 @@ def test_a_delete_rds_that_fails_part_way_says_deletion_started(
     assert world.run("delete_rds")["status"] == "error"
 
     assert world.rds_calls.names() == ["delete_db_instance"]
-    state = StateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
+    state = DynamoStateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
     assert state is not None and state.status == "failed"
     assert left_in_place(state)["deletion_started"] is True
 
@@ -588,7 +588,7 @@ def test_a_copy_snapshot_that_fails_after_joining_the_copy_lets_abort_give_up_it
     from aurora_restore.operations import Target
     from functions.errors import AwsError
     from functions.rds import RdsAdapter
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from integration.world import STATE_TABLE, TARGET_REGION
 
     world.advance("copy_snapshot")
@@ -602,7 +602,7 @@ def test_a_copy_snapshot_that_fails_after_joining_the_copy_lets_abort_give_up_it
     aborted = operations.abort_operation(Target("dev", TARGET_REGION), OPERATION_ID)
 
     assert aborted.copy_left == COPY_NAME
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
     store.join_copy(COPY_NAME, "a-later-operation")
     assert store.leave_copy(COPY_NAME, "a-later-operation") == 0  # its cleanup deletes the copy
 
@@ -617,8 +617,8 @@ def test_the_copy_goes_once_the_restore_is_done_not_at_cleanup(
     # Given an operation waiting for its restore (the copy maybe shared with another operation)
     world.advance("check_restore_status")
     if shared:
-        StateStore(STATE_TABLE, TARGET_REGION).join_copy(COPY_NAME, "dev-restore-other")
-        StateStore(STATE_TABLE, TARGET_REGION).create(
+        DynamoStateStore(STATE_TABLE, TARGET_REGION).join_copy(COPY_NAME, "dev-restore-other")
+        DynamoStateStore(STATE_TABLE, TARGET_REGION).create(
             OperationState(
                 operation_id="dev-restore-other",
                 next_step="check_copy_status",

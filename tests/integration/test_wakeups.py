@@ -321,11 +321,11 @@ def test_a_refused_cluster_deletion_is_looked_at_again_soon(
 
 def _claimed_by_another(world: World, step: str, minutes: int = 5) -> int:
     """Another invocation is running `step` (its claim live for `minutes`); the state's version then."""
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from schemas.common import Step, utcnow
     from schemas.state import Claim
 
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
     state = store.get(OPERATION_ID)
     assert state is not None
     state.claim = Claim(
@@ -443,14 +443,14 @@ def test_a_duplicate_trigger_of_a_step_that_does_not_wait_raises_without_wake_up
 def test_a_check_past_its_deadline_fails_the_wait_and_schedules_nothing(scheduled: World) -> None:
     """The check is the last look: still copying at the deadline fails the wait there and then. Before, it
     waited on and scheduled its next check at the deadline, already past, and again, until the hourly scan."""
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from schemas.common import utcnow
 
     world = scheduled
     world.advance("check_copy_status")
     rds_backend(TARGET_REGION).cluster_snapshots[COPY_NAME].status = "copying"
     assert world.run("check_copy_status")["copy_status"] == "in-progress"
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
     state = store.get(OPERATION_ID)
     assert state is not None and state.waiting is not None
     state.waiting.deadline = utcnow() - timedelta(seconds=1)
@@ -601,10 +601,10 @@ def _scan(world: World) -> dict[str, Any]:
 
 def _overdue(world: World, deadline_ago: timedelta, check_ago: timedelta) -> None:
     """Move the copy's wait back in time: its deadline and its next check both passed, nobody came."""
-    from functions.state import StateStore
+    from functions.state import DynamoStateStore
     from schemas.common import utcnow
 
-    store = StateStore(STATE_TABLE, TARGET_REGION)
+    store = DynamoStateStore(STATE_TABLE, TARGET_REGION)
     state = store.get(OPERATION_ID)
     assert state is not None and state.waiting is not None
     state.waiting.deadline = utcnow() - deadline_ago

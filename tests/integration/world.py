@@ -190,7 +190,7 @@ class World:
 
         from functions.config import resolve
         from functions.settings import get_settings
-        from functions.state import StateStore
+        from functions.state import DynamoStateStore
         from schemas.common import utcnow
         from schemas.state import OperationState
 
@@ -209,7 +209,7 @@ class World:
             created_at=now,
             updated_at=now,
         )
-        StateStore(STATE_TABLE, TARGET_REGION).create(state)
+        DynamoStateStore(STATE_TABLE, TARGET_REGION).create(state)
 
     def client(self, service: str, region: str = TARGET_REGION) -> Any:
         import boto3

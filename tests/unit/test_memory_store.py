@@ -9,7 +9,7 @@ import pytest
 from fakes.memory_store import MemoryStateStore
 from fakes.store_contract import StateStoreContract
 
-from functions.state import StateStore as DynamoStateStore
+from functions.state import DynamoStateStore
 from functions.store import StateStore
 
 PROTOCOL_METHODS = sorted(
