@@ -318,11 +318,16 @@ def _notify_aborted(aborted: Aborted, stopped_at: str | None, region: str) -> Ab
     if not topic or not queue:
         return replace(aborted, notice_error="its configuration names no notification topic and queue")
     cluster = state.config.get("target_cluster_id")
-    subject, message = notify.outcome_notice(state, "aborted", str(cluster) if cluster else None)
-    message |= {"stopped_at": stopped_at, "left_in_place": left_in_place(state)}
+    notice = notify.outcome_notice(
+        state,
+        "aborted",
+        str(cluster) if cluster else None,
+        stopped_at=stopped_at,
+        left_in_place=left_in_place(state),
+    )
     try:
         sns_id, _ = notify.send(
-            str(topic), str(queue), subject, message, str(state.config.get("target_region") or region)
+            str(topic), str(queue), notice, str(state.config.get("target_region") or region)
         )
     except AwsError as exc:
         return replace(aborted, notice_error=exc.message)

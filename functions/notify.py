@@ -14,6 +14,7 @@ from functions.errors import AwsError
 from schemas.common import Step, utcnow
 
 if TYPE_CHECKING:
+    from schemas.notice import OutcomeNotice
     from schemas.state import OperationState
 
 
@@ -29,20 +30,23 @@ def region_of_queue(url: str) -> str | None:
     return pieces[1] if len(pieces) > 2 and pieces[0] == "sqs" else None
 
 
-def outcome_notice(state: OperationState, outcome: str, cluster: str | None) -> tuple[str, dict[str, Any]]:
-    """The subject and the common part of an operation's outcome notice (completed, failed, aborted): one
-    shape for subscribers, whoever sends it (notify_completion, or the operator's abort)."""
+def outcome_notice(state: OperationState, outcome: str, cluster: str | None, **details: Any) -> OutcomeNotice:
+    """An operation's outcome notice (completed, failed, aborted): the common part from its state, and the
+    sender's `details` (OutcomeNotice's other fields). One shape for subscribers, whoever sends it
+    (notify_completion, or the operator's abort)."""
+    # Imported here: every handler imports this module (StepLog); only notify_completion and abort notify.
+    from schemas.notice import OutcomeNotice
+
     message: dict[str, Any] = {
         "operation_id": state.operation_id,
         "outcome": outcome,
         "target_cluster_id": cluster,
-        "target_date": state.target_date.isoformat(),
+        "target_date": state.target_date,
         "source_snapshot": state.outputs.get("snapshot_name"),
     }
     if state.outputs.get("final_snapshot"):
         message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
-    message |= timing(state)
-    return f"aurora-restore {outcome}: {cluster} ({state.operation_id})", message
+    return OutcomeNotice.model_validate(message | timing(state) | details)
 
 
 def out_of_use(state: OperationState) -> tuple[datetime, datetime | None] | None:
@@ -81,19 +85,18 @@ def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]
 def send(
     topic_arn: str,
     queue_url: str,
-    subject: str,
-    message: dict[str, Any],
+    notice: OutcomeNotice,
     default_region: str,
     published: Callable[[str], None] | None = None,
     sns_id: str | None = None,
 ) -> tuple[str, str]:
-    """Publish the message to SNS and SQS; returns both message ids. `published` is told the SNS message
+    """Publish the notice to SNS and SQS; returns both message ids. `published` is told the SNS message
     id before SQS is asked; given that id back (`sns_id`, a retry after SQS failed), SNS is not asked again."""
-    body = json.dumps(message, default=str, sort_keys=True)
+    body, subject = notice.body(), notice.subject[:99]  # SNS takes a subject of fewer than 100 characters
     try:
         if sns_id is None:
             sns = aws.client("sns", region_of_arn(topic_arn) or default_region)
-            sns_id = str(sns.publish(TopicArn=topic_arn, Subject=subject[:99], Message=body)["MessageId"])
+            sns_id = str(sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)["MessageId"])
             if published is not None:
                 published(sns_id)
         sqs = aws.client("sqs", region_of_queue(queue_url) or default_region)

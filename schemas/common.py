@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, PlainSerializer, StringConstraints
 
 SCHEMA_VERSION = "1.0"
 
@@ -48,6 +48,9 @@ def partition_of(region: str) -> str:
 
 
 TargetDate = Annotated[date, Field(description="The day whose snapshot is restored (YYYY-MM-DD)")]
+# A time as the functions write it into state items and notices: `datetime.isoformat()` (`+00:00`, not
+# pydantic's `Z`), so a value read and written again keeps its text.
+IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
 
 
 class Step(StrEnum):

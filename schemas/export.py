@@ -1,4 +1,4 @@
-"""Export the JSON Schema of every event, config and state model to schemas/jsonschema/ (`make schemas`)."""
+"""`make schemas`: every model's JSON Schema (events, config, state, hand-offs) into schemas/jsonschema/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pydantic import BaseModel
 
 from schemas.config import DbUser, DbUsers, RestoreConfig
 from schemas.events import BUS_EVENTS
+from schemas.notice import OutcomeNotice
+from schemas.outputs import StepOutputs
 from schemas.rds_events import RdsEvent
+from schemas.responses import DirectResponse
 from schemas.state import Lease, OperationState
 
 OUT = Path(__file__).parent / "jsonschema"
@@ -22,6 +25,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     DbUsers,
     OperationState,
     Lease,
+    StepOutputs,
+    DirectResponse,
+    OutcomeNotice,
 )
 
 

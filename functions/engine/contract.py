@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from functions.engine.triggers import Trigger, TriggerKind
 from schemas.common import Step
+from schemas.outputs import StepOutputs
 
 if TYPE_CHECKING:
     from functions.engine.services import Services
@@ -34,7 +35,7 @@ class Done:
     message: str
     next_step: Step
     fields: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: StepOutputs = field(default_factory=StepOutputs)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Waiting:
     message: str
     wait: Wait
     fields: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: StepOutputs = field(default_factory=StepOutputs)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Finished:
     message: str
     status: Literal["completed", "failed"]
     fields: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: StepOutputs = field(default_factory=StepOutputs)
 
 
 Outcome = Done | Waiting | Finished

@@ -55,7 +55,7 @@ def succeed(
 ) -> Transition:
     """The step's outcome applied to the operation."""
     plan = TimerPlan(step=step, was=state.status, begins_stretch=_begins_stretch(step, state))
-    state.outputs.update(outcome.outputs)
+    state.outputs.update(outcome.outputs.recorded())
     _keep_config(state, resolved)
     state.redriven, state.retry_error, state.stalled_since = 0, None, None  # it moved
     label = "waiting" if isinstance(outcome, Waiting) else "success"

@@ -13,6 +13,7 @@ from functions.rds import as_identifier
 from functions.steps.snapshot import OPERATION_TAG, release_copy
 from schemas.common import Step
 from schemas.config import WRITER_SUFFIX
+from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
 
 GONE = ("deleting",)
@@ -146,7 +147,7 @@ def _deleting(
         message="Cluster deletion in progress",
         fields={**fields, "deletion_status": "in-progress"},
         wait=Wait(what, ctx.config.delete_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds),
-        outputs=outputs,
+        outputs=StepOutputs.of(outputs),
     )
 
 
@@ -277,7 +278,7 @@ def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, A
         message="Cluster restore completed",
         fields={**fields, "cluster_status": "available"},
         next_step=Step.SETUP_DB_USERS,
-        outputs={**outputs, "writer_instance_id": writer},
+        outputs=StepOutputs.of({**outputs, "writer_instance_id": writer}),
     )
 
 
@@ -324,5 +325,5 @@ def _restoring(
         message="Cluster restore in progress",
         fields={**fields, "cluster_status": status},
         wait=Wait(what, ctx.config.restore_timeout_minutes, recheck or ctx.config.event_wait_recheck_seconds),
-        outputs=outputs,
+        outputs=StepOutputs.of(outputs),
     )

@@ -12,6 +12,7 @@ from functions import database, secrets
 from functions.engine.contract import Done, Outcome, StepContext
 from functions.errors import NotFound
 from schemas.common import Step
+from schemas.outputs import StepOutputs
 
 
 @dataclass
@@ -73,7 +74,7 @@ def setup_db_users(ctx: StepContext) -> Outcome:
             "users_created": created,
         },
         next_step=Step.VERIFY_RESTORE,
-        outputs={"users": [user["username"] for user in created]},
+        outputs=StepOutputs(users=[user["username"] for user in created]),
     )
 
 
@@ -96,5 +97,5 @@ def verify_restore(ctx: StepContext) -> Outcome:
             "schema_info": schema_info,
         },
         next_step=Step.NOTIFY_COMPLETION,
-        outputs={"verified_tables": len(result.tables), "verified_schemas": len(result.schemas)},
+        outputs=StepOutputs(verified_tables=len(result.tables), verified_schemas=len(result.schemas)),
     )

@@ -11,6 +11,7 @@ from functions.errors import AwsError
 from functions.observability import logger
 from functions.steps.snapshot import release_copy
 from schemas.common import Step
+from schemas.outputs import StepOutputs
 
 
 def notify_completion(ctx: StepContext) -> Outcome:
@@ -18,26 +19,26 @@ def notify_completion(ctx: StepContext) -> Outcome:
     state = ctx.state
     failed = ctx.trigger.kind is TriggerKind.STEP_FAILED or state.status == "failed"
     outcome = "failed" if failed else "completed"
-    subject, message = notify.outcome_notice(state, outcome, config.target_cluster_id)
-    message |= {
+    details: dict[str, Any] = {
         "cluster_endpoint": state.outputs.get("cluster_endpoint"),
         "cluster_port": state.outputs.get("cluster_port"),
         "users": state.outputs.get("users", []),
     }
     if failed:
         error = ctx.trigger.payload.get("error") or (state.error.model_dump() if state.error else {})
-        message["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
-        message["error"] = error
-        message["left_in_place"] = ctx.trigger.payload.get("left_in_place") or notify.left_in_place(state)
-        message["resume"] = f"aurora-restore resume {ctx.operation_id}"
+        details["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
+        details["error"] = error
+        details["left_in_place"] = ctx.trigger.payload.get("left_in_place") or notify.left_in_place(state)
+        details["resume"] = f"aurora-restore resume {ctx.operation_id}"
+    outcome_notice = notify.outcome_notice(state, outcome, config.target_cluster_id, **details)
     if failed:
         # StepFailed comes at least once: a failure already notified is not sent again. A failure after a
         # resume is another one (one more failed entry in the history).
         failures = sum(1 for entry in state.history if entry.outcome == "failed")
-        key = f"{message['failed_step']}#{failures}"
+        key = f"{outcome_notice.failed_step}#{failures}"
         if key in state.outputs.get("failures_notified", []):
             return Finished(
-                message=f"Failure at {message['failed_step']} already notified",
+                message=f"Failure at {outcome_notice.failed_step} already notified",
                 status="failed",
                 fields={"target_cluster_id": config.target_cluster_id, "outcome": outcome},
             )
@@ -51,8 +52,7 @@ def notify_completion(ctx: StepContext) -> Outcome:
     sns_id, sqs_id = notify.send(
         config.notification_topic_arn,
         config.notification_queue_url,
-        subject,
-        message,
+        outcome_notice,
         config.target_region,
         published=published,
         sns_id=state.outputs.get(notice),
@@ -70,10 +70,10 @@ def notify_completion(ctx: StepContext) -> Outcome:
             message=f"Sent failure notifications for cluster {config.target_cluster_id}",
             status="failed",
             fields=fields,
-            outputs={
-                "failure_notifications": sent,
-                "failures_notified": [*state.outputs.get("failures_notified", []), key],
-            },
+            outputs=StepOutputs(
+                failure_notifications=sent,
+                failures_notified=[*state.outputs.get("failures_notified", []), key],
+            ),
         )
     # The direct answer names no next step (the runbook's script invokes cleanup itself): DIRECT_ENDS.
     return Done(

@@ -13,6 +13,7 @@ from functions.rds import as_identifier
 from functions.routes import COPY_SUFFIX
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
+from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
 
 OPERATION_TAG = "aurora-restore:operation-id"
@@ -50,13 +51,13 @@ def snapshot_check(ctx: StepContext) -> Outcome:
         message="Snapshot exists",
         fields={"snapshot_exists": True, "snapshot_name": name},
         next_step=Step.COPY_SNAPSHOT,
-        outputs={
-            "snapshot_name": name,
-            "snapshot_arn": snapshot["DBClusterSnapshotArn"],
-            "snapshot_encrypted": bool(snapshot.get("StorageEncrypted")),
-            "target_cluster_id": config.target_cluster_id,
-            "warnings": ctx.warnings,
-        },
+        outputs=StepOutputs(
+            snapshot_name=name,
+            snapshot_arn=snapshot["DBClusterSnapshotArn"],
+            snapshot_encrypted=bool(snapshot.get("StorageEncrypted")),
+            target_cluster_id=config.target_cluster_id,
+            warnings=ctx.warnings,
+        ),
     )
 
 
@@ -112,10 +113,10 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
         next_step=Step.CHECK_COPY_STATUS,
         # When the copy was asked for: its progress is measured from here (a copy's SnapshotCreateTime
         # may be the original snapshot's).
-        outputs={
-            "target_snapshot": target_name,
-            "copy_requested_at": ctx.outputs.get("copy_requested_at") or utcnow().isoformat(),
-        },
+        outputs=StepOutputs(
+            target_snapshot=target_name,
+            copy_requested_at=ctx.outputs.get("copy_requested_at") or utcnow().isoformat(),
+        ),
     )
 
 
@@ -159,7 +160,7 @@ def check_copy_status(ctx: StepContext) -> Outcome:
             message="Snapshot copy completed",
             fields={"target_snapshot": target_name, "copy_status": "available"},
             next_step=Step.DELETE_RDS,
-            outputs={"target_snapshot_arn": snapshot.get("DBClusterSnapshotArn")},
+            outputs=StepOutputs(target_snapshot_arn=snapshot.get("DBClusterSnapshotArn")),
         )
     if status in ("copying", "creating", "pending"):
         return Waiting(

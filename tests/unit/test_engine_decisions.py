@@ -16,6 +16,7 @@ from functions.engine.triggers import Trigger, TriggerKind
 from functions.errors import StepError, WaitTimedOut
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
+from schemas.outputs import StepOutputs
 from schemas.state import OperationState
 from unit.fakes import RUNBOOK_CONFIG, SETTINGS
 
@@ -82,7 +83,9 @@ def test_a_failure_is_notified_only_while_the_operation_is_still_failed() -> Non
 # -- transitions ---------------------------------------------------------------------------------------------
 def test_done_moves_the_operation_on_and_announces_the_next_step() -> None:
     state = state_at(Step.COPY_SNAPSHOT)
-    outcome = Done("copied", Step.CHECK_COPY_STATUS, fields={"a": 1}, outputs={"target_snapshot": "s"})
+    outcome = Done(
+        "copied", Step.CHECK_COPY_STATUS, fields={"a": 1}, outputs=StepOutputs(target_snapshot="s")
+    )
 
     moved = succeed(Step.COPY_SNAPSHOT, state, trigger(), outcome, resolved(), NOW, NOW)
 
@@ -150,7 +153,7 @@ def test_finished_completed_ends_the_operation_with_its_events() -> None:
 
 def test_a_notified_failure_stays_failed_routes_nowhere_and_records_nothing() -> None:
     state = state_at(Step.NOTIFY_COMPLETION, status="failed")
-    outcome = Finished("notified", "failed", outputs={"failures_notified": ["x#1"]})
+    outcome = Finished("notified", "failed", outputs=StepOutputs(failures_notified=["x#1"]))
     moved = succeed(
         Step.NOTIFY_COMPLETION, state, trigger(TriggerKind.STEP_FAILED), outcome, resolved(), NOW, NOW
     )

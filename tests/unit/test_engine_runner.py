@@ -20,6 +20,7 @@ from functions.errors import ClaimHeld, PublishError, StepError
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
 from schemas.events import BusEvent
+from schemas.outputs import StepOutputs
 from schemas.state import Claim, OperationState
 from unit.fakes import RUNBOOK_CONFIG, SETTINGS
 
@@ -86,7 +87,7 @@ def event(step: Step) -> dict[str, Any]:
 
 
 def copied(ctx: StepContext) -> Done:
-    return Done("copied", Step.CHECK_COPY_STATUS, outputs={"target_snapshot": "s-copy"})
+    return Done("copied", Step.CHECK_COPY_STATUS, outputs=StepOutputs(target_snapshot="s-copy"))
 
 
 def test_a_step_runs_commits_once_and_puts_its_event(store: MemoryStateStore, bus: Bus) -> None:

@@ -45,3 +45,21 @@ def test_every_bus_event_schema_requires_operation_id_and_carries_schema_version
         # Then operation_id is required and schema_version is a property
         assert "operation_id" in schema["required"], name
         assert "schema_version" in schema["properties"], name
+
+
+def test_the_hand_off_models_are_exported_with_the_others() -> None:
+    # Given the exported schemas
+    # Then the step outputs, the direct responses and the outcome notice are among them
+    assert {"StepOutputs", "DirectResponse", "OutcomeNotice"} <= set(EXPORTED)
+
+    # And the outputs' schema is the stored shape: no other key, the SNS ids as `sns:<notice>` keys
+    outputs = EXPORTED["StepOutputs"]
+    assert outputs["additionalProperties"] is False
+    assert set(outputs["patternProperties"]) == {"^sns:"}
+    assert "sns_message_ids" not in outputs["properties"]
+    assert not outputs.get("required")
+
+    # And a direct response is one step's runbook response or the error
+    responses = EXPORTED["DirectResponse"]
+    assert len(responses["anyOf"]) == 11
+    assert "ErrorResponse" in responses["$defs"]

@@ -1,0 +1,77 @@
+"""The outcome notice subscribers get on the notification topic and queue: completed, failed or aborted."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import IsoDateTime, OperationId, Step, TargetDate
+from schemas.events import ErrorInfo
+
+# A failure notice whose StepFailed carried no error (none is known) says `{}`.
+NoError = Annotated[dict[str, Any], Field(max_length=0)]
+
+
+class LeftInPlace(BaseModel):
+    """What a failed or aborted operation leaves behind; each key only when the operation got that far.
+    Passed on as the StepFailed event carries it, so a key this model does not name is kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    target_snapshot: str | None = Field(
+        default=None, description="The copy, still held by this operation (until cleanup or an abort)"
+    )
+    snapshot_name: str | None = Field(default=None, description="The source snapshot")
+    target_cluster_id: str | None = Field(default=None, description="The target cluster")
+    cluster_endpoint: str | None = Field(default=None, description="The restored cluster's endpoint")
+    deletion_started: bool | None = Field(default=None, description="The old target's deletion was asked for")
+    lease: str | None = Field(
+        default=None, description="The target whose lease the operation still holds (null: none, or aborted)"
+    )
+
+
+class OutcomeNotice(BaseModel):
+    """One operation's outcome, whoever sends it (notify_completion, or the operator's abort); sent as JSON
+    with sorted keys. A key is in the notice when its sender set it, even to null."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    operation_id: OperationId
+    outcome: Literal["completed", "failed", "aborted"]
+    target_cluster_id: str | None
+    target_date: TargetDate
+    source_snapshot: str | None = Field(description="The source snapshot (null: none found)")
+    final_snapshot: str | None = Field(
+        default=None, description="Only when the deletion kept one: the old target's final snapshot"
+    )
+    started_at: IsoDateTime = Field(description="When the operation started")
+    took_s: int = Field(description="Seconds from the start to this notice")
+    target_down_since: IsoDateTime | None = Field(
+        default=None, description="Once the old target's deletion began: since when it is out of use"
+    )
+    target_downtime_s: int | None = Field(
+        default=None, description="Once the users are set up on the restored cluster: seconds out of use"
+    )
+    # notify_completion, completed and failed
+    cluster_endpoint: str | None = Field(default=None, description="The restored cluster's endpoint")
+    cluster_port: int | None = Field(default=None, description="The restored cluster's port")
+    users: list[str] | None = Field(default=None, description="The application users set up")
+    # failed
+    failed_step: Step | None = Field(default=None, description="The step that failed")
+    error: ErrorInfo | NoError | None = Field(default=None, description="Why it failed")
+    resume: str | None = Field(default=None, description="The command that resumes the operation there")
+    # failed and aborted
+    left_in_place: LeftInPlace | None = Field(default=None, description="What the operation leaves behind")
+    # aborted
+    stopped_at: Step | None = Field(default=None, description="The step the operator aborted at")
+
+    @property
+    def subject(self) -> str:
+        """The SNS subject (SNS takes fewer than 100 characters: the sender cuts it)."""
+        return f"aurora-restore {self.outcome}: {self.target_cluster_id} ({self.operation_id})"
+
+    def body(self) -> str:
+        """The message as sent to SNS and SQS: the keys set, sorted."""
+        return json.dumps(self.model_dump(exclude_unset=True), default=str, sort_keys=True)
