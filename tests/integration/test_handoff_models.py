@@ -9,7 +9,7 @@ import pytest
 
 from aurora_restore import operations
 from aurora_restore.operations import Target
-from functions.state import StateStore
+from functions.state import DynamoStateStore
 from integration.test_idempotency import bus_event
 from integration.world import OPERATION_ID, STATE_TABLE, STEP_MODULES, TARGET_CLUSTER, TARGET_REGION, World
 from schemas.common import Step
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def recorded_outputs() -> dict[str, Any]:
-    state = StateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
+    state = DynamoStateStore(STATE_TABLE, TARGET_REGION).get(OPERATION_ID)
     assert state is not None
     return state.outputs
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functions.runner import _error_response
 from pydantic import ValidationError
 
+from functions.engine.responses import error_response
 from functions.errors import InvalidRequest, UnknownOperation
 from schemas.common import Step
 from schemas.notice import OutcomeNotice
@@ -91,7 +91,7 @@ def test_a_response_with_a_field_the_runbook_does_not_have_is_refused() -> None:
 def test_the_runners_error_answer_validates_as_the_error_response(
     operation_id: str | None, error: InvalidRequest
 ) -> None:
-    answer = _error_response(operation_id, error)
+    answer = error_response(operation_id, error)
 
     parsed = DirectResponse.model_validate(answer)
 
