@@ -6,10 +6,7 @@ import argparse
 import json
 import os
 import re
-import shlex
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -330,61 +327,19 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 def cmd_local_serve(args: argparse.Namespace) -> int:
     from aurora_restore.local.postgres import PostgresUnavailable
-    from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
+    from aurora_restore.local.serve import serve
 
     env_file = Path(args.env_file)
     if env_file.is_dir():
         # Found before the runtime starts (some seconds), not when the file is written after it.
         print(f"aurora-restore: --env-file {env_file} is a directory: name a file to write", file=sys.stderr)
         return EXIT_USAGE
-    runtime = LocalRuntime(RuntimeOptions(log_path=Path(args.log_file) if args.log_file else None))
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    def while_starting(signum: int, frame: Any) -> None:
-        # SIGINT or SIGTERM during start-up ends it there (start stops what it started); a second one
-        # meanwhile does not cut that short.
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, while_starting)
-    signal.signal(signal.SIGTERM, while_starting)
-    started = False
     try:
-        try:
-            runtime.start()  # stops what it started when it fails or is interrupted
-        except PostgresUnavailable as exc:
-            print(f"cannot start the local runtime: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        started = True
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        # Quoted for the shell that sources the file (the DSN holds spaces).
-        lines = [f"export {name}={shlex.quote(value)}" for name, value in runtime.environment().items()]
-        env_file.parent.mkdir(parents=True, exist_ok=True)
-        env_file.write_text("\n".join(lines) + "\n")
-        print(
-            f"local runtime for {runtime.options.environment}: moto {runtime.moto.url}, "
-            f"PostgreSQL {runtime.environment()['AURORA_RESTORE_PG_DSN']}; environment in {env_file}",
-            flush=True,
-        )
-        print("ready", flush=True)
-        stop.wait()
-        return EXIT_OK
-    finally:
-        # Not cut short by a further signal; also when one came between start-up and `started` (stopping
-        # twice is harmless).
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        runtime.stop()
-        if started:
-            print("stopped", flush=True)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        serve(env_file, Path(args.log_file) if args.log_file else None)
+    except PostgresUnavailable as exc:
+        print(f"cannot start the local runtime: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
