@@ -13,6 +13,9 @@ from types import FrameType
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How often the main thread wakes to run a signal's handler. A signal the kernel hands to another thread
+# (moto's, the workers') does not wake a main thread blocked on a lock, so an untimed wait can miss it.
+WAKE_SECONDS = 0.5
 Handler = Callable[[int, FrameType | None], None]
 
 
@@ -58,7 +61,8 @@ def _run(runtime: LocalRuntime, env_file: Path, stop: threading.Event, on_signal
             flush=True,
         )
         print("ready", flush=True)
-        stop.wait()
+        while not stop.wait(WAKE_SECONDS):
+            pass
     finally:
         # Not cut short by a further signal; also when one came between start-up and `started` (stopping
         # twice is harmless).
