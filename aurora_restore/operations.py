@@ -1,11 +1,15 @@
-"""What an operator does to an operation: start it, read it, resume it, abort it.
+"""What an operator does to an operation: start it, read it, watch it, resume it, abort it; and to an
+environment: show its configuration, invoke one step's function.
 
 Uses the functions' own state store and event publisher, so the CLI and the functions share one of each.
+Says nothing itself: what it finds goes back to the caller, and render words it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -25,7 +29,12 @@ from functions.state import DynamoStateStore, expiry
 from schemas.common import OperationId, Step, utcnow
 from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import BusEvent, OperationFinished, RestoreRequested
-from schemas.state import TERMINAL_STATUSES, OperationState, Waiting
+from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState, Waiting
+
+# `watch`: how long an operation may take to appear in the state table before the watch gives up; and how
+# long before it says it is waiting for it (its first step writes it a moment after the put-events).
+APPEAR_TIMEOUT = 60.0
+ANNOUNCE_AFTER = 2.0
 
 
 class OperatorError(Exception):
@@ -212,6 +221,47 @@ def load(target: Target, operation_id: str) -> OperationState:
     return state
 
 
+def watch(
+    target: Target,
+    operation_id: str,
+    *,
+    on_entry: Callable[[HistoryEntry, OperationState], None],
+    on_slow_to_appear: Callable[[], None],
+    timeout: float | None = None,
+    poll: float = 0.5,
+    appear_timeout: float | None = APPEAR_TIMEOUT,
+    announce_after: float = ANNOUNCE_AFTER,
+) -> OperationState | None:
+    """Follow an operation until it ends; returns the final state.
+
+    Calls `on_entry` with each new step entry as it lands (and the state it was read in), and
+    `on_slow_to_appear` once when the operation is not in the state table `announce_after` seconds on.
+    Returns the state as it is when `timeout` runs out first (not ended), and None when the operation did not
+    appear within `appear_timeout` (or `timeout`)."""
+    store = target.store()
+    seen = 0
+    started = time.monotonic()
+    announced = False
+    while True:
+        state = store.get(operation_id)
+        elapsed = time.monotonic() - started
+        if state is None:
+            if not announced and elapsed >= announce_after:
+                on_slow_to_appear()
+                announced = True
+            if appear_timeout is not None and elapsed > appear_timeout:
+                return None
+        else:
+            for entry in state.history[seen:]:
+                on_entry(entry, state)
+            seen = len(state.history)
+            if state.status in TERMINAL_STATUSES and not state.outbox:
+                return state
+        if timeout is not None and elapsed > timeout:
+            return state
+        time.sleep(poll)
+
+
 def resume(target: Target, operation_id: str) -> tuple[OperationState, str]:
     """Continue a failed operation from the step that failed, once its cause is fixed."""
     store = target.store()
@@ -334,3 +384,58 @@ def _notify_aborted(aborted: Aborted, stopped_at: str | None, region: str) -> Ab
     except BotoCoreError as exc:  # no credentials, no endpoint: said by its kind
         return replace(aborted, notice_error=f"AWS could not be reached ({type(exc).__name__})")
     return replace(aborted, notified=sns_id)
+
+
+def invoke(target: Target, step: Step, payload: Any) -> tuple[Any, bool]:
+    """Invoke one step's function with `payload`: its response, and whether the step succeeded."""
+    from functions.settings import function_name
+
+    name = function_name(step.value, target.environment)
+    answer = aws.client("lambda", target.region).invoke(
+        FunctionName=name, Payload=json.dumps(payload).encode()
+    )
+    body = json.loads(answer["Payload"].read() or b"null")
+    failed = answer.get("FunctionError") or not isinstance(body, dict) or body.get("status") != "success"
+    return body, not failed
+
+
+def configuration(target: Target) -> dict[str, Any]:
+    """The environment's configuration as its functions resolve it, each value with its source, and its
+    database users (a password named by where it comes from, never shown); with the resolver's warnings.
+
+    The environment layer is the functions' own environment (their Lambda configuration, or the shell
+    `local serve` runs in), never this process's: shown as set here, it was not what an operation used."""
+    from functions import config as resolver
+    from functions.settings import get_settings
+
+    os.environ["AURORA_RESTORE_ENV"] = target.environment
+    os.environ.setdefault("AWS_REGION", target.region)
+    get_settings.cache_clear()
+    settings = get_settings()
+    resolved = resolver.resolve(settings, environ={})
+    users, warnings = resolver.load_db_users(settings)
+    here = list(resolver.environment_variables().values())
+    if here:
+        warnings.append(
+            f"ignored: {', '.join(here)} set in this shell; the environment layer is the functions' own"
+            " environment (their Lambda configuration, or `local serve`'s shell)"
+        )
+    return {
+        "environment": settings.environment,
+        "parameters": {"config": settings.config_parameter, "db_users": settings.db_users_parameter},
+        "config": {
+            name: {"value": value, "source": resolved.sources.get(name, "default")}
+            for name, value in resolved.config.model_dump(mode="json").items()
+        },
+        "db_users": [
+            {
+                "username": user.username,
+                "privileges": list(user.privileges),
+                "password": f"secret {user.password_secret_id}"
+                if user.password_secret_id
+                else "literal (hidden)",
+            }
+            for user in users.users
+        ],
+        "warnings": resolved.warnings + warnings,
+    }

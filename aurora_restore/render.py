@@ -1,14 +1,18 @@
-"""How operations look on a terminal: status, live progress lines, the final timeline."""
+"""How operations look on a terminal: what each command says, live progress lines, the final timeline."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from functions.notify import left_in_place, out_of_use
 from schemas.common import spoken_duration
 from schemas.state import HistoryEntry, OperationState
+
+if TYPE_CHECKING:
+    from aurora_restore.operations import Aborted, Target
 
 STATUS_MARK = {"success": "ok", "waiting": "..", "failed": "!!", "ignored": "--"}
 NOTE_CHARS = 72  # `list`'s last column: the error or the wait, cut to this
@@ -70,6 +74,34 @@ def operations_table(states: list[OperationState]) -> str:
     )
 
 
+def operations_json(states: list[OperationState]) -> str:
+    """`aurora-restore list --json`: one object per operation, with its error if any."""
+    rows = [
+        {
+            "operation_id": state.operation_id,
+            "status": state.status,
+            "step": step_of(state),
+            "target_cluster_id": target_of(state),
+            "target_date": state.target_date.isoformat(),
+            "created_at": state.created_at.isoformat(),
+            "updated_at": state.updated_at.isoformat(),
+            "error": state.error.model_dump(mode="json") if state.error else None,
+        }
+        for state in states
+    ]
+    return json.dumps(rows, indent=2, ensure_ascii=False)
+
+
+def no_operations(target: Target, status: str | None) -> str:
+    kind = f"{status} " if status else ""
+    return f"no {kind}operations in {target.table} ({target.region})"
+
+
+def more_operations(count: int, limit: int | None) -> str:
+    """The line under a `list` cut short by --limit."""
+    return f"... and {count} older (--limit {limit}; --limit 0 for all)"
+
+
 def downtime_text(state: OperationState) -> str | None:
     """The target's time out of use, as the outcome notice counts it (None: it was not deleted)."""
     span = out_of_use(state)
@@ -83,6 +115,7 @@ def downtime_text(state: OperationState) -> str | None:
 
 
 def status_text(state: OperationState) -> str:
+    """`aurora-restore status`: where the operation is, what it left in place, and its history."""
     lines = [
         f"operation   {state.operation_id}",
         f"status      {state.status}",
@@ -100,24 +133,7 @@ def status_text(state: OperationState) -> str:
         )
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
-    if state.status in ("failed", "aborted"):
-        left = left_in_place(state)  # what the failure notification says was left in place
-        shown = [f"{name}: {value}" for name, value in left.items() if value is not None]
-        lines.append("in place    " + ("\n            ".join(shown) if shown else "nothing"))
-        if state.status == "failed":
-            lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
-    given: dict[str, list[str]] = {}
-    for name, source in state.config_sources.items():
-        if source != "default":
-            given.setdefault(source, []).append(name)
-    if given:
-        lines.append(
-            "config      "
-            + "; ".join(
-                f"from {source}: {', '.join(sorted(names))}" for source, names in sorted(given.items())
-            )
-            + "; the rest defaults"
-        )
+    lines += _in_place_lines(state) + _config_lines(state)
     if state.outputs.get("cluster_endpoint"):
         lines.append(
             f"endpoint    {state.outputs['cluster_endpoint']}:{state.outputs.get('cluster_port', 5432)}"
@@ -126,6 +142,41 @@ def status_text(state: OperationState) -> str:
     for entry in state.history:
         lines.append("  " + progress_line(entry, state.created_at))
     return "\n".join(lines)
+
+
+def _in_place_lines(state: OperationState) -> list[str]:
+    """A failed or aborted operation's `in place` lines: what the failure notification says it left."""
+    if state.status not in ("failed", "aborted"):
+        return []
+    left = left_in_place(state)
+    shown = [f"{name}: {value}" for name, value in left.items() if value is not None]
+    lines = ["in place    " + ("\n            ".join(shown) if shown else "nothing")]
+    if state.status == "failed":
+        lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
+    return lines
+
+
+def _config_lines(state: OperationState) -> list[str]:
+    """The `config` line: which values came from where, when any did not default."""
+    given: dict[str, list[str]] = {}
+    for name, source in state.config_sources.items():
+        if source != "default":
+            given.setdefault(source, []).append(name)
+    if not given:
+        return []
+    return [
+        "config      "
+        + "; ".join(f"from {source}: {', '.join(sorted(names))}" for source, names in sorted(given.items()))
+        + "; the rest defaults"
+    ]
+
+
+def status_json(state: OperationState) -> str:
+    """`aurora-restore status --json`: the state item (a failed or aborted one with what it left in place)."""
+    document = state.model_dump(mode="json", exclude={"outbox"})
+    if state.status in ("failed", "aborted"):
+        document["left_in_place"] = left_in_place(state)
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = None) -> str:
@@ -165,3 +216,127 @@ def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = No
             + (", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())) or "none")
         )
     return "\n".join(out)
+
+
+# -- what the commands say ---------------------------------------------------------------------------------
+def started(target: Target, operation_id: str, target_date: date) -> str:
+    return (
+        f"started {operation_id}: RestoreRequested for {target_date} on {target.bus} ({target.region})\n"
+        f"watch it with: aurora-restore watch {operation_id}"
+    )
+
+
+def resumed(operation_id: str, step: str) -> str:
+    return f"resumed {operation_id} at {step}; watch it with: aurora-restore watch {operation_id}"
+
+
+def waiting_to_appear(operation_id: str) -> str:
+    return f"waiting for {operation_id} to appear ..."
+
+
+def _again(operation_id: str) -> str:
+    return f"`aurora-restore watch {operation_id}` to follow it again"
+
+
+def watch_stopped(operation_id: str) -> str:
+    """Ctrl-C during `watch`: the operation goes on without the watch."""
+    return f"\nstopped watching {operation_id}; the operation carries on: {_again(operation_id)}"
+
+
+def never_appeared(
+    target: Target, operation_id: str, timeout: float | None, appear_timeout: float | None
+) -> str:
+    waited = min(t for t in (timeout, appear_timeout, float("inf")) if t is not None)
+    return (
+        f"operation {operation_id} did not appear in {target.table} ({target.region}) within {waited:g} s: "
+        "check the operation id, --env and --region (`aurora-restore start` printed the id)"
+    )
+
+
+def still_going(state: OperationState, timeout: float) -> str:
+    """`watch`'s --timeout ran out before the operation ended."""
+    return (
+        f"gave up watching after {timeout:g} s; {state.operation_id} is still {state.status}: "
+        f"{_again(state.operation_id)}"
+    )
+
+
+def watch_ended(state: OperationState) -> str:
+    """The last words of `watch`: how the operation ended, and its error if any."""
+    said = f"operation {state.operation_id} is {state.status}"
+    if state.error:
+        said += f"\n  {state.failed_step}: {state.error.type}: {state.error.message}"
+    return said
+
+
+def step_response(body: Any) -> str:
+    """`aurora-restore invoke`: the function's response."""
+    return json.dumps(body, indent=2)
+
+
+def abort_outcome(aborted: Aborted) -> str:
+    """`abort`'s first line: whether the operation had a lease to release."""
+    state = aborted.state
+    cluster = state.config.get("target_cluster_id")
+    if aborted.lease_released:
+        said = f"lease on {aborted.lease_released} released, the cluster is left as it is"
+    elif cluster:
+        said = f"it held no lease on {cluster} (nothing to release), the cluster is left as it is"
+    else:
+        said = "it had no target cluster yet (no lease to release)"
+    return f"aborted {state.operation_id}: {said}"
+
+
+def abort_notice(aborted: Aborted) -> str:
+    """Whether the subscribers were told of the abort; when they were not, a warning (for stderr)."""
+    if aborted.notified:
+        return f"subscribers told: the abort was sent to the notification topic and queue (SNS {aborted.notified})"
+    return f"warning: subscribers were not told of the abort: {aborted.notice_error}"
+
+
+def left_after_abort(aborted: Aborted, region: str) -> list[str]:
+    """What an abort left for the operator to see to: a target partly deleted, a restored cluster that
+    keeps the source's master password, the snapshot copy. `region`: the target's, when the state names none."""
+    state = aborted.state
+    region = state.config.get("target_region", region)
+    cluster = state.config.get("target_cluster_id")
+    lines = []
+    if state.outputs.get("deletion_started"):
+        lines.append(
+            f"the deletion of {cluster} had started: what stands under its name may be partly deleted or"
+            " half restored; a new `start` deletes it and restores anew"
+        )
+    if "restore_snapshot" in state.results and not state.outputs.get("master_password_set"):
+        # check_restore_status sets the target's own master password once the cluster is available.
+        lines.append(
+            f"the restored {cluster} keeps the source cluster's master password (it was not reset yet): reset it"
+            f" before anyone connects: aws rds modify-db-cluster --db-cluster-identifier {cluster}"
+            f" --master-user-password '<new password>' --apply-immediately --region {region}"
+        )
+    if aborted.copy_left and aborted.copy_still_used:
+        lines.append(
+            f"the snapshot copy {aborted.copy_left} is left to the {aborted.copy_still_used} other operation(s)"
+            " using it: the last one's cleanup deletes it"
+        )
+    elif aborted.copy_left:
+        lines.append(
+            f"the snapshot copy {aborted.copy_left} is left in {region};"
+            " delete it when no longer wanted: aws rds delete-db-cluster-snapshot"
+            f" --db-cluster-snapshot-identifier {aborted.copy_left} --region {region}"
+        )
+    return lines
+
+
+def configuration_text(document: dict[str, Any]) -> str:
+    """`aurora-restore config show`: each value and where it came from, the database users, the warnings."""
+    width = max(len(name) for name in document["config"])
+    lines = [f"configuration of {document['environment']} ({document['parameters']['config']})"]
+    for name, item in document["config"].items():
+        lines.append(f"  {name:<{width}}  {json.dumps(item['value']):<60}  [{item['source']}]")
+    lines.append(f"db users ({document['parameters']['db_users']})")
+    for user in document["db_users"]:
+        lines.append(
+            f"  {user['username']:<{width}}  {', '.join(user['privileges']):<60}  password: {user['password']}"
+        )
+    lines += [f"warning: {warning}" for warning in document["warnings"]]
+    return "\n".join(lines)

@@ -235,7 +235,7 @@ def test_ctrl_c_during_watch_says_the_operation_carries_on(
     def ctrl_c(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.time, "sleep", ctrl_c)
+    monkeypatch.setattr(operations.time, "sleep", ctrl_c)
 
     # When the operator presses Ctrl-C
     code, _, err = run(capsys, "watch", "op-waiting")
