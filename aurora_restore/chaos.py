@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -270,11 +270,16 @@ def check_completed(runtime: LocalRuntime, item: Planned, state: Any) -> list[st
     op = item.operation_id
     if state is None:
         return [f"{op}: state item lost"]
-    problems: list[str] = []
     if state.status != "completed":
         error = f" at {state.failed_step}: {state.error.type}: {state.error.message}" if state.error else ""
-        problems.append(f"{op}: {state.status}{error} (expected completed)")
-        return problems
+        return [f"{op}: {state.status}{error} (expected completed)"]
+    return _state_problems(item, state) + _rds_problems(runtime, item, state)
+
+
+def _state_problems(item: Planned, state: Any) -> list[str]:
+    """What a completed operation's state item must not hold, or must: nothing left over, every result."""
+    op = item.operation_id
+    problems: list[str] = []
     if state.outbox or state.waiting is not None or state.next_step is not None:
         problems.append(f"{op}: completed but inconsistent (outbox, waiting or next_step left)")
     if getattr(state, "claim", None) is not None:
@@ -284,6 +289,13 @@ def check_completed(runtime: LocalRuntime, item: Planned, state: Any) -> list[st
         problems.append(f"{op}: no recorded result for {', '.join(missing)}")
     if operation_resources(state) - item.resources:
         problems.append(f"{op}: touched resources outside {sorted(item.resources)}")
+    return problems
+
+
+def _rds_problems(runtime: LocalRuntime, item: Planned, state: Any) -> list[str]:
+    """What a completed operation left in RDS: each mutating call once, its cluster, no copy."""
+    op = item.operation_id
+    problems: list[str] = []
     calls = _mutating_calls(runtime, item)
     for kind in MUTATING_KINDS:
         if calls.get(kind, 0) != 1:
@@ -366,34 +378,45 @@ def _known_secrets(runtime: LocalRuntime) -> list[str]:
 def scan_for_secrets(runtime: LocalRuntime, known: list[str], extra_text: Iterable[str] = ()) -> list[str]:
     """Where any known secret value appears: logs, state items, events, S3 objects, notifications, output."""
     found: list[str] = []
-
-    def look(where: str, text: str) -> None:
+    for where, text in _written_texts(runtime, extra_text):
         for value in known:
             if value in text:
                 found.append(f"{where} (a value of {len(value)} characters)")
+    return found
 
-    for number, line in enumerate(list(runtime.log_lines)):
-        look(f"log line {number}", line)
-    env = runtime.options.environment
-    region = runtime.options.target_region
+
+def _written_texts(runtime: LocalRuntime, extra_text: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Every text the run wrote, with where it is, in the order scan_for_secrets reports them."""
+    yield from _numbered("log line", list(runtime.log_lines))
+    yield from _state_item_texts(runtime)
+    yield from _numbered("event", list(runtime.event_bodies))
+    yield from _s3_texts(runtime)
+    yield from _numbered("notification", notifications(runtime))
+    yield from _numbered("CLI output", extra_text)
+
+
+def _numbered(label: str, texts: Iterable[str]) -> Iterator[tuple[str, str]]:
+    for number, text in enumerate(texts):
+        yield f"{label} {number}", text
+
+
+def _state_item_texts(runtime: LocalRuntime) -> Iterator[tuple[str, str]]:
+    """Every item of the state table, as its DynamoDB JSON."""
     dynamodb = runtime.client("dynamodb")
-    for page in dynamodb.get_paginator("scan").paginate(TableName=f"aurora-restore-state-{env}"):
+    table = f"aurora-restore-state-{runtime.options.environment}"
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page.get("Items", []):
-            look(f"state item {item.get('operation_id', {}).get('S')}", json.dumps(item))
-    for number, body in enumerate(list(runtime.event_bodies)):
-        look(f"event {number}", body)
+            yield f"state item {item.get('operation_id', {}).get('S')}", json.dumps(item)
+
+
+def _s3_texts(runtime: LocalRuntime) -> Iterator[tuple[str, str]]:
+    """Every object of the logs bucket, as text."""
     s3 = runtime.client("s3")
-    bucket = f"{env}-aurora-restore-logs"
+    bucket = f"{runtime.options.environment}-aurora-restore-logs"
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for entry in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read().decode("utf-8", "replace")
-            look(f"s3://{bucket}/{entry['Key']}", body)
-    for number, message in enumerate(notifications(runtime)):
-        look(f"notification {number}", message)
-    for number, text in enumerate(extra_text):
-        look(f"CLI output {number}", text)
-    del region
-    return found
+            yield f"s3://{bucket}/{entry['Key']}", body
 
 
 def notifications(runtime: LocalRuntime) -> list[str]:

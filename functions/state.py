@@ -59,14 +59,19 @@ def to_attribute(value: Any) -> dict[str, Any]:
     if isinstance(value, list | tuple):
         return {"L": [to_attribute(inner) for inner in value]}
     if isinstance(value, set | frozenset):
-        if value and all(isinstance(inner, str) for inner in value):
-            return {"SS": sorted(value)}
-        if value and all(
-            isinstance(inner, int | float | Decimal) and not isinstance(inner, bool) for inner in value
-        ):
-            return {"NS": [_number(inner) for inner in value]}
-        raise TypeError(f"DynamoDB stores only non-empty sets of strings or of numbers, not {value!r}")
+        return _set_attribute(value)
     raise TypeError(f"DynamoDB cannot store {type(value).__name__} values")
+
+
+def _set_attribute(value: set[Any] | frozenset[Any]) -> dict[str, Any]:
+    """A set as a string set (SS, sorted) or a number set (NS); DynamoDB has no empty or mixed set."""
+    if value and all(isinstance(inner, str) for inner in value):
+        return {"SS": sorted(value)}
+    if value and all(
+        isinstance(inner, int | float | Decimal) and not isinstance(inner, bool) for inner in value
+    ):
+        return {"NS": [_number(inner) for inner in value]}
+    raise TypeError(f"DynamoDB stores only non-empty sets of strings or of numbers, not {value!r}")
 
 
 def from_attribute(attribute: Mapping[str, Any]) -> Any:

@@ -45,6 +45,49 @@ class RunbookFailed(RuntimeError):
     pass
 
 
+def _jq(response: dict[str, Any], key: str) -> str:
+    """`jq -r .key`: a missing key reads "null"."""
+    value = response.get(key)
+    return "null" if value is None else str(value)
+
+
+def _checked(step: str, response: dict[str, Any], expected: str) -> dict[str, Any]:
+    """The script's check of a response: a success, routed on to `expected` (or anywhere, for "any")."""
+    next_step = _jq(response, "next_step")
+    if response.get("status") != "success":
+        raise RunbookFailed(f"{step}: {response.get('message')}")
+    if expected not in ("any", next_step):
+        raise RunbookFailed(f"{step}: expected next_step {expected}, got {next_step}")
+    return response
+
+
+class _RunbookScript:
+    """The script's invocations and polls: how many polls slept, and when the last invocation began."""
+
+    def __init__(self, runtime: LocalRuntime, poll: float) -> None:
+        self.runtime = runtime
+        self.poll = poll
+        self.sleeps = 0
+        self.last_call = time.monotonic()
+
+    def sleep(self) -> None:
+        time.sleep(max(0.0, self.poll - (time.monotonic() - self.last_call)))
+        self.sleeps += 1
+
+    def invoke(self, step: str, payload: dict[str, Any], expected: str) -> dict[str, Any]:
+        self.last_call = time.monotonic()
+        response = self.runtime.invoke(f"aurora-restore-{step}-{self.runtime.options.environment}", payload)
+        return _checked(step, response, expected)
+
+    def poll_until(self, step: str, payload: dict[str, Any], key: str, done: tuple[str, ...]) -> None:
+        """Invoke `step` until its response's `key` reads one of `done`, sleeping a poll between."""
+        while True:
+            response = self.invoke(step, payload, "any")
+            if _jq(response, key) in done:
+                return
+            self.sleep()
+
+
 def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: str, poll: float) -> int:
     """The runbook's "Automated Execution Script", step for step; returns how many polls slept.
 
@@ -52,56 +95,23 @@ def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: st
     here a local invocation takes a large share of the time-scaled 30 s, so the sleep is shortened by it
     (otherwise the runbook would poll less often here than it does in AWS, flattering the comparison).
     """
-    sleeps = 0
-    last_call = time.monotonic()
-
-    def sleep() -> None:
-        nonlocal sleeps
-        time.sleep(max(0.0, poll - (time.monotonic() - last_call)))
-        sleeps += 1
-
-    def invoke(step: str, payload: dict[str, Any], expected: str) -> dict[str, Any]:
-        nonlocal last_call
-        last_call = time.monotonic()
-        response = runtime.invoke(f"aurora-restore-{step}-{runtime.options.environment}", payload)
-        next_step = "null" if response.get("next_step") is None else str(response["next_step"])
-        if response.get("status") != "success":
-            raise RunbookFailed(f"{step}: {response.get('message')}")
-        if expected not in ("any", next_step):
-            raise RunbookFailed(f"{step}: expected next_step {expected}, got {next_step}")
-        return response
-
-    def jq(response: dict[str, Any], key: str) -> str:  # `jq -r .key`: a missing key reads "null"
-        value = response.get(key)
-        return "null" if value is None else str(value)
-
+    script = _RunbookScript(runtime, poll)
     op = {"operation_id": operation_id}
-    response = invoke("snapshot-check", {**op, "target_date": target_date}, "copy_snapshot")
-    response = invoke(
-        "copy-snapshot", {**op, "snapshot_name": jq(response, "snapshot_name")}, "check_copy_status"
+    response = script.invoke("snapshot-check", {**op, "target_date": target_date}, "copy_snapshot")
+    response = script.invoke(
+        "copy-snapshot", {**op, "snapshot_name": _jq(response, "snapshot_name")}, "check_copy_status"
     )
-    target_snapshot = jq(response, "target_snapshot")
-    while True:
-        response = invoke("check-copy-status", {**op, "target_snapshot": target_snapshot}, "any")
-        if jq(response, "copy_status") == "available":
-            break
-        sleep()
-    while True:
-        response = invoke("delete-rds", op, "any")
-        if jq(response, "deletion_status") in ("completed", ""):
-            break
-        sleep()
-    invoke("restore-snapshot", {**op, "target_snapshot": target_snapshot}, "check_restore_status")
-    while True:
-        response = invoke("check-restore-status", op, "any")
-        if jq(response, "cluster_status") == "available":
-            break
-        sleep()
-    invoke("setup-db-users", op, "verify_restore")
-    invoke("verify-restore", op, "notify_completion")
-    invoke("notify-completion", op, "null")
-    invoke("cleanup", op, "null")
-    return sleeps
+    target_snapshot = _jq(response, "target_snapshot")
+    copy = {**op, "target_snapshot": target_snapshot}
+    script.poll_until("check-copy-status", copy, "copy_status", ("available",))
+    script.poll_until("delete-rds", op, "deletion_status", ("completed", ""))
+    script.invoke("restore-snapshot", {**op, "target_snapshot": target_snapshot}, "check_restore_status")
+    script.poll_until("check-restore-status", op, "cluster_status", ("available",))
+    script.invoke("setup-db-users", op, "verify_restore")
+    script.invoke("verify-restore", op, "notify_completion")
+    script.invoke("notify-completion", op, "null")
+    script.invoke("cleanup", op, "null")
+    return script.sleeps
 
 
 def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:

@@ -120,6 +120,65 @@ def _union(parts: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
+def _success_at(history: list[Any], step: str) -> float | None:
+    """When `step` first recorded a success in the state's history."""
+    for entry in history:
+        if entry.step == step and entry.outcome == "success":
+            return float(entry.finished_at.timestamp())
+    return None
+
+
+def _detector(mine: list[Call], step: str, noticed: float) -> Call | None:
+    """The invocation that noticed: under way at that moment and doing the step's work, not a delivery
+    that found the step claimed by another and stood aside (deferred, or raised to be retried)."""
+    return next(
+        (
+            c
+            for c in mine
+            if c.function == step
+            and c.started <= noticed <= c.finished + 0.05
+            and c.response.get("status") == "success"
+        ),
+        None,
+    )
+
+
+def _timer_end(
+    *,
+    operation_id: str,
+    step: str,
+    done: float,
+    detector: Call | None,
+    calls: list[Call],
+    reconciles: list[Call],
+    wakeups: list[tuple[float, dict[str, Any]]] | None,
+) -> float:
+    """Until when the wait for a work that was `done` ran on a timer, counted time-scaled."""
+    if detector is not None and detector.trigger == "direct":
+        return detector.started
+    if (
+        detector is not None
+        and detector.trigger == "RecheckDue"
+        and not any(
+            c.function == step and c.trigger.startswith("RDS ") and done <= c.started <= detector.started
+            for c in calls
+        )
+    ):
+        # Woken by a timer: a wake-up schedule firing, or the reconciler's scan noticing an overdue
+        # wait. The timer counts time-scaled; the event's way from there to the step at face value.
+        # (Not when the resource's RDS event had reached the step by then, and only lost the race for
+        # the step's claim to the wake-up: the timer decided nothing.)
+        fired = [c.started for c in reconciles if c.started <= detector.started] + [
+            at
+            for at, detail in wakeups or []
+            if detail.get("operation_id") == operation_id
+            and detail.get("step") == step
+            and at <= detector.started
+        ]
+        return max(fired) if fired else detector.started
+    return done
+
+
 def read_timeline(
     *,
     operation_id: str,
@@ -138,12 +197,6 @@ def read_timeline(
         c for c in calls if c.function == RECONCILE and operation_id in c.response.get("rechecked", [])
     ]
 
-    def success_at(step: str) -> float | None:
-        for entry in history:
-            if entry.step == step and entry.outcome == "success":
-                return float(entry.finished_at.timestamp())
-        return None
-
     # The work ends when the simulator's timer is due; its own bookkeeping after that counts at face value.
     scaled: list[tuple[float, float]] = [(w.started, w.due) for w in by_action.values()]
     detection: dict[str, float] = {}
@@ -157,44 +210,19 @@ def read_timeline(
         if following is not None and WAITS[index + 1][2] == step:
             noticed: float | None = following.started  # the step's next AWS call is when it noticed
         else:
-            noticed = success_at(step)
+            noticed = _success_at(history, step)
         if noticed is None:
             continue
-        # The invocation that noticed: under way at that moment and doing the step's work, not a delivery
-        # that found the step claimed by another and stood aside (deferred, or raised to be retried).
-        detector = next(
-            (
-                c
-                for c in mine
-                if c.function == step
-                and c.started <= noticed <= c.finished + 0.05
-                and c.response.get("status") == "success"
-            ),
-            None,
+        detector = _detector(mine, step, noticed)
+        timer_end = _timer_end(
+            operation_id=operation_id,
+            step=step,
+            done=done,
+            detector=detector,
+            calls=calls,
+            reconciles=reconciles,
+            wakeups=wakeups,
         )
-        timer_end = done
-        if detector is not None and detector.trigger == "direct":
-            timer_end = detector.started
-        elif (
-            detector is not None
-            and detector.trigger == "RecheckDue"
-            and not any(
-                c.function == step and c.trigger.startswith("RDS ") and done <= c.started <= detector.started
-                for c in calls
-            )
-        ):
-            # Woken by a timer: a wake-up schedule firing, or the reconciler's scan noticing an overdue
-            # wait. The timer counts time-scaled; the event's way from there to the step at face value.
-            # (Not when the resource's RDS event had reached the step by then, and only lost the race for
-            # the step's claim to the wake-up: the timer decided nothing.)
-            fired = [c.started for c in reconciles if c.started <= detector.started] + [
-                at
-                for at, detail in wakeups or []
-                if detail.get("operation_id") == operation_id
-                and detail.get("step") == step
-                and at <= detector.started
-            ]
-            timer_end = max(fired) if fired else detector.started
         timer = (done, max(done, min(timer_end, noticed)))
         scaled.append(timer)
         timer_total += timer[1] - timer[0]
@@ -213,7 +241,7 @@ def read_timeline(
     e2e = aws_seconds((began, ended))
     downtime = None
     deletion = by_action.get("DeleteDBInstance") or by_action.get("DeleteDBCluster")
-    users_ready = success_at("setup_db_users")
+    users_ready = _success_at(history, "setup_db_users")
     if deletion is not None and users_ready is not None:
         downtime = aws_seconds((deletion.started, users_ready))
     return Reading(
