@@ -1,6 +1,7 @@
 """Build the one Lambda artifact (`make package`): functions/ and schemas/ plus their runtime dependencies,
-installed for the Lambda platform (arm64 by default), without boto3/botocore, tests or operator tooling,
-with bytecode compiled by the runtime's Python when this machine has it.
+installed from the lock (requirements/lambda.txt, hashes checked) for the Lambda platform (arm64 by
+default), without boto3/botocore, tests or operator tooling, with bytecode compiled by the runtime's Python
+when this machine has it.
 
     python -m infra.package [--architecture arm64|x86_64] [--python-version 3.12] [--output PATH]
                             [--no-bytecode] [--tracing]
@@ -21,6 +22,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "lambda"
@@ -31,12 +33,17 @@ MANIFEST = BUILD / "aurora-restore-lambda.json"
 CODE_PACKAGES = ("functions", "schemas")
 # Already in every Lambda Python runtime; packaging them would only add 20 MB and pin an old copy.
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
+# What `make package` builds for and the lock is resolved for; infra.settings makes them the stack's defaults.
+DEFAULT_ARCHITECTURE: Final = "arm64"
+DEFAULT_PYTHON_VERSION: Final = "3.12"
 PLATFORMS = {
     "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
     "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
 }
 # Tracing (aurora-restore:tracing) needs the X-Ray SDK, which is otherwise left out.
 TRACING_DEPENDENCIES = ("aws-xray-sdk>=2.12",)
+# What ships, pinned with hashes by `make lock` (infra.lock): the same versions on every build.
+LOCKS = {False: ROOT / "requirements" / "lambda.txt", True: ROOT / "requirements" / "lambda-tracing.txt"}
 SKIPPED_PARTS = frozenset({"__pycache__", "tests", "test"})
 SKIPPED_TOP_LEVEL = frozenset({"bin"})  # console scripts pip installs for the dependencies
 FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # the same inputs give the same zip, so Pulumi sees no change
@@ -67,11 +74,30 @@ def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml", tracing: boo
     return wanted + (list(TRACING_DEPENDENCIES) if tracing else [])
 
 
-def install_dependencies(
-    requirements: list[str], architecture: str, python_version: str, cache: Path = BUILD
-) -> Path:
-    """pip install for the Lambda platform into a cached directory (keyed by what is installed)."""
-    key = hashlib.sha256(json.dumps([requirements, architecture, python_version]).encode()).hexdigest()[:12]
+def locked_versions(lock: Path) -> dict[str, str]:
+    """Name -> version of each `name==version` line of a lock file."""
+    pins = (re.match(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)", line) for line in lock.read_text().splitlines())
+    return {_name(pin.group(1)): pin.group(2) for pin in pins if pin}
+
+
+def unlocked(requirements: list[str], lock: Path) -> list[str]:
+    """The requirements the lock does not pin, or pins to a version they do not allow: pyproject.toml changed
+    since the last `make lock`."""
+    from packaging.requirements import Requirement
+
+    pinned = locked_versions(lock)
+    return [
+        item
+        for item in requirements
+        if _name(item) not in pinned or not Requirement(item).specifier.contains(pinned[_name(item)], True)
+    ]
+
+
+def install_dependencies(lock: Path, architecture: str, python_version: str, cache: Path = BUILD) -> Path:
+    """pip install the lock, every file checked against its hash, for the Lambda platform into a cached
+    directory (keyed by the lock's content)."""
+    inputs = json.dumps([lock.read_text(), architecture, python_version])
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:12]
     target = cache / f"deps-{architecture}-py{python_version}-{key}"
     if (target / ".complete").exists():
         print(f"dependencies: reusing {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
@@ -87,13 +113,16 @@ def install_dependencies(
         "--python-version",
         python_version,
         "--only-binary=:all:",
+        "--require-hashes",
         "--target",
         str(target),
-        *requirements,
+        "--requirement",
+        str(lock),
     ]
-    print(f"dependencies: pip install {' '.join(requirements)} for {architecture} / Python {python_version}")
+    shown = lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock
+    print(f"dependencies: pip install -r {shown} for {architecture} / Python {python_version}")
     subprocess.run(command, check=True)
-    (target / ".complete").write_text("\n".join(requirements) + "\n")
+    (target / ".complete").write_text(lock.read_text())
     return target
 
 
@@ -191,8 +220,8 @@ def write_zip(
 
 
 def build(
-    architecture: str = "arm64",
-    python_version: str = "3.12",
+    architecture: str = DEFAULT_ARCHITECTURE,
+    python_version: str = DEFAULT_PYTHON_VERSION,
     output: Path = ARTIFACT,
     tracing: bool = False,
     bytecode: bool = True,
@@ -200,7 +229,11 @@ def build(
     if architecture not in PLATFORMS:
         raise SystemExit(f"architecture must be one of {', '.join(PLATFORMS)}")
     requirements = runtime_requirements(tracing=tracing)
-    dependencies = install_dependencies(requirements, architecture, python_version)
+    lock = LOCKS[tracing]
+    stale = unlocked(requirements, lock) if lock.exists() else requirements
+    if stale:
+        raise SystemExit(f"{lock.relative_to(ROOT)} does not pin {', '.join(stale)}: run `make lock`")
+    dependencies = install_dependencies(lock, architecture, python_version)
     with tempfile.TemporaryDirectory(prefix="aurora-restore-bytecode-") as scratch:
         compiled, tag = _bytecode(bytecode, python_version, dependencies, Path(scratch))
         print(f"artifact: writing {output}")
@@ -212,6 +245,8 @@ def build(
                 "architecture": architecture,
                 "python_version": python_version,
                 "requirements": requirements,
+                "lock": lock.relative_to(ROOT).as_posix(),
+                "locked": [f"{name}=={version}" for name, version in sorted(locked_versions(lock).items())],
                 "bytecode": tag,
                 "sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
             },
@@ -256,8 +291,10 @@ def _bytecode(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
-    parser.add_argument("--architecture", choices=sorted(PLATFORMS), default="arm64")
-    parser.add_argument("--python-version", default="3.12", help="the Lambda runtime's Python (3.12, 3.13)")
+    parser.add_argument("--architecture", choices=sorted(PLATFORMS), default=DEFAULT_ARCHITECTURE)
+    parser.add_argument(
+        "--python-version", default=DEFAULT_PYTHON_VERSION, help="the Lambda runtime's Python (3.12, 3.13)"
+    )
     parser.add_argument("--output", type=Path, default=ARTIFACT)
     parser.add_argument("--tracing", action="store_true", help="add the X-Ray SDK (aurora-restore:tracing)")
     parser.add_argument(

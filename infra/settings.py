@@ -10,14 +10,22 @@ import pulumi
 from pydantic import ValidationError
 
 from functions.routes import FUNCTIONS, RECONCILE_SCHEDULE
-from functions.settings import ENVIRONMENT_MAX_CHARS
+from functions.settings import ENVIRONMENT_MAX_CHARS, PROJECT, function_name, resource_names
 from functions.settings import ENVIRONMENT_PATTERN as FUNCTION_ENVIRONMENT_PATTERN
+from functions.settings import default as function_default
+from infra.package import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_VERSION, PLATFORMS
 from schemas.config import CONFIG_FIELDS, DbUsers, RestoreConfig
 
-PROJECT = "aurora-restore"
 ENVIRONMENT_PATTERN = re.compile(FUNCTION_ENVIRONMENT_PATTERN)
 RUNTIMES = ("python3.12", "python3.13")
-ARCHITECTURES = ("arm64", "x86_64")
+ARCHITECTURES = tuple(PLATFORMS)
+# The defaults of the stack's settings, each written once: the runtime and architecture are what
+# `make package` builds for, the state item's TTL is the functions' own default.
+DEFAULT_RUNTIME = f"python{DEFAULT_PYTHON_VERSION}"
+LOG_RETENTION_DAYS = 30
+STATE_TTL_DAYS: int = function_default("state_ttl_days")
+ARCHIVE_RETENTION_DAYS = 30
+LOG_EXPIRATION_DAYS = 90
 # The stack creates these and writes them into the SSM config document itself.
 STACK_OWNED_KEYS = ("notification_topic_arn", "notification_queue_url", "log_bucket")
 # Stand-ins for the stack-owned keys, only to validate the rest of the document before deploying.
@@ -58,43 +66,43 @@ class StackSettings:
     environment: str
     region: str
     restore: dict[str, Any]
-    runtime: str = "python3.12"
-    architecture: Literal["arm64", "x86_64"] = "arm64"
+    runtime: str = DEFAULT_RUNTIME
+    architecture: Literal["arm64", "x86_64"] = DEFAULT_ARCHITECTURE
     artifact_path: str | None = None
     sizing: dict[str, Sizing] = field(default_factory=dict)
-    log_retention_days: int = 30
+    log_retention_days: int = LOG_RETENTION_DAYS
     lambda_subnet_ids: tuple[str, ...] = ()
     lambda_security_group_ids: tuple[str, ...] = ()
     alert_endpoints: tuple[AlertEndpoint, ...] = ()
     tracing: bool = False
-    state_ttl_days: int = 30
-    archive_retention_days: int = 30
+    state_ttl_days: int = STATE_TTL_DAYS
+    archive_retention_days: int = ARCHIVE_RETENTION_DAYS
     log_bucket_name: str | None = None
-    log_expiration_days: int = 90
+    log_expiration_days: int = LOG_EXPIRATION_DAYS
     force_destroy: bool = False
     target_instance_ids: tuple[str, ...] = ()
     extra_kms_key_arns: tuple[str, ...] = ()
     reconcile_schedule: str = RECONCILE_SCHEDULE
 
-    # -- derived names (design.md, "Names") ------------------------------------------------------------
+    # -- derived names (design.md, "Names"): the ones the functions default to --------------------------
     def function_name(self, function: str) -> str:
-        return f"{PROJECT}-{function.replace('_', '-')}-{self.environment}"
+        return function_name(function, self.environment)
 
     @property
     def bus_name(self) -> str:
-        return f"{PROJECT}-{self.environment}"
+        return resource_names(self.environment)["event_bus"]
 
     @property
     def table_name(self) -> str:
-        return f"{PROJECT}-state-{self.environment}"
+        return resource_names(self.environment)["state_table"]
 
     @property
     def config_parameter(self) -> str:
-        return f"/{PROJECT}/{self.environment}/config"
+        return resource_names(self.environment)["config_parameter"]
 
     @property
     def db_users_parameter(self) -> str:
-        return f"/{PROJECT}/{self.environment}/db_users"
+        return resource_names(self.environment)["db_users_parameter"]
 
     def name(self, what: str) -> str:
         """aurora-restore-<what>-<env>, the pattern of every other resource name."""
@@ -222,10 +230,10 @@ def load() -> StackSettings:
             f"{PROJECT}:restore.target_region is {restore['target_region']} but aws:region is {region}: "
             "the functions run in the target region, where RDS delivers its events"
         )
-    runtime = config.get("runtime") or "python3.12"
+    runtime = config.get("runtime") or DEFAULT_RUNTIME
     if runtime not in RUNTIMES:
         raise StackConfigError(f"{PROJECT}:runtime must be one of {', '.join(RUNTIMES)}")
-    architecture = config.get("architecture") or "arm64"
+    architecture = config.get("architecture") or DEFAULT_ARCHITECTURE
     if architecture not in ARCHITECTURES:
         raise StackConfigError(f"{PROJECT}:architecture must be one of {', '.join(ARCHITECTURES)}")
     subnets = _string_list(config.get_object("lambdaSubnetIds"), "lambdaSubnetIds")
@@ -240,15 +248,15 @@ def load() -> StackSettings:
         architecture=architecture,  # type: ignore[arg-type]
         artifact_path=config.get("artifactPath"),
         sizing=_sizing(config.get_object("functions")),
-        log_retention_days=config.get_int("logRetentionDays") or 30,
+        log_retention_days=config.get_int("logRetentionDays") or LOG_RETENTION_DAYS,
         lambda_subnet_ids=subnets,
         lambda_security_group_ids=groups,
         alert_endpoints=_alerts(config),
         tracing=bool(config.get_bool("tracing")),
-        state_ttl_days=config.get_int("stateTtlDays") or 30,
-        archive_retention_days=config.get_int("archiveRetentionDays") or 30,
+        state_ttl_days=config.get_int("stateTtlDays") or STATE_TTL_DAYS,
+        archive_retention_days=config.get_int("archiveRetentionDays") or ARCHIVE_RETENTION_DAYS,
         log_bucket_name=config.get("logBucketName"),
-        log_expiration_days=config.get_int("logExpirationDays") or 90,
+        log_expiration_days=config.get_int("logExpirationDays") or LOG_EXPIRATION_DAYS,
         force_destroy=bool(config.get_bool("forceDestroy")),
         target_instance_ids=_string_list(config.get_object("targetInstanceIds"), "targetInstanceIds"),
         extra_kms_key_arns=_string_list(config.get_object("kmsKeyArns"), "kmsKeyArns"),

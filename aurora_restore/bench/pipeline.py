@@ -12,6 +12,7 @@ from aurora_restore.bench.timeline import CallRecorder, raised_by_type, read_tim
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
+from functions.settings import Settings
 from schemas.config import RestoreConfig
 
 # AWS-like durations in AWS minutes; the simulator gets them time-scaled.
@@ -20,8 +21,10 @@ RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
 RECHECK_SECONDS = RestoreConfig.model_fields["recheck_interval_seconds"].default
 EVENT_WAIT_RECHECK_SECONDS = RestoreConfig.model_fields["event_wait_recheck_seconds"].default
 RECONCILE_SECONDS = 3600.0  # the reconciler's scan (functions.routes.RECONCILE_SCHEDULE): rate(1 hour)
-STALL_SECONDS = 900.0  # functions.settings: an operation's watchdog fires this long after a stretch began
-WAKEUP_GRACE_SECONDS = 120.0  # functions.settings: how late a wake-up may be before the reconciler acts
+# functions.settings: an operation's watchdog fires this long after a stretch began, and a wake-up may be
+# this late before the reconciler acts.
+STALL_SECONDS = Settings.model_fields["stall_seconds"].default
+WAKEUP_GRACE_SECONDS = Settings.model_fields["wakeup_grace_seconds"].default
 
 
 @dataclass(frozen=True)
