@@ -177,6 +177,52 @@ class StandIn:
             self.server.password = type(self.server.password)(password)
 
 
+@dataclass(frozen=True)
+class RdsEvent:
+    """One kind of event RDS publishes: its detail-type, event id, message, categories and source type."""
+
+    detail_type: str
+    event_id: str
+    message: str
+    categories: tuple[str, ...]
+    source_type: str
+
+    def detail(self, arn: str, identifier: str) -> dict[str, Any]:
+        return {
+            "EventCategories": list(self.categories),
+            "SourceType": self.source_type,
+            "SourceArn": arn,
+            "Date": datetime.now(UTC).isoformat(),
+            "Message": self.message,
+            "SourceIdentifier": f"rds:{identifier}",
+            "EventID": self.event_id,
+        }
+
+
+INSTANCE_DELETED = RdsEvent(
+    "RDS DB Instance Event", "RDS-EVENT-0003", "DB instance deleted", ("deletion",), "DB_INSTANCE"
+)
+INSTANCE_CREATED = RdsEvent(
+    "RDS DB Instance Event", "RDS-EVENT-0005", "DB instance created", ("creation",), "DB_INSTANCE"
+)
+CLUSTER_CREATED = RdsEvent(
+    "RDS DB Cluster Event", "RDS-EVENT-0170", "DB cluster created", ("creation",), "CLUSTER"
+)
+CLUSTER_DELETED = RdsEvent(
+    "RDS DB Cluster Event", "RDS-EVENT-0171", "DB cluster deleted", ("deletion",), "CLUSTER"
+)
+
+# moto's RDS backend methods the simulator wraps, each with the simulator's method that takes its place.
+WRAPPED = {
+    "copy_db_cluster_snapshot": "_copy",
+    "delete_db_instance": "_delete_instance",
+    "delete_db_cluster": "_delete_cluster",
+    "restore_db_cluster_from_snapshot": "_restore",
+    "create_db_instance": "_create_instance",
+    "modify_db_cluster": "_modify_cluster",
+}
+
+
 class RdsSimulator:
     """Installs itself on moto's RDS backend; `uninstall` puts moto back as it was."""
 
@@ -199,32 +245,12 @@ class RdsSimulator:
     # -- installation -------------------------------------------------------------------------------------
     def install(self) -> None:
         backend = rds_models.RDSBackend
-        cluster = rds_models.DBCluster
-        self._originals = {
-            "copy_db_cluster_snapshot": backend.copy_db_cluster_snapshot,
-            "delete_db_instance": backend.delete_db_instance,
-            "delete_db_cluster": backend.delete_db_cluster,
-            "restore_db_cluster_from_snapshot": backend.restore_db_cluster_from_snapshot,
-            "create_db_instance": backend.create_db_instance,
-            "modify_db_cluster": backend.modify_db_cluster,
-            "cluster_status": cluster.status,
-        }
-        sim = self
-
-        def status_get(self: Any) -> str:
-            return str(self._status)
-
-        def status_set(self: Any, value: str) -> None:
-            self._status = value
-
+        self._originals = {name: getattr(backend, name) for name in WRAPPED}
+        self._originals["cluster_status"] = rds_models.DBCluster.status
         # moto reports "creating" once and then "available"; the simulator decides when instead.
-        cluster.status = property(status_get, status_set)  # type: ignore[assignment,method-assign]
-        backend.copy_db_cluster_snapshot = lambda self, *a, **k: sim._copy(self, *a, **k)  # type: ignore[method-assign]
-        backend.delete_db_instance = lambda self, *a, **k: sim._delete_instance(self, *a, **k)  # type: ignore[method-assign]
-        backend.delete_db_cluster = lambda self, *a, **k: sim._delete_cluster(self, *a, **k)  # type: ignore[method-assign]
-        backend.restore_db_cluster_from_snapshot = lambda self, *a, **k: sim._restore(self, *a, **k)  # type: ignore[method-assign]
-        backend.create_db_instance = lambda self, *a, **k: sim._create_instance(self, *a, **k)  # type: ignore[method-assign]
-        backend.modify_db_cluster = lambda self, *a, **k: sim._modify_cluster(self, *a, **k)  # type: ignore[method-assign]
+        rds_models.DBCluster.status = property(_status_get, _status_set)  # type: ignore[assignment,method-assign]
+        for name, method in WRAPPED.items():
+            setattr(backend, name, _in_place_of(getattr(self, method)))
 
     def uninstall(self) -> None:
         self.scheduler.stop()
@@ -294,16 +320,7 @@ class RdsSimulator:
         def done() -> None:
             instance.status = "available"  # moto's own delete expects a live instance
             self._originals["delete_db_instance"](backend, instance_id, None, True)
-            self._event(
-                backend,
-                "RDS DB Instance Event",
-                "RDS-EVENT-0003",
-                instance.db_instance_arn,
-                instance_id,
-                "DB instance deleted",
-                ["deletion"],
-                "DB_INSTANCE",
-            )
+            self._event(backend, INSTANCE_DELETED, instance.db_instance_arn, instance_id)
 
         self._after("DeleteDBInstance", instance_id, self.options.durations.delete_instance, done)
         return instance
@@ -327,16 +344,7 @@ class RdsSimulator:
                 n for n, snap in backend.cluster_snapshots.items() if n.startswith(f"rds:{cluster_id}-")
             ]:
                 backend.cluster_snapshots.pop(name, None)
-            self._event(
-                backend,
-                "RDS DB Cluster Event",
-                "RDS-EVENT-0171",
-                cluster.db_cluster_arn,
-                cluster_id,
-                "DB cluster deleted",
-                ["deletion"],
-                "CLUSTER",
-            )
+            self._event(backend, CLUSTER_DELETED, cluster.db_cluster_arn, cluster_id)
 
         # The cluster goes after its instances: its own time runs from when the last of them is gone.
         member_ids = {m.db_instance_identifier for m in cluster.members}
@@ -357,49 +365,15 @@ class RdsSimulator:
         cluster_id = cluster.db_cluster_identifier
         self._count("RestoreDBClusterFromSnapshot", cluster_id)
         cluster._status = "creating"
-        loaded = self._load_while_creating(cluster_id)
+        loaded = load_while_creating(self.stand_in, cluster_id)
 
         def done() -> None:
             loaded()
             cluster._status = "available"
-            self._event(
-                backend,
-                "RDS DB Cluster Event",
-                "RDS-EVENT-0170",
-                cluster.db_cluster_arn,
-                cluster_id,
-                "DB cluster created",
-                ["creation"],
-                "CLUSTER",
-            )
+            self._event(backend, CLUSTER_CREATED, cluster.db_cluster_arn, cluster_id)
 
         self._after("RestoreDBClusterFromSnapshot", cluster_id, self.options.durations.restore, done)
         return cluster
-
-    def _load_while_creating(self, cluster_id: str) -> Callable[[], None]:
-        """Reload the stand-in database while the cluster is `creating`, as RDS brings the data in within the
-        restore's own time: at the due time the cluster is ready at once, not a reload later. The returned
-        callable waits for the load (when the restore is shorter than it) and raises what it raised."""
-        stand_in = self.stand_in
-        if stand_in is None:
-            return lambda: None
-        failure: list[Exception] = []
-
-        def load() -> None:
-            try:
-                stand_in.load(cluster_id)
-            except Exception as exc:  # noqa: BLE001 - raised again when the restore is due
-                failure.append(exc)
-
-        thread = threading.Thread(target=load, name=f"stand-in-load-{cluster_id}", daemon=True)
-        thread.start()
-
-        def wait() -> None:
-            thread.join()
-            if failure:
-                raise failure[0]
-
-        return wait
 
     def _create_instance(self, backend: Any, db_kwargs: dict[str, Any]) -> Any:
         instance = self._originals["create_db_instance"](backend, db_kwargs)
@@ -411,16 +385,7 @@ class RdsSimulator:
 
         def done() -> None:
             instance.status = "available"
-            self._event(
-                backend,
-                "RDS DB Instance Event",
-                "RDS-EVENT-0005",
-                instance.db_instance_arn,
-                instance_id,
-                "DB instance created",
-                ["creation"],
-                "DB_INSTANCE",
-            )
+            self._event(backend, INSTANCE_CREATED, instance.db_instance_arn, instance_id)
 
         self._after("CreateDBInstance", instance_id, self.options.durations.create_instance, done)
         return instance
@@ -438,27 +403,13 @@ class RdsSimulator:
         return self._originals["modify_db_cluster"](backend, kwargs)
 
     # -- events ---------------------------------------------------------------------------------------------
-    def _event(
-        self,
-        backend: Any,
-        detail_type: str,
-        event_id: str,
-        arn: str,
-        identifier: str,
-        message: str,
-        categories: list[str],
-        source_type: str,
-    ) -> None:
-        detail = {
-            "EventCategories": categories,
-            "SourceType": source_type,
-            "SourceArn": arn,
-            "Date": datetime.now(UTC).isoformat(),
-            "Message": message,
-            "SourceIdentifier": f"rds:{identifier}",
-            "EventID": event_id,
+    def _event(self, backend: Any, kind: RdsEvent, arn: str, identifier: str) -> None:
+        """Record the event and publish it to the region's default bus, unless the options drop it."""
+        record = {
+            "detail-type": kind.detail_type,
+            "detail": kind.detail(arn, identifier),
+            "region": backend.region_name,
         }
-        record = {"detail-type": detail_type, "detail": detail, "region": backend.region_name}
         with self._lock:
             self.events.append({**record, "sent": False})
         if not self.options.send_events:
@@ -468,7 +419,7 @@ class RdsSimulator:
         self.events[-1]["sent"] = True
         self.publish(
             backend.region_name,
-            {"Source": "aws.rds", "DetailType": detail_type, "Detail": json.dumps(detail)},
+            {"Source": "aws.rds", "DetailType": kind.detail_type, "Detail": json.dumps(record["detail"])},
         )
 
     def mutating_calls(self, resources: set[str] | None = None) -> Counter[str]:
@@ -479,3 +430,45 @@ class RdsSimulator:
                 if resources is None or resource in resources:
                     counted[action] += count
         return counted
+
+
+def _status_get(cluster: Any) -> str:
+    return str(cluster._status)
+
+
+def _status_set(cluster: Any, value: str) -> None:
+    cluster._status = value
+
+
+def _in_place_of(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A backend method that calls the simulator's `method` with the backend and the call's arguments."""
+
+    def wrapped(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(backend, *args, **kwargs)
+
+    return wrapped
+
+
+def load_while_creating(stand_in: StandIn | None, cluster_id: str) -> Callable[[], None]:
+    """Reload the stand-in database while the cluster is `creating`, as RDS brings the data in within the
+    restore's own time: at the due time the cluster is ready at once, not a reload later. The returned
+    callable waits for the load (when the restore is shorter than it) and raises what it raised."""
+    if stand_in is None:
+        return lambda: None
+    failure: list[Exception] = []
+
+    def load() -> None:
+        try:
+            stand_in.load(cluster_id)
+        except Exception as exc:  # noqa: BLE001 - raised again when the restore is due
+            failure.append(exc)
+
+    thread = threading.Thread(target=load, name=f"stand-in-load-{cluster_id}", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    return wait

@@ -1,47 +1,51 @@
-"""The runbook's world in moto, its names and values, and helpers the integration tests share."""
+"""The integration tests' side of the runbook's world: its names, the World handle, and test helpers.
+
+The world itself is seeded by aurora_restore.local.world, as the local runtime seeds it.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 from fakes.lambda_context import LambdaContext
 
-from aurora_restore.local.simulator import ENGINE_VERSION
+from aurora_restore.local.simulator import SEED_SQL as SEED_SQL
+from aurora_restore.local.world import ACCOUNT as ACCOUNT
+from aurora_restore.local.world import LOG_PREFIX as LOG_PREFIX
+from aurora_restore.local.world import RUNBOOK_USERS as RUNBOOK_USERS
+from aurora_restore.local.world import SOURCE_CLUSTER as SOURCE_CLUSTER
+from aurora_restore.local.world import TARGET_CLUSTER as TARGET_CLUSTER
+from aurora_restore.local.world import (
+    WorldNames,
+    WorldSeeder,
+    runbook_config,
+    seed_world,
+    snapshot_name,
+    writer_of,
+)
+from aurora_restore.local.world import rds_backend as rds_backend
 from schemas.common import Step
 
-ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT = "123456789012"
-SOURCE_REGION = "us-east-1"
-TARGET_REGION = "us-west-2"
+NAMES = WorldNames(environment="dev", source_region="us-east-1", target_region="us-west-2")
+SOURCE_REGION = NAMES.source_region
+TARGET_REGION = NAMES.target_region
 OPERATION_ID = "dev-restore-2023-06-01"
 TARGET_DATE = "2023-06-01"
-SOURCE_CLUSTER = "dev-source-cluster"
-TARGET_CLUSTER = "dev-target-cluster"
-TARGET_WRITER = "dev-target-cluster-instance-1"
-SNAPSHOT_NAME = f"{SOURCE_CLUSTER}-snapshot-{TARGET_DATE}"
+TARGET_WRITER = writer_of(TARGET_CLUSTER)
+SNAPSHOT_NAME = snapshot_name(TARGET_DATE)
 COPY_NAME = f"{SNAPSHOT_NAME}-copy"
-STATE_TABLE = "aurora-restore-state-dev"
-EVENT_BUS = "aurora-restore-dev"
-CONFIG_PARAMETER = "/aurora-restore/dev/config"
-DB_USERS_PARAMETER = "/aurora-restore/dev/db_users"
-MASTER_SECRET_ID = "dev/master-credentials"
-LOG_BUCKET = "dev-aurora-restore-logs"
-LOG_PREFIX = "aurora-restore-logs"
-SEED_SQL = ROOT / "aurora_restore" / "local" / "seed.sql"
-
-# The runbook's db_users parameter, value for value.
-RUNBOOK_USERS: list[dict[str, Any]] = [
-    {
-        "username": "app_user",
-        "password": "app_password",
-        "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
-    },
-    {"username": "readonly_user", "password": "readonly_password", "privileges": ["SELECT"]},
-]
+STATE_TABLE = NAMES.state_table
+EVENT_BUS = NAMES.event_bus
+CONFIG_PARAMETER = NAMES.config_parameter
+DB_USERS_PARAMETER = NAMES.db_users_parameter
+MASTER_SECRET_ID = NAMES.master_secret_id
+LOG_BUCKET = NAMES.log_bucket
+# The master user the world's clusters and its secret name: the test server's superuser.
+MASTER_USERNAME = "postgres"
 
 # Operations on RDS that change something: the idempotency tests count these.
 RDS_MUTATIONS = (
@@ -77,33 +81,12 @@ RUNBOOK_PAYLOADS: dict[str, dict[str, Any]] = {
 }
 
 
-def runbook_config(topic_arn: str, queue_url: str) -> dict[str, Any]:
-    """The runbook's eleven values (with moto's real topic ARN and queue URL)."""
-    return {
-        "source_region": SOURCE_REGION,
-        "target_region": TARGET_REGION,
-        "source_cluster_id": SOURCE_CLUSTER,
-        "target_cluster_id": TARGET_CLUSTER,
-        "target_subnet_group": "dev-subnet-group",
-        "target_security_groups": ["sg-12345678"],
-        "master_credentials_secret_id": MASTER_SECRET_ID,
-        "notification_topic_arn": topic_arn,
-        "notification_queue_url": queue_url,
-        "log_bucket": LOG_BUCKET,
-        "log_prefix": LOG_PREFIX,
-    }
-
-
 def create_state_table(table_name: str = STATE_TABLE, region: str = TARGET_REGION) -> None:
-    """An environment's state table in moto, keyed as the stack's is: every item by `operation_id`."""
-    import boto3
-
-    boto3.client("dynamodb", region_name=region).create_table(
-        TableName=table_name,
-        KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """An environment's state table in moto, keyed as the stack's is (the local runtime's seeding makes it)."""
+    environment = table_name.removeprefix("aurora-restore-state-")
+    names = WorldNames(environment=environment, source_region=SOURCE_REGION, target_region=region)
+    assert names.state_table == table_name, f"{table_name} is not an environment's state table"
+    WorldSeeder(_client, names).state_table()
 
 
 def reset_function_caches() -> None:
@@ -118,12 +101,6 @@ def reset_function_caches() -> None:
     get_settings.cache_clear()
     parameters.clear_caches()
     services.reset()
-
-
-def rds_backend(region: str) -> Any:
-    from moto.backends import get_backend
-
-    return get_backend("rds")[ACCOUNT][region]
 
 
 @dataclass
@@ -295,21 +272,44 @@ class World:
 def create_world(
     config_overrides: dict[str, Any], database: str, master_password: str, recorder: RdsCalls
 ) -> World:
+    """The shared world (one snapshot, of TARGET_DATE), then what only the tests need: a queue capturing
+    every event on the bus, and no automated snapshot of the target (there is no RDS simulator here)."""
+    seeded = seed_world(
+        WorldSeeder(_client, NAMES, master_username=MASTER_USERNAME),
+        days=[date.fromisoformat(TARGET_DATE)],
+        master_password=master_password,
+        config=lambda group: runbook_config(NAMES, group) | {"database_name": database} | config_overrides,
+    )
+    capture_url = _capture_bus_events()
+    _forget_automated_snapshots()
+    reset_function_caches()
+    recorder.clear()
+    return World(
+        config=seeded.config,
+        topic_arn=seeded.topic_arn,
+        queue_url=seeded.queue_url,
+        capture_queue_url=capture_url,
+        database=database,
+        master_password=master_password,
+        rds_calls=recorder,
+        context=LambdaContext(),
+    )
+
+
+def _client(service: str, region: str) -> Any:
     import boto3
 
-    sns = boto3.client("sns", region_name=TARGET_REGION)
-    topic_arn = sns.create_topic(Name="dev-notifications")["TopicArn"]
-    sqs = boto3.client("sqs", region_name=TARGET_REGION)
-    queue_url = sqs.create_queue(QueueName="dev-notifications")["QueueUrl"]
+    return boto3.client(service, region_name=region)
+
+
+def _capture_bus_events() -> str:
+    """The environment's bus with a rule sending every event of ours to a queue; the queue's URL."""
+    sqs = _client("sqs", TARGET_REGION)
     capture_url = sqs.create_queue(QueueName="bus-capture")["QueueUrl"]
     capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    boto3.client("s3", region_name=TARGET_REGION).create_bucket(
-        Bucket=LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": TARGET_REGION}
-    )
-    create_state_table()
-    events = boto3.client("events", region_name=TARGET_REGION)
+    events = _client("events", TARGET_REGION)
     events.create_event_bus(Name=EVENT_BUS)
     events.put_rule(
         Name="capture-everything",
@@ -319,78 +319,15 @@ def create_world(
     events.put_targets(
         Rule="capture-everything", EventBusName=EVENT_BUS, Targets=[{"Id": "capture", "Arn": capture_arn}]
     )
+    return str(capture_url)
 
-    ec2 = boto3.client("ec2", region_name=TARGET_REGION)
-    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"{TARGET_REGION}{zone}")[
-            "Subnet"
-        ]["SubnetId"]
-        for i, zone in enumerate("ab")
-    ]
-    # The restored cluster's security group, in the subnet group's VPC (snapshot_check looks for it there).
-    group = ec2.create_security_group(GroupName="dev-restored", Description="the runbook's", VpcId=vpc)[
-        "GroupId"
-    ]
-    config = (
-        runbook_config(topic_arn, queue_url)
-        | {"database_name": database, "target_security_groups": [group]}
-        | config_overrides
-    )
-    ssm = boto3.client("ssm", region_name=TARGET_REGION)
-    ssm.put_parameter(Name=CONFIG_PARAMETER, Value=json.dumps(config), Type="String")
-    ssm.put_parameter(Name=DB_USERS_PARAMETER, Value=json.dumps(RUNBOOK_USERS), Type="String")
-    boto3.client("secretsmanager", region_name=TARGET_REGION).create_secret(
-        Name=MASTER_SECRET_ID, SecretString=json.dumps({"username": "postgres", "password": master_password})
-    )
 
-    source = boto3.client("rds", region_name=SOURCE_REGION)
-    source.create_db_cluster(
-        DBClusterIdentifier=SOURCE_CLUSTER,
-        Engine="aurora-postgresql",
-        EngineVersion=ENGINE_VERSION,
-        MasterUsername="postgres",
-        MasterUserPassword="source-master-password",
-    )
-    source.create_db_cluster_snapshot(
-        DBClusterIdentifier=SOURCE_CLUSTER, DBClusterSnapshotIdentifier=SNAPSHOT_NAME
-    )
-    target = boto3.client("rds", region_name=TARGET_REGION)
-    target.create_db_subnet_group(
-        DBSubnetGroupName=runbook_config("", "")["target_subnet_group"],
-        DBSubnetGroupDescription="the runbook's",
-        SubnetIds=subnets,
-    )
-    target.create_db_cluster(
-        DBClusterIdentifier=TARGET_CLUSTER,
-        Engine="aurora-postgresql",
-        MasterUsername="postgres",
-        MasterUserPassword="old-target-password",
-    )
-    target.create_db_instance(
-        DBInstanceIdentifier=TARGET_WRITER,
-        DBClusterIdentifier=TARGET_CLUSTER,
-        Engine="aurora-postgresql",
-        DBInstanceClass="db.r6g.large",
-    )
-    # moto keeps a cluster's automated snapshot (named to the minute) after the cluster is deleted, so a
-    # restore under the same name within that minute would collide with it; real RDS has no such clash.
+def _forget_automated_snapshots() -> None:
+    """moto keeps a cluster's automated snapshot (named to the minute) after the cluster is deleted, so a
+    restore under the same name within that minute would collide with it; real RDS has no such clash."""
     backend = rds_backend(TARGET_REGION)
     for snapshot_id in [key for key in backend.cluster_snapshots if key.startswith("rds:")]:
         del backend.cluster_snapshots[snapshot_id]
-
-    reset_function_caches()
-    recorder.clear()
-    return World(
-        config=config,
-        topic_arn=topic_arn,
-        queue_url=queue_url,
-        capture_queue_url=capture_url,
-        database=database,
-        master_password=master_password,
-        rds_calls=recorder,
-        context=LambdaContext(),
-    )
 
 
 def roles(postgres: Any) -> set[str]:
