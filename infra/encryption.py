@@ -12,9 +12,16 @@ from infra.settings import StackSettings
 from schemas.common import partition_of
 
 
-def key_policy(account: str, partition: str = "aws") -> dict[str, Any]:
+def key_policy(account: str, alerts_topic_arn: str, partition: str = "aws") -> dict[str, Any]:
     """The default key policy (the account administers the key through IAM) plus the two AWS services that
-    publish to our encrypted topics and so need a data key: CloudWatch alarms and EventBridge rules."""
+    publish to our encrypted alerts topic and so need a data key: CloudWatch alarms and EventBridge rules.
+
+    EventBridge has a statement of its own, without aws:SourceAccount or aws:SourceArn: AWS documents that
+    these are not supported in a KMS key policy for EventBridge publishing to an encrypted SNS topic
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions),
+    so under them the failed-operation rule's publish was refused and the alert never arrived. It is held
+    to the alerts topic instead by the encryption context SNS asks KMS for, `aws:sns:topicArn`
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html)."""
     use = ["kms:Decrypt", "kms:GenerateDataKey*"]
     return {
         "Version": "2012-10-17",
@@ -27,15 +34,29 @@ def key_policy(account: str, partition: str = "aws") -> dict[str, Any]:
                 "Resource": "*",
             },
             {
-                "Sid": "AlarmsAndRulesPublishToEncryptedTopics",
+                "Sid": "AlarmsPublishToEncryptedTopics",
                 "Effect": "Allow",
-                "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
                 "Action": use,
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account}},
             },
+            {
+                "Sid": "RulesPublishToTheAlertsTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": use,
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": alerts_topic_arn}},
+            },
         ],
     }
+
+
+def alerts_topic_arn(settings: StackSettings, account: str) -> str:
+    """The alerts topic's ARN, known before the topic exists (the topic is encrypted with this key)."""
+    partition = partition_of(settings.region)
+    return f"arn:{partition}:sns:{settings.region}:{account}:{settings.name('alerts')}"
 
 
 class StackKey(pulumi.ComponentResource):
@@ -56,7 +77,9 @@ class StackKey(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.from_input(account).apply(
-                lambda value: json.dumps(key_policy(value, partition_of(settings.region)))
+                lambda value: json.dumps(
+                    key_policy(value, alerts_topic_arn(settings, value), partition_of(settings.region))
+                )
             ),
             opts=child,
         )

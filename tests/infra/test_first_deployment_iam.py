@@ -1,0 +1,61 @@
+"""What a first real deployment needs of the key and role policies, read against AWS's documentation: the
+alert EventBridge publishes is encrypted with a key it may use, the VPC functions attach, a step may make
+each call its code can make, and a source-region key named by an alias is granted in its own region."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pulumi_harness import ACCOUNT, ProgramRun
+from test_program import actions
+
+pytestmark = pytest.mark.infra
+
+ALERTS_TOPIC = f"arn:aws:sns:us-west-2:{ACCOUNT}:aurora-restore-alerts-dev"
+
+
+def key_statements(run: ProgramRun) -> list[dict[str, Any]]:
+    (key,) = run.of_type("aws:kms/key:Key")
+    return list(json.loads(key.inputs["policy"])["Statement"])
+
+
+def services(statement: dict[str, Any]) -> list[str]:
+    found = statement.get("Principal", {}).get("Service", [])
+    return [found] if isinstance(found, str) else list(found)
+
+
+def condition_keys(statement: dict[str, Any]) -> set[str]:
+    return {key.lower() for operator in statement.get("Condition", {}).values() for key in operator}
+
+
+# -- the stack key: EventBridge publishes the failed-operation alert to the encrypted alerts topic ---------
+def test_eventbridge_may_use_the_stack_key_for_the_alerts_topic_without_source_conditions(
+    dev: ProgramRun,
+) -> None:
+    # Given the dev stack, whose failed-operation rule publishes to the alerts topic, encrypted with the key
+    failed = dev.one("aws:cloudwatch/eventTarget:EventTarget", rule="aurora-restore-operation-failed-dev")
+    assert failed.inputs["arn"] == ALERTS_TOPIC
+    topic = dev.one("aws:sns/topic:Topic", name="aurora-restore-alerts-dev")
+    assert topic.inputs["kmsMasterKeyId"].startswith(f"arn:aws:kms:us-west-2:{ACCOUNT}:key/")
+    # When the program has run
+    rules = [s for s in key_statements(dev) if "events.amazonaws.com" in services(s)]
+    # Then EventBridge has a statement of its own that lets it make and read the topic's data keys
+    (statement,) = rules
+    assert services(statement) == ["events.amazonaws.com"]
+    assert statement["Effect"] == "Allow"
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(actions(statement))
+    # without aws:SourceAccount or aws:SourceArn, which a KMS key policy cannot use for EventBridge publishing
+    # to an encrypted SNS topic (the publish is refused, the alert never arrives)
+    assert not condition_keys(statement) & {"aws:sourceaccount", "aws:sourcearn"}, statement
+    # and held to the alerts topic by the encryption context SNS asks the key for
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": ALERTS_TOPIC}
+    }
+
+
+def test_cloudwatch_alarms_keep_their_account_condition_on_the_key(dev: ProgramRun) -> None:
+    (alarms,) = [s for s in key_statements(dev) if "cloudwatch.amazonaws.com" in services(s)]
+    assert services(alarms) == ["cloudwatch.amazonaws.com"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
