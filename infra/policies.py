@@ -26,6 +26,17 @@ DESTRUCTIVE_RDS_ACTIONS = frozenset(
 )
 
 
+# What Lambda does with a VPC function's role to attach it to the subnets (AWSLambdaVPCAccessExecutionRole).
+LAMBDA_VPC_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
 @dataclass(frozen=True)
 class PolicyRefs:
     """Everything a policy names, as plain strings (resolved from the stack's resources)."""
@@ -153,20 +164,10 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
         # functions.config.resolve reads the config document while the operation has none recorded.
         statements.append(_statement("ConfigParameter", ["ssm:GetParameter"], [refs.config_parameter_arn]))
     if refs.in_vpc and function in (Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value):
-        # Lambda's VPC attachment: these EC2 calls take no resource-level permissions.
-        statements.append(
-            _statement(
-                "VpcNetworkInterfaces",
-                [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                ["*"],
-            )
-        )
+        # Lambda's VPC attachment, made with the function's role: the actions of AWS's own
+        # AWSLambdaVPCAccessExecutionRole (its logs actions are OwnLogs above), which take no resource-level
+        # permissions. https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaVPCAccessExecutionRole.html
+        statements.append(_statement("VpcNetworkInterfaces", list(LAMBDA_VPC_ACTIONS), ["*"]))
     if refs.tracing:
         statements.append(_statement("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
     return statements + _wakeups(refs)

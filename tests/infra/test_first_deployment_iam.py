@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pulumi_harness import ACCOUNT, ProgramRun
-from test_program import actions
+from test_program import actions, policies, resources
 
 pytestmark = pytest.mark.infra
 
@@ -59,3 +59,24 @@ def test_cloudwatch_alarms_keep_their_account_condition_on_the_key(dev: ProgramR
     (alarms,) = [s for s in key_statements(dev) if "cloudwatch.amazonaws.com" in services(s)]
     assert services(alarms) == ["cloudwatch.amazonaws.com"]
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+# -- the VPC attachment ---------------------------------------------------------------------------------
+# AWS's own policy for a Lambda function in a VPC, v3 (its EC2 actions; the logs ones are the functions'
+# own): https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaVPCAccessExecutionRole.html
+AWS_LAMBDA_VPC_ACCESS_EC2 = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+
+
+@pytest.mark.parametrize("function", ["setup_db_users", "verify_restore"])
+def test_the_database_steps_may_do_what_awss_lambda_vpc_policy_allows(dev: ProgramRun, function: str) -> None:
+    document = policies(dev)[function]
+    (vpc,) = [s for s in document["Statement"] if s["Sid"] == "VpcNetworkInterfaces"]
+    assert set(actions(vpc)) == AWS_LAMBDA_VPC_ACCESS_EC2
+    assert resources(vpc) == ["*"]  # these take no resource-level permissions
