@@ -335,8 +335,14 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
         # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
         _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
         _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),
-        # The copy goes once the restore is done (leave_copy, then delete it when no operation uses it).
-        _statement("DeleteCopy", ["rds:DeleteDBClusterSnapshot"], [refs.copy_snapshot_arn]),
+        # The copy goes once the restore is done (functions.steps.snapshot.release_copy: leave_copy, then
+        # delete it when no operation uses it, and describe it when the delete found none: deleted by hand,
+        # or by this step's earlier run that died before recording it).
+        _statement(
+            "DeleteCopy",
+            ["rds:DeleteDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"],
+            [refs.copy_snapshot_arn],
+        ),
         _statement(
             "CreateWriter",
             ["rds:CreateDBInstance", "rds:AddTagsToResource"],

@@ -80,3 +80,17 @@ def test_the_database_steps_may_do_what_awss_lambda_vpc_policy_allows(dev: Progr
     (vpc,) = [s for s in document["Statement"] if s["Sid"] == "VpcNetworkInterfaces"]
     assert set(actions(vpc)) == AWS_LAMBDA_VPC_ACCESS_EC2
     assert resources(vpc) == ["*"]  # these take no resource-level permissions
+
+
+# -- check_restore_status releases the copy ---------------------------------------------------------------
+def test_check_restore_status_may_describe_the_copy_it_releases_and_no_other_snapshot(
+    dev: ProgramRun,
+) -> None:
+    # release_copy looks the copy up when its deletion found none (deleted by hand, or by an earlier run)
+    copies = f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster-snapshot:*-copy"
+    documents = policies(dev)
+    for function in ("check_restore_status", "check_copy_status", "cleanup"):
+        describing = [
+            s for s in documents[function]["Statement"] if "rds:DescribeDBClusterSnapshots" in actions(s)
+        ]
+        assert [resources(s) for s in describing] == [[copies]], function

@@ -296,6 +296,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "rds:CreateDBInstance",
         "rds:AddTagsToResource",
         "rds:DeleteDBClusterSnapshot",
+        "rds:DescribeDBClusterSnapshots",
         "secretsmanager:GetSecretValue",
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
