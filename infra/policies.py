@@ -109,14 +109,26 @@ class PolicyRefs:
         return [self.secret_arn(secret_id) for secret_id in self.user_secret_ids]
 
     def kms_key_resources(self, key_id: str) -> tuple[str, dict[str, Any] | None]:
-        """An ARN for a key given as ARN, key id or alias (an alias is matched with kms:ResourceAliases)."""
-        if key_id.startswith("arn:") and ":alias/" not in key_id:
-            return key_id, None
-        if key_id.startswith("alias/") or ":alias/" in key_id:
-            alias = key_id.split(":", 5)[-1] if key_id.startswith("arn:") else key_id
-            any_key = f"arn:{self.partition}:kms:{self.region}:{self.account}:key/*"
-            return any_key, {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+        """The resource (and condition) granting use of a key named by key ARN, key id, alias name or alias
+        ARN. An alias is not a key: IAM grants use of a key on the key's ARN, and an alias ARN as the
+        resource would only cover the alias itself. So an alias is granted as any key of the alias's own
+        region and account that carries it (kms:ResourceAliases, which every key operation we grant takes:
+        https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html). An alias ARN
+        names its region and account (a source-region key's); an alias name or a key id alone is the
+        target region's."""
+        if key_id.startswith("arn:"):
+            _, partition, _, region, account, resource = key_id.split(":", 5)
+            if not resource.startswith("alias/"):
+                return key_id, None
+            return f"arn:{partition}:kms:{region}:{account}:key/*", _aliased(resource)
+        if key_id.startswith("alias/"):
+            return f"arn:{self.partition}:kms:{self.region}:{self.account}:key/*", _aliased(key_id)
         return f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{key_id}", None
+
+
+def _aliased(alias: str) -> dict[str, Any]:
+    """Any key that `alias` (alias/<name>) points at, whichever alias the request named it by."""
+    return {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
 
 
 def _statement(

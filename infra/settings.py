@@ -138,6 +138,24 @@ def _string_list(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+# A key of another region (the source region's snapshot key) can only be named by its ARN: a key id or an
+# alias name alone means a key of the target region, where the functions run.
+KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/\S+$")
+
+
+def kms_key_arns(value: Any) -> tuple[str, ...]:
+    """aurora-restore:kmsKeyArns: key ARNs or alias ARNs, each granted in the region its ARN names."""
+    arns = _string_list(value, "kmsKeyArns")
+    wrong = [arn for arn in arns if not KMS_ARN.match(arn)]
+    if wrong:
+        raise StackConfigError(
+            f"{PROJECT}:kmsKeyArns: {', '.join(wrong)} is not a KMS key or alias ARN"
+            " (arn:aws:kms:<region>:<account>:key/<key id> or ...:alias/<name>): a key id or an alias name"
+            " alone would name a key of the target region, not the source region's"
+        )
+    return arns
+
+
 def validate_restore(document: dict[str, Any]) -> dict[str, Any]:
     """The restore configuration as the functions will validate it, minus what the stack fills in."""
     unknown = sorted(set(document) - set(CONFIG_FIELDS))
@@ -259,6 +277,6 @@ def load() -> StackSettings:
         log_expiration_days=config.get_int("logExpirationDays") or LOG_EXPIRATION_DAYS,
         force_destroy=bool(config.get_bool("forceDestroy")),
         target_instance_ids=_string_list(config.get_object("targetInstanceIds"), "targetInstanceIds"),
-        extra_kms_key_arns=_string_list(config.get_object("kmsKeyArns"), "kmsKeyArns"),
+        extra_kms_key_arns=kms_key_arns(config.get_object("kmsKeyArns")),
         reconcile_schedule=config.get("reconcileSchedule") or RECONCILE_SCHEDULE,
     )

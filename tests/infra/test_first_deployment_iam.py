@@ -4,12 +4,16 @@ each call its code can make, and a source-region key named by an alias is grante
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
-from pulumi_harness import ACCOUNT, ProgramRun
+from e2e.test_policies_cover_calls import REFS
+from pulumi_harness import ACCOUNT, ROOT, SECRET_DB_USERS, ProgramRun, run_program, stack_config
 from test_program import actions, policies, resources
+
+from infra.settings import StackConfigError
 
 pytestmark = pytest.mark.infra
 
@@ -94,3 +98,70 @@ def test_check_restore_status_may_describe_the_copy_it_releases_and_no_other_sna
             s for s in documents[function]["Statement"] if "rds:DescribeDBClusterSnapshots" in actions(s)
         ]
         assert [resources(s) for s in describing] == [[copies]], function
+
+
+# -- KMS keys named by alias ------------------------------------------------------------------------------
+SOURCE_ALIAS = f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/production-snapshots"
+
+
+@pytest.mark.parametrize(
+    ("key", "resource", "alias"),
+    [
+        # an alias ARN: any key of the alias's own region and account that carries the alias
+        (SOURCE_ALIAS, f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*", "alias/production-snapshots"),
+        (
+            "arn:aws:kms:eu-west-1:210987654321:alias/shared",
+            "arn:aws:kms:eu-west-1:210987654321:key/*",
+            "alias/shared",
+        ),
+        (
+            "arn:aws-cn:kms:cn-north-1:123456789012:alias/x",
+            "arn:aws-cn:kms:cn-north-1:123456789012:key/*",
+            "alias/x",
+        ),
+        # an alias name or a key id alone: the target region's
+        ("alias/restores", f"arn:aws:kms:us-west-2:{ACCOUNT}:key/*", "alias/restores"),
+        ("1234abcd-12ab", f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab", None),
+        # a key ARN as it is
+        (f"arn:aws:kms:us-east-1:{ACCOUNT}:key/66", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/66", None),
+    ],
+)
+def test_a_key_is_granted_in_the_region_and_account_it_names(
+    key: str, resource: str, alias: str | None
+) -> None:
+    granted, condition = REFS.kms_key_resources(key)
+    assert granted == resource
+    if alias is None:
+        assert condition is None
+    else:
+        assert condition == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+
+
+def test_a_source_region_key_given_by_alias_arn_is_granted_to_the_copy_in_the_source_region() -> None:
+    # Given the staging stack with its source region's snapshot key named by an alias ARN
+    config, secret_keys = stack_config(ROOT / "Pulumi.staging.yaml.example", SECRET_DB_USERS)
+    config["aurora-restore:kmsKeyArns"] = json.dumps([SOURCE_ALIAS])
+    # When the program has run
+    run = run_program("staging", config, secret_keys)
+    # Then copy_snapshot and restore_snapshot may use the source region's keys that carry that alias
+    for function, sid in (("copy_snapshot", "SnapshotKey1"), ("restore_snapshot", "RestoreKey1")):
+        statement = {s["Sid"]: s for s in policies(run)[function]["Statement"]}[sid]
+        assert statement["Resource"] == f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*", function
+        assert statement["Condition"] == {
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/production-snapshots"}
+        }
+        assert {"kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey"} <= set(actions(statement))
+
+
+@pytest.mark.parametrize("given", ["alias/production-snapshots", "66666666-7777-8888-9999-000000000000"])
+def test_a_source_key_named_without_its_arn_is_refused(given: str) -> None:
+    from infra.settings import kms_key_arns
+
+    with pytest.raises(StackConfigError, match="kmsKeyArns: .* is not a KMS key or alias ARN"):
+        kms_key_arns([given])
+    assert kms_key_arns([SOURCE_ALIAS]) == (SOURCE_ALIAS,)
+
+
+def test_refs_in_another_region_do_not_move_a_key_named_by_its_own_arn() -> None:
+    elsewhere = dataclasses.replace(REFS, region="eu-central-1")
+    assert elsewhere.kms_key_resources(SOURCE_ALIAS)[0] == f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*"
