@@ -1,23 +1,29 @@
-"""Every AWS call a function makes, on a whole restore and on a failed one, is an action its IAM policy
-allows: infra/policies.py is written from reading the code, and this checks the reading."""
+"""Every AWS call a function's code can make is an action its IAM policy allows: infra/policies.py is
+written from reading the code, and this checks the reading twice. Statically, for every call the code can
+reach (tests/e2e/step_calls.py reads it from the syntax trees into the reviewed table STEP_CALLS, which
+must be exactly that), whether a run makes it or not; and in a run, for every call a whole restore and a
+failed one make on the local runtime, which must also be in the table."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
+from functools import cache
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore import xform_name
+from e2e import step_calls
 from e2e.test_failure_path import USER_SECRET, break_setup_db_users
 
 from aurora_restore.local.runtime import LocalRuntime
 from functions import aws
 from functions.observability import logger
+from functions.routes import FUNCTIONS, RECONCILE
 from infra.policies import PolicyRefs, function_policy
 from schemas.common import Step
-
-pytestmark = pytest.mark.e2e
 
 REFS = PolicyRefs(
     account="123456789012",
@@ -86,6 +92,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return recorded
 
 
+@pytest.mark.e2e
 def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     start_runtime: Callable[..., LocalRuntime], calls: Calls
 ) -> None:
@@ -111,3 +118,165 @@ def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
         if actions - allowed(function)
     }
     assert beyond == {}, beyond
+    # and the static table names each of them: it leaves out nothing a run makes
+    unread = {
+        function: sorted(actions - can_call(function))
+        for function, actions in calls.by_function.items()
+        if actions - can_call(function)
+    }
+    assert unread == {}, unread
+
+
+# -- every call the code can make, read from it ----------------------------------------------------------
+# Reviewed against the code: what the engine around any step can call (functions/engine/ and
+# functions/handler.py): the state item and the resource index, the bus, the step record, the config
+# document, the wake-ups and the watchdog.
+ENGINE_CALLS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "events:PutEvents",
+    "s3:PutObject",
+    "ssm:GetParameter",
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "iam:PassRole",
+}
+# What each step's own logic can call (functions/steps/*.py and the adapters it names), and the reconciler
+# with the engine modules it imports. API operations by name, and what AWS does on the function's behalf.
+STEP_CALLS: dict[str, set[str]] = {
+    "snapshot_check": {
+        "rds:DescribeDBClusterSnapshots",  # by name, then the source cluster's (find_snapshot_for_date)
+        "rds:DescribeDBSubnetGroups",
+        "ec2:DescribeSecurityGroups",
+        "rds:DescribeOrderableDBInstanceOptions",
+        "secretsmanager:GetSecretValue",
+        "ssm:GetParameter",  # the DB users (SecureString)
+        "kms:Decrypt",
+        "dynamodb:GetItem",  # the lease and its holder
+        "dynamodb:PutItem",
+    },
+    "copy_snapshot": {"rds:CopyDBClusterSnapshot", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "check_copy_status": {"rds:DescribeDBClusterSnapshots"},
+    "delete_rds": {
+        "rds:DescribeDBClusters",
+        "rds:DeleteDBInstance",
+        "rds:ModifyDBCluster",  # deletion protection off
+        "rds:DeleteDBCluster",
+        "dynamodb:GetItem",  # the lease's holder
+        "dynamodb:PutItem",  # the resource index
+    },
+    "restore_snapshot": {"rds:RestoreDBClusterFromSnapshot", "rds:DescribeDBClusters", "dynamodb:PutItem"},
+    "check_restore_status": {
+        "rds:DescribeDBClusters",
+        "rds:ModifyDBCluster",  # the master password
+        "rds:AddTagsToResource",
+        "rds:CreateDBInstance",
+        "rds:DescribeDBInstances",
+        "secretsmanager:GetSecretValue",
+        # release_copy: leave the copy, delete it with its last user, look it up when the delete found none
+        "rds:DeleteDBClusterSnapshot",
+        "rds:DescribeDBClusterSnapshots",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",  # the resource index
+    },
+    "setup_db_users": {
+        "rds:DescribeDBClusters",
+        "secretsmanager:GetSecretValue",
+        "ssm:GetParameter",
+        "kms:Decrypt",
+    },
+    "notify_completion": {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt", "sqs:SendMessage"},
+    "cleanup": {
+        "rds:DeleteDBClusterSnapshot",
+        "rds:DescribeDBClusterSnapshots",  # the copy, and the target's final snapshots (pruning)
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",  # the copy's count, the lease
+        "dynamodb:GetItem",
+        "s3:ListObjectsV2",
+        "s3:DeleteObjects",
+    },
+    RECONCILE: {
+        "dynamodb:Scan",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "events:PutEvents",
+        "s3:PutObject",
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+        "iam:PassRole",
+    },
+}
+STEP_CALLS["verify_restore"] = STEP_CALLS["setup_db_users"]
+# Calls AWS makes with the function's credentials on its behalf, by the function that causes them.
+ON_ITS_BEHALF = {
+    "functions.config:load_db_users": {"kms:Decrypt"},  # GetParameter WithDecryption of a SecureString
+    "functions.notify:send": {"kms:GenerateDataKey", "kms:Decrypt"},  # publishing to a KMS-encrypted topic
+    "functions.wakeup:_put": {"iam:PassRole"},  # the schedule's target role
+}
+# IAM's action where it is not the API operation's name: ListObjectsV2 is authorized as s3:ListBucket and
+# DeleteObjects as s3:DeleteObject for each key (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html,
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
+IAM_ACTION = {"s3:ListObjectsV2": "s3:ListBucket", "s3:DeleteObjects": "s3:DeleteObject"}
+
+
+@cache
+def operation(service: str, method: str) -> str:
+    """The API operation a botocore client method makes, as `<IAM prefix>:<Operation>`."""
+    model = botocore.session.get_session().get_service_model(service)
+    names = {xform_name(name): name for name in model.operation_names}
+    return f"{model.signing_name}:{names[method]}"
+
+
+def read_calls(entries: Iterable[str]) -> set[str]:
+    """Every call the code reachable from `entries` can make, and what AWS does on its behalf."""
+    entries = list(entries)
+    found = {operation(*call) for call in step_calls.calls_of(entries)}
+    for function in step_calls.reached(entries):
+        found |= ON_ITS_BEHALF.get(function.key, set())
+    return found
+
+
+def engine_entries(entry: str) -> list[str]:
+    return step_calls.module_functions(step_calls.engine_modules(entry))
+
+
+def can_call(function: str) -> set[str]:
+    """What the table says `function`'s code can call: its step's logic and the engine around it."""
+    return STEP_CALLS[function] | (ENGINE_CALLS if function != RECONCILE else set())
+
+
+def test_every_aws_client_in_the_code_is_read_and_the_database_code_calls_none() -> None:
+    assert step_calls.unaccounted_clients() == []
+    calling = {key.partition(":")[0] for key, found in step_calls.inventory().items() if found.calls}
+    assert calling == {
+        f"functions.{name}" for name in ("rds", "state", "wakeup", "notify", "bus", "config", "secrets")
+    }
+    assert set(ON_ITS_BEHALF) <= set(step_calls.inventory())
+
+
+def test_the_engine_and_each_steps_logic_can_call_exactly_what_the_table_says() -> None:
+    assert read_calls(engine_entries("functions.handler")) == ENGINE_CALLS
+    assert set(STEP_CALLS) == set(FUNCTIONS)
+    read = {
+        function: read_calls(engine_entries("functions.reconcile"))
+        if function == RECONCILE
+        else read_calls([step_calls.step_logic(function)])
+        for function in FUNCTIONS
+    }
+    assert {f: sorted(read[f] ^ STEP_CALLS[f]) for f in FUNCTIONS if read[f] != STEP_CALLS[f]} == {}
+
+
+def test_every_call_in_the_adapters_is_one_a_function_can_make() -> None:
+    tabled = set().union(ENGINE_CALLS, *STEP_CALLS.values())
+    anywhere = {operation(*call) for found in step_calls.inventory().values() for call in found.calls}
+    assert anywhere - tabled == set()
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_call_a_functions_code_can_make_is_allowed_by_its_policy(function: str) -> None:
+    needed = {IAM_ACTION.get(action, action) for action in can_call(function)}
+    assert sorted(needed - allowed(function)) == []
