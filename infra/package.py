@@ -1,7 +1,7 @@
 """Build the one Lambda artifact (`make package`): functions/ and schemas/ plus their runtime dependencies,
-installed from the lock (requirements/lambda.txt, hashes checked) for the Lambda platform (arm64 by
-default), without boto3/botocore, tests or operator tooling, with bytecode compiled by the runtime's Python
-when this machine has it.
+botocore among them, installed from the lock (requirements/lambda.txt, hashes checked) for the Lambda
+platform (arm64 by default), without boto3, tests or operator tooling, with bytecode compiled by the
+runtime's Python when this machine has it.
 
     python -m infra.package [--architecture arm64|x86_64] [--python-version 3.12] [--output PATH]
                             [--no-bytecode] [--tracing]
@@ -31,8 +31,11 @@ MANIFEST = BUILD / "aurora-restore-lambda.json"
 # Our code: the step functions and the models they share. Never aurora_restore/ (operator tooling),
 # tests/ or infra/.
 CODE_PACKAGES = ("functions", "schemas")
-# Already in every Lambda Python runtime; packaging them would only add 20 MB and pin an old copy.
-PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
+# Not shipped: the functions never import boto3 (tests/unit/test_coldstart_imports.py), only botocore. botocore
+# ships, at the version the tests run (the runtime's own copy varies by runtime version and region, and one
+# without Scheduler's ActionAfterCompletion turned every wake-up into a warning): docs/architecture.md,
+# "Cold start", says what that costs.
+NOT_SHIPPED = frozenset({"boto3"})
 # What `make package` builds for and the lock is resolved for; infra.settings makes them the stack's defaults.
 DEFAULT_ARCHITECTURE: Final = "arm64"
 DEFAULT_PYTHON_VERSION: Final = "3.12"
@@ -44,6 +47,9 @@ PLATFORMS = {
 TRACING_DEPENDENCIES = ("aws-xray-sdk>=2.12",)
 # What ships, pinned with hashes by `make lock` (infra.lock): the same versions on every build.
 LOCKS = {False: ROOT / "requirements" / "lambda.txt", True: ROOT / "requirements" / "lambda-tracing.txt"}
+# Lambda takes a zip of at most 50 MB uploaded directly (as `pulumi up` does), 250 MB unzipped:
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html. botocore is about half the artifact.
+DIRECT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
 SKIPPED_PARTS = frozenset({"__pycache__", "tests", "test"})
 SKIPPED_TOP_LEVEL = frozenset({"bin"})  # console scripts pip installs for the dependencies
 FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # the same inputs give the same zip, so Pulumi sees no change
@@ -68,9 +74,9 @@ def _name(requirement: str) -> str:
 
 
 def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml", tracing: bool = False) -> list[str]:
-    """[project].dependencies minus what the Lambda runtime provides."""
+    """[project].dependencies minus what the functions never import (boto3)."""
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    wanted = [item for item in dependencies if _name(item) not in PROVIDED_BY_RUNTIME]
+    wanted = [item for item in dependencies if _name(item) not in NOT_SHIPPED]
     return wanted + (list(TRACING_DEPENDENCIES) if tracing else [])
 
 
@@ -258,7 +264,17 @@ def build(
     print(
         f"artifact: {count} files, {size / 1_048_576:.1f} MiB zipped ({architecture}, Python {python_version})"
     )
+    refuse_oversize(output, size)
     return output
+
+
+def refuse_oversize(output: Path, size: int) -> None:
+    """Refused here, not by `pulumi up`, when Lambda would refuse the zip."""
+    if size > DIRECT_UPLOAD_MAX_BYTES:
+        raise SystemExit(
+            f"{output}: {size / 1_048_576:.1f} MiB zipped, over the {DIRECT_UPLOAD_MAX_BYTES // 1_048_576} MiB"
+            " Lambda takes uploaded directly"
+        )
 
 
 def _bytecode(

@@ -7,7 +7,7 @@ Two probes:
   Powertools, pydantic, psycopg2...), so that the figure can be read on any machine: what is left is ours.
 - `artifact_probe`: the artifact itself, built for this machine's platform and Python, unpacked as Lambda
   unpacks it (read-only: nothing compiled is kept), its handlers imported with the bytecode it ships and
-  from its sources only; botocore comes from outside it, as the Lambda runtime provides it.
+  from its sources only; botocore comes from it too, as the artifact ships it (infra/package.py).
 """
 
 from __future__ import annotations

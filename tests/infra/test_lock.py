@@ -47,11 +47,27 @@ def test_each_lock_pins_what_pyproject_asks_for(lock: Path, requirements: list[s
     assert unlocked(requirements, lock) == []
 
 
-def test_the_artifacts_lock_leaves_boto3_to_the_runtime_and_ships_the_tested_versions() -> None:
-    shipped = locked_versions(LOCKS[False])
-    assert "boto3" not in shipped and "botocore" not in shipped
+@pytest.mark.parametrize("lock", LOCKS.values(), ids=lambda lock: lock.name)
+def test_the_artifacts_lock_ships_botocore_not_boto3_at_the_tested_versions(lock: Path) -> None:
+    # botocore ships: the Lambda runtime's own copy varies by runtime version and region
+    shipped = locked_versions(lock)
+    assert "botocore" in shipped and "boto3" not in shipped
     tested = locked_versions(DEV_LOCK)
     assert {name: tested.get(name) for name in shipped} == shipped
+
+
+def test_the_botocore_that_ships_knows_schedulers_action_after_completion() -> None:
+    """A botocore without it refuses every wake-up's CreateSchedule as an unknown parameter, which
+    functions.wakeup takes as a wake-up that could not be scheduled: a warning, and the reconciler's hour."""
+    import botocore
+    import botocore.session
+
+    # Given the botocore the tests run, which is the one the artifact ships
+    assert botocore.__version__ == locked_versions(LOCKS[False])["botocore"]
+    # Then its Scheduler model takes ActionAfterCompletion in CreateSchedule (and UpdateSchedule)
+    model = botocore.session.get_session().get_service_model("scheduler")
+    for name in ("CreateSchedule", "UpdateSchedule"):
+        assert "ActionAfterCompletion" in model.operation_model(name).input_shape.members, name
 
 
 def test_a_requirement_the_lock_lacks_or_pins_outside_its_range_is_named() -> None:

@@ -6,6 +6,7 @@ AURORA_RESTORE_SKIP_PACKAGE=1 to skip it on a machine that cannot reach it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -16,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from functions.routes import FUNCTIONS
-from infra.package import ARTIFACT, MANIFEST, ROOT, find_interpreter, runtime_requirements
+from infra.package import (
+    ARTIFACT,
+    DIRECT_UPLOAD_MAX_BYTES,
+    MANIFEST,
+    ROOT,
+    find_interpreter,
+    refuse_oversize,
+    runtime_requirements,
+)
 from schemas.events import BUS_EVENTS
 
 pytestmark = [
@@ -42,7 +51,7 @@ FORBIDDEN_TOP_LEVEL = {
     "mypy",
     "awscli",
     "boto3",
-    "botocore",
+    "s3transfer",
 }
 
 
@@ -121,12 +130,32 @@ def test_the_artifact_ships_bytecode_for_the_runtime_python_when_this_machine_ha
     assert "pydantic/__pycache__/main.cpython-312.pyc" in compiled
 
 
-def test_boto3_is_left_to_the_lambda_runtime() -> None:
+def test_botocore_ships_and_boto3_does_not() -> None:
     requirements = runtime_requirements()
-    assert not [item for item in requirements if item.startswith(("boto3", "botocore"))]
+    assert not [item for item in requirements if item.startswith("boto3")]
+    assert any(item.startswith("botocore") for item in requirements)
     assert any(item.startswith("psycopg2-binary") for item in requirements)
+
+
+def test_the_artifacts_botocore_schedules_wake_ups_that_delete_themselves(artifact: zipfile.ZipFile) -> None:
+    # Given the artifact, which ships its own botocore (Lambda imports /var/task's before the runtime's)
+    (model,) = [
+        name
+        for name in artifact.namelist()
+        if name.startswith("botocore/data/scheduler/") and name.endswith("/service-2.json.gz")
+    ]
+    shapes = json.loads(gzip.decompress(artifact.read(model)))["shapes"]
+    # Then its Scheduler model takes the ActionAfterCompletion every wake-up is created with
+    assert "ActionAfterCompletion" in shapes["CreateScheduleInput"]["members"]
 
 
 def test_the_artifact_is_where_the_pulumi_program_looks(artifact: zipfile.ZipFile) -> None:
     assert Path(artifact.filename or "") == ARTIFACT
     assert ARTIFACT == ROOT / "build" / "lambda" / "aurora-restore-lambda.zip"
+
+
+def test_the_artifact_fits_what_lambda_takes_uploaded_directly(artifact: zipfile.ZipFile) -> None:
+    assert ARTIFACT.stat().st_size <= DIRECT_UPLOAD_MAX_BYTES
+    refuse_oversize(ARTIFACT, DIRECT_UPLOAD_MAX_BYTES)
+    with pytest.raises(SystemExit, match="over the 50 MiB Lambda takes uploaded directly"):
+        refuse_oversize(ARTIFACT, DIRECT_UPLOAD_MAX_BYTES + 1)
