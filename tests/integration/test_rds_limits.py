@@ -1,0 +1,66 @@
+"""What RDS refuses or does on its own that moto lets pass: identifiers past 63 characters, a restore at the
+region's default engine version, a writer refused while the cluster resets its master credentials, a master
+password past 41 characters, a KMS key the copy and the restore cannot use. Each is met by the steps
+before it fails a refresh, and before anything changes when it can be."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from integration.test_snapshot_check_input import assert_failed_without_side_effects
+from integration.world import (
+    World,
+)
+from schemas.common import utcnow
+
+pytestmark = pytest.mark.integration
+
+
+def until_done(world: World, step: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Invoke `step` directly until it stops waiting (moto is immediate: a few calls at most)."""
+    for _ in range(5):
+        answer = world.invoke(step, payload)
+        assert answer["status"] == "success", answer
+        if answer["next_step"] != step:
+            return answer
+    raise AssertionError(f"{step} kept waiting: {answer}")
+
+
+def next_check_in(world: World) -> timedelta:
+    state = world.state()
+    assert state is not None and state["status"] == "waiting", state
+    return datetime.fromisoformat(state["waiting"]["next_check_at"]) - utcnow()
+
+
+# -- the master password ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("k" * 42, "longer than the 41 characters"), ("has a-space-in-it", "refuses in a master password")],
+    ids=["42-characters", "space"],
+)
+def test_a_master_password_rds_refuses_for_aurora_fails_before_anything_is_deleted(
+    world: World, password: str, problem: str
+) -> None:
+    world.client("secretsmanager").put_secret_value(
+        SecretId=world.config["master_credentials_secret_id"],
+        SecretString=json.dumps({"username": "postgres", "password": password}),
+    )
+
+    response = world.run("snapshot_check")
+
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError" and problem in response["message"]
+    assert password not in json.dumps(response) + str(world.state())
+
+
+def test_a_master_password_of_41_characters_is_taken(world: World) -> None:
+    world.client("secretsmanager").put_secret_value(
+        SecretId=world.config["master_credentials_secret_id"],
+        SecretString=json.dumps({"username": "postgres", "password": "k" * 41}),
+    )
+
+    assert world.run("snapshot_check")["status"] == "success"
