@@ -37,8 +37,10 @@ def as_identifier(text: str, limit: int = 255) -> str:
 # Pages of one listing read before giving up on it.
 MAX_PAGES = 20
 # A change RDS refuses while the cluster is busy with another (backing up, modifying, an instance being
-# created or deleted): asked again at the next check instead of failing the operation.
+# created or deleted, resetting its master credentials): asked again at the next check instead of failing
+# the operation.
 BUSY = frozenset({"InvalidDBClusterStateFault"})
+INSTANCE_EXISTS = frozenset({"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"})
 
 
 class RdsAdapter:
@@ -58,15 +60,17 @@ class RdsAdapter:
         try:
             return call(**kwargs)
         except ClientError as exc:
-            code = aws.error_code(exc)
-            if code in tolerate:
+            if aws.error_code(exc) in tolerate:
                 return None
-            if code in NOT_FOUND_CODES:
-                raise NotFound(f"{what}: {code}") from exc
-            message = exc.response.get("Error", {}).get("Message", "")
-            raise AwsError(
-                f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc)
-            ) from exc
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: ClientError) -> NotFound | AwsError:
+        """Our error for an RDS (or EC2, KMS) refusal."""
+        code = aws.error_code(exc)
+        if code in NOT_FOUND_CODES:
+            return NotFound(f"{what}: {code}")
+        message = exc.response.get("Error", {}).get("Message", "")
+        return AwsError(f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc))
 
     def _describe_one(
         self, what: str, call: Callable[..., Any], key: str, **kwargs: Any
@@ -266,18 +270,20 @@ class RdsAdapter:
         )
         return dict(answer["DBCluster"]) if answer else {}
 
-    def create_instance(self, **kwargs: Any) -> dict[str, Any]:
-        """Ask for an instance; {} when it exists already or RDS refused it for now (its cluster in a state
-        that takes no new instance yet, such as resetting its master credentials)."""
-        answer = self._call(
-            f"creating instance {kwargs['DBInstanceIdentifier']}",
-            self._client.create_db_instance,
-            tolerate=frozenset(
-                {"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault", "InvalidDBClusterStateFault"}
-            ),
-            **kwargs,
-        )
-        return dict(answer["DBInstance"]) if answer else {}
+    def create_instance(self, **kwargs: Any) -> bool:
+        """Ask for an instance: whether RDS took it (or it exists already, a re-run after a crash). False
+        when RDS refused it for now with InvalidDBClusterStateFault, its cluster in a state that takes no new
+        instance yet, such as `resetting-master-credentials` right after ModifyDBCluster set the master
+        password (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html, Errors)."""
+        try:
+            self._client.create_db_instance(**kwargs)
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code in BUSY:
+                return False
+            if code not in INSTANCE_EXISTS:
+                raise self._error(f"creating instance {kwargs['DBInstanceIdentifier']}", exc) from exc
+        return True
 
     def set_master_password(self, cluster_id: str, password: str) -> bool:
         """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check."""

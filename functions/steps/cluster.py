@@ -255,16 +255,11 @@ def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, A
     writer = writer_id(ctx.config.target_cluster_id)
     if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(INSTANCE, writer, ctx.operation_id)
-        _ask_for_writer(ctx, writer)
         outputs["writer_requested"] = True
-        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+        return _ask_for_writer(ctx, fields, outputs, writer)
     instance = ctx.target_rds.instance(writer)
-    if instance is None:
-        # RDS refused it for now (the cluster busy, as right after its master password was set): again,
-        # and look again soon: no event follows a refusal.
-        _ask_for_writer(ctx, writer)
-        what, recheck = f"writer instance {writer} to be accepted", ctx.config.recheck_interval_seconds
-        return _restoring(ctx, fields, "creating", what, outputs, recheck)
+    if instance is None:  # RDS refused it for now: asked again
+        return _ask_for_writer(ctx, fields, outputs, writer)
     instance_status = instance.get("DBInstanceStatus")
     if instance_status in INSTANCE_FAILED:
         raise StepError(f"the writer instance {writer} is {instance_status}")
@@ -299,10 +294,14 @@ def _happened_before_this_restore(ctx: StepContext, when: str | None) -> bool:
     return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)) < began
 
 
-def _ask_for_writer(ctx: StepContext, writer: str) -> None:
-    """Create the writer. One that exists already (a re-run after a crash) and a refusal for now (the
-    cluster not ready for it) are both tolerated: the next check finds the writer, or asks again."""
-    ctx.target_rds.create_instance(
+def _ask_for_writer(
+    ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], writer: str
+) -> Outcome:
+    """Create the writer, then wait. Taken (or there already, a re-run after a crash), its creation's events
+    end the wait. Refused for now (the cluster `resetting-master-credentials` right after its master password
+    was set, or otherwise busy), no event follows: look again at the short interval and ask again, rather
+    than at the safety re-check."""
+    accepted = ctx.target_rds.create_instance(
         DBInstanceIdentifier=writer,
         DBClusterIdentifier=ctx.config.target_cluster_id,
         DBInstanceClass=ctx.config.instance_class,
@@ -310,6 +309,10 @@ def _ask_for_writer(ctx: StepContext, writer: str) -> None:
         Tags=ctx.tags(),
         PubliclyAccessible=False,
     )
+    if accepted:
+        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+    what = f"writer instance {writer} to be accepted"
+    return _restoring(ctx, fields, "creating", what, outputs, ctx.config.recheck_interval_seconds)
 
 
 def _restoring(

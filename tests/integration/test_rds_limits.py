@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from integration.test_aws_faults import Faults
 from integration.test_snapshot_check_input import assert_failed_without_side_effects
 from integration.world import (
+    TARGET_CLUSTER,
     World,
+    reset_function_caches,
 )
 from schemas.common import utcnow
 
@@ -34,6 +37,40 @@ def next_check_in(world: World) -> timedelta:
     state = world.state()
     assert state is not None and state["status"] == "waiting", state
     return datetime.fromisoformat(state["waiting"]["next_check_at"]) - utcnow()
+
+
+# -- the writer, refused while the cluster resets its master credentials ---------------------------------
+def test_a_writer_refused_after_the_master_password_change_is_asked_again_soon(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a restored cluster that refuses its writer twice, as RDS does while the cluster is
+    # `resetting-master-credentials` after its master password was set
+    world.advance("check_restore_status")
+    refused: list[str] = []
+
+    def busy(kwargs: dict[str, Any]) -> str | None:
+        if len(refused) < 2:
+            refused.append(kwargs["DBInstanceIdentifier"])
+            return "InvalidDBClusterStateFault"
+        return None
+
+    Faults(monkeypatch).rules[("rds", "create_db_instance")] = busy
+    reset_function_caches()
+    recheck = timedelta(seconds=world.config.get("recheck_interval_seconds", 60) + 1)
+
+    # When check_restore_status sets the password and asks for the writer, then it looks again at the short
+    # interval (no event follows a refusal), not at the 900-second safety re-check
+    for _ in range(2):
+        assert world.run("check_restore_status")["cluster_status"] == "creating"
+        assert next_check_in(world) <= recheck
+        assert "to be accepted" in world.state()["waiting"]["waiting_for"]  # type: ignore[index]
+    assert refused == [f"{TARGET_CLUSTER}-writer"] * 2
+
+    # And once RDS takes it, the writer's own events end the wait, and the restore completes
+    assert world.run("check_restore_status")["cluster_status"] == "creating"
+    assert "to be available" in world.state()["waiting"]["waiting_for"]  # type: ignore[index]
+    assert next_check_in(world) > recheck
+    assert world.run("check_restore_status")["next_step"] == "setup_db_users"
 
 
 # -- the master password ---------------------------------------------------------------------------------------
