@@ -49,6 +49,11 @@ class StepOutputs(BaseModel):
     target_cluster_id: str | None = Field(
         default=None, description="The target cluster, recorded once its lease is taken (the lease held)"
     )
+    engine_version: str | None = Field(
+        default=None,
+        description="The engine version restore_snapshot asks for (engine_version, else the snapshot's): the"
+        " one the writer's instance class was checked against",
+    )
     warnings: list[str] | None = Field(
         default=None, description="Configuration warnings found at the start (a literal password, ...)"
     )

@@ -168,8 +168,13 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         "DeletionProtection": False,
         "CopyTagsToSnapshot": True,
     }
-    if config.engine_version:
-        kwargs["EngineVersion"] = config.engine_version
+    # The version snapshot_check checked the writer's class against (engine_version, else the snapshot's):
+    # named always, since without EngineVersion RDS restores at the region's default version for the engine,
+    # not at the snapshot's
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html).
+    version = ctx.outputs.get("engine_version") or config.engine_version
+    if version:
+        kwargs["EngineVersion"] = version
     if config.kms_key_id:
         kwargs["KmsKeyId"] = config.kms_key_id
     if config.serverless:

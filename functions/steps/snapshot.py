@@ -44,7 +44,10 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config_resolver.refuse_master_as_user(
         users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
     )
-    _check_instance_class(ctx, snapshot)
+    # The version the restore asks for, and the writer's class is checked against: RDS restores at the
+    # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
+    version = config.engine_version or snapshot.get("EngineVersion")
+    _check_instance_class(ctx, version)
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
     return Done(
@@ -55,6 +58,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
             snapshot_name=name,
             snapshot_arn=snapshot["DBClusterSnapshotArn"],
             snapshot_encrypted=bool(snapshot.get("StorageEncrypted")),
+            engine_version=version,
             target_cluster_id=config.target_cluster_id,
             warnings=ctx.warnings,
         ),
@@ -255,11 +259,10 @@ def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     return snapshot
 
 
-def _check_instance_class(ctx: StepContext, snapshot: dict[str, Any]) -> None:
+def _check_instance_class(ctx: StepContext, version: str | None) -> None:
     """The writer is created after the target was deleted: a class RDS does not offer for the engine version
     the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead."""
     config = ctx.config
-    version = config.engine_version or snapshot.get("EngineVersion")
     if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
         raise ConfigError(
             f"instance_class {config.instance_class} is not offered for {config.engine}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from aurora_restore.local.simulator import ENGINE_VERSION
 from integration.test_aws_faults import Faults
 from integration.test_snapshot_check_input import assert_failed_without_side_effects
 from integration.world import (
@@ -37,6 +38,33 @@ def next_check_in(world: World) -> timedelta:
     state = world.state()
     assert state is not None and state["status"] == "waiting", state
     return datetime.fromisoformat(state["waiting"]["next_check_at"]) - utcnow()
+
+
+# -- the restore's engine version ---------------------------------------------------------------------------
+def test_the_restore_asks_for_the_version_snapshot_check_checked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.rds import RdsAdapter
+
+    # Given no engine_version configured, and the source snapshot at the source cluster's version
+    world.advance("restore_snapshot")
+    asked: list[dict[str, Any]] = []
+    original = RdsAdapter.restore_cluster
+
+    def spied(self: RdsAdapter, **kwargs: Any) -> dict[str, Any]:
+        asked.append(kwargs)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(RdsAdapter, "restore_cluster", spied)
+
+    # When restore_snapshot restores the copy
+    assert world.run("restore_snapshot")["status"] == "success"
+
+    # Then it named the snapshot's version (without it, RDS restores at the region's default version), the
+    # one snapshot_check recorded and checked the writer's class against
+    assert [kwargs.get("EngineVersion") for kwargs in asked] == [ENGINE_VERSION]
+    state = world.state()
+    assert state is not None and state["outputs"]["engine_version"] == ENGINE_VERSION
 
 
 # -- the writer, refused while the cluster resets its master credentials ---------------------------------
