@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -11,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError, NotFound
+from functions.identifiers import as_identifier as as_identifier  # where callers have found it
 
 NOT_FOUND_CODES = frozenset(
     {
@@ -25,13 +25,6 @@ NOT_FOUND_CODES = frozenset(
 DELETE_UNDER_WAY = frozenset(
     {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"}
 )
-
-
-def as_identifier(text: str, limit: int = 255) -> str:
-    """`text` as an RDS identifier may be: letters, digits and single hyphens, no hyphen at either end,
-    at most `limit` characters (a snapshot's 255). Anything else becomes a hyphen."""
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]", "-", text)).strip("-")
-    return name[:limit].rstrip("-")
 
 
 # Pages of one listing read before giving up on it.

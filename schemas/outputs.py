@@ -60,8 +60,9 @@ class StepOutputs(BaseModel):
     # copy_snapshot
     target_snapshot: str | None = Field(
         default=None,
-        description="The copy in the target region (`<snapshot>-copy`), shared with operations restoring the"
-        " same snapshot; recorded before the copy is asked for",
+        description="The copy in the target region (`<snapshot>-copy`, shortened with a hash of the snapshot's"
+        " name to RDS's 63 characters), shared with operations restoring the same snapshot; recorded before"
+        " the copy is asked for",
     )
     copy_requested_at: IsoDateTime | None = Field(
         default=None, description="When the copy was first asked for: its progress is measured from here"

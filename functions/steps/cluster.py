@@ -7,12 +7,11 @@ from typing import Any
 
 from functions import secrets
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
-from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError, shown
+from functions.errors import ConfigError, GuardRefused, InvalidRequest, NotFound, StepError, shown
+from functions.identifiers import final_snapshot_id, writer_id
 from functions.observability import logger
-from functions.rds import as_identifier
 from functions.steps.snapshot import OPERATION_TAG, release_copy
 from schemas.common import Step
-from schemas.config import WRITER_SUFFIX
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
 
@@ -124,7 +123,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
                 f"cluster {cluster_id} to accept turning its deletion protection off",
                 ctx.config.recheck_interval_seconds,
             )
-        final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None
+        final = _final_snapshot(ctx) if config.final_snapshot else None
         if final:  # kept after the refresh, so the notification names it (one per refresh, never deleted)
             outputs["final_snapshot"] = final
         if not rds.delete_cluster(cluster_id, final):
@@ -138,6 +137,16 @@ def delete_rds(ctx: StepContext) -> Outcome:
                 ctx.config.recheck_interval_seconds,
             )
     return _deleting(ctx, fields, outputs, f"cluster {cluster_id} to be deleted")
+
+
+def _final_snapshot(ctx: StepContext) -> str:
+    """The final snapshot's identifier (functions.identifiers.final_snapshot_id); RestoreConfig refuses a
+    target that leaves it no room, so this only fails on a configuration recorded before that check."""
+    cluster_id = ctx.config.target_cluster_id
+    final = final_snapshot_id(cluster_id, ctx.operation_id)
+    if final is None:
+        raise ConfigError(f"target_cluster_id {cluster_id} leaves no room for a final snapshot's identifier")
+    return final
 
 
 def _deleting(
@@ -194,11 +203,6 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
         next_step=Step.CHECK_RESTORE_STATUS,
     )
-
-
-def writer_id(cluster_id: str) -> str:
-    """`<target_cluster_id>-writer`: RestoreConfig keeps the cluster id short enough for it to fit."""
-    return f"{cluster_id}{WRITER_SUFFIX}"
 
 
 def check_restore_status(ctx: StepContext) -> Outcome:

@@ -9,22 +9,13 @@ from functions import config as config_resolver
 from functions import secrets
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import ConfigError, InvalidRequest, NotFound, StepError, shown
-from functions.rds import as_identifier
-from functions.routes import COPY_SUFFIX
+from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
 
 OPERATION_TAG = "aurora-restore:operation-id"
-
-
-def copy_name(source_name: str) -> str:
-    """The copy's identifier: `<source snapshot>-copy`, as the runbook names it. A snapshot found by date
-    rather than by name can be automated (`rds:<cluster>-<yyyy-mm-dd-hh-mm>`) or AWS Backup's
-    (`awsbackup:job-...`), and an RDS identifier holds only letters, digits and single hyphens: the
-    service's prefix is dropped and anything else becomes a hyphen."""
-    return f"{as_identifier(source_name.rpartition(':')[2], 250)}{COPY_SUFFIX}"
 
 
 def snapshot_check(ctx: StepContext) -> Outcome:
@@ -48,8 +39,9 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
     version = config.engine_version or snapshot.get("EngineVersion")
     _check_instance_class(ctx, version)
-    ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     name = snapshot["DBClusterSnapshotIdentifier"]
+    _check_identifiers(ctx, name)
+    ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     return Done(
         message="Snapshot exists",
         fields={"snapshot_exists": True, "snapshot_name": name},
@@ -269,3 +261,17 @@ def _check_instance_class(ctx: StepContext, version: str | None) -> None:
             f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
             " the target cluster was deleted"
         )
+
+
+def _check_identifiers(ctx: StepContext, snapshot_name: str) -> None:
+    """Every identifier this operation will give RDS fits RDS's rules, or nothing changes: the copy's, the
+    writer's and the final snapshot's (functions/identifiers.py)."""
+    config = ctx.config
+    names = {"the copy": copy_name(snapshot_name), "the writer": writer_id(config.target_cluster_id)}
+    if config.final_snapshot:
+        final = final_snapshot_id(config.target_cluster_id, ctx.operation_id)
+        names["the final snapshot"] = final or f"{config.target_cluster_id}-final-{ctx.operation_id}"
+    for what, name in names.items():
+        problem = identifier_problem(name)
+        if problem:
+            raise ConfigError(f"{what}'s identifier {name} {problem}: RDS would refuse it")

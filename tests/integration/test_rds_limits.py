@@ -12,10 +12,17 @@ from typing import Any
 import pytest
 
 from aurora_restore.local.simulator import ENGINE_VERSION
+from functions.identifiers import copy_name, final_snapshot_id, identifier_problem
 from integration.test_aws_faults import Faults
 from integration.test_snapshot_check_input import assert_failed_without_side_effects
 from integration.world import (
+    COPY_NAME,
+    OPERATION_ID,
+    SNAPSHOT_NAME,
+    SOURCE_CLUSTER,
+    SOURCE_REGION,
     TARGET_CLUSTER,
+    TARGET_DATE,
     World,
     reset_function_caches,
 )
@@ -38,6 +45,100 @@ def next_check_in(world: World) -> timedelta:
     state = world.state()
     assert state is not None and state["status"] == "waiting", state
     return datetime.fromisoformat(state["waiting"]["next_check_at"]) - utcnow()
+
+
+# -- identifiers ---------------------------------------------------------------------------------------------
+def test_a_snapshot_with_a_long_name_is_copied_under_an_identifier_rds_takes(world: World) -> None:
+    # Given the day's snapshot named with 62 characters (RDS takes 63): `<name>-copy` would have 67
+    pattern = "{source_cluster_id}-nightly-snapshot-for-dev-refresh-{date}"
+    long_name = pattern.format(source_cluster_id=SOURCE_CLUSTER, date=TARGET_DATE)
+    assert len(long_name) == 62
+    world.client("rds", SOURCE_REGION).create_db_cluster_snapshot(
+        DBClusterIdentifier=SOURCE_CLUSTER, DBClusterSnapshotIdentifier=long_name
+    )
+    world.put_config(snapshot_name_pattern=pattern)
+
+    # When snapshot_check finds it and copy_snapshot copies it
+    found = world.run("snapshot_check")
+    assert found["snapshot_name"] == long_name, found
+    copied = world.invoke("copy_snapshot", {"operation_id": OPERATION_ID, "snapshot_name": long_name})
+
+    # Then the copy's identifier is one RDS takes, still `-copy` at the end (the IAM policy and the copy
+    # event's rule match that), recognisably the source's, and the copy is there under it
+    copy = copied["target_snapshot"]
+    assert identifier_problem(copy) is None and len(copy) <= 63, copy
+    assert copy.endswith("-copy") and copy.startswith(long_name[:40])
+    assert copy in world.target_rds.cluster_snapshots
+    # And it is the same name on every retry, and check_copy_status follows it
+    assert copy_name(long_name) == copy
+    assert until_done(world, "check_copy_status", {"operation_id": OPERATION_ID, "target_snapshot": copy})
+
+
+def test_a_copy_name_too_long_is_shortened_the_same_way_every_time_and_differently_per_source() -> None:
+    # An automated snapshot of a 63-character cluster has an 80-character name after its `rds:` prefix
+    cluster = "c" * 63
+    monday, tuesday = f"rds:{cluster}-2026-11-23-03-05", f"rds:{cluster}-2026-11-24-03-05"
+
+    names = [copy_name(monday), copy_name(monday), copy_name(tuesday), copy_name(f"awsbackup:{'j' * 70}")]
+
+    assert names[0] == names[1] and names[0] != names[2]
+    for name in names:
+        assert identifier_problem(name) is None and name.endswith("-copy"), name
+    # Names that fit are left as the runbook gives them
+    assert copy_name(SNAPSHOT_NAME) == COPY_NAME
+
+
+LONG_OPERATION = "dev-restore-2023-06-01-after-the-vpc-change-asked-for-by-the-data-team"
+
+
+@pytest.mark.parametrize("world_config", [{"final_snapshot": True}])
+def test_a_final_snapshot_of_a_long_operation_gets_an_identifier_rds_takes(world: World) -> None:
+    # Given an operation whose id makes `<target>-final-<operation>` 96 characters long
+    start = {"operation_id": LONG_OPERATION, "target_date": TARGET_DATE}
+    assert world.invoke("snapshot_check", start)["status"] == "success"
+    copy = world.invoke("copy_snapshot", {"operation_id": LONG_OPERATION, "snapshot_name": SNAPSHOT_NAME})
+    until_done(
+        world,
+        "check_copy_status",
+        {"operation_id": LONG_OPERATION, "target_snapshot": copy["target_snapshot"]},
+    )
+
+    # When delete_rds deletes the old target, keeping a final snapshot
+    until_done(world, "delete_rds", {"operation_id": LONG_OPERATION})
+
+    # Then the final snapshot's identifier is one RDS takes, keeps the `<target>-final-` prefix (the IAM
+    # policy and the pruning of old ones match it), and is what the operation records and names
+    state = world.state(LONG_OPERATION)
+    assert state is not None
+    final = state["outputs"]["final_snapshot"]
+    assert identifier_problem(final) is None and final.startswith(f"{TARGET_CLUSTER}-final-dev-restore"), (
+        final
+    )
+    assert final == final_snapshot_id(TARGET_CLUSTER, LONG_OPERATION)
+    assert final in world.target_rds.cluster_snapshots
+
+
+def test_a_target_leaving_no_room_for_its_final_snapshot_is_refused_before_anything_changes(
+    world: World,
+) -> None:
+    # Given a 50-character target (its writer fits RDS's 63) and a request for a final snapshot, which
+    # would need `<target>-final-` and an 8-character hash of the operation at least: 65 characters
+    target = "t" * 50
+    payload = {
+        "operation_id": OPERATION_ID,
+        "target_date": TARGET_DATE,
+        "overrides": {"target_cluster_id": target, "final_snapshot": True},
+    }
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", payload)
+
+    # Then it is refused, naming the identifier and the limit, and nothing changed
+    assert response["status"] == "error", response
+    assert response["error"]["type"] == "ConfigError"
+    assert "final snapshot `<target_cluster_id>-final-<operation>`" in response["message"]
+    assert "at most 48" in response["message"] and "63" in response["message"]
+    assert world.rds_calls.calls == [] and world.state(f"lease#{target}") is None
 
 
 # -- the restore's engine version ---------------------------------------------------------------------------
