@@ -115,6 +115,18 @@ class RdsAdapter:
         )
         return [dict(group) for group in found.get("SecurityGroups", [])]
 
+    def kms_key(self, key_id: str) -> dict[str, Any] | None:
+        """The KMS key `key_id` names in this region, as DescribeKey describes it (KeyMetadata), or None when
+        there is none. DescribeKey takes a key id, key ARN, alias name or alias ARN and answers with the key
+        an alias points to (https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html)."""
+        answer = self._call(
+            f"describing KMS key {key_id}",
+            aws.client("kms", self.region).describe_key,
+            tolerate=frozenset({"NotFoundException"}),
+            KeyId=key_id,
+        )
+        return dict(answer["KeyMetadata"]) if answer else None
+
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
         return self._describe_one(

@@ -8,7 +8,7 @@ from typing import Any
 from functions import config as config_resolver
 from functions import secrets
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
-from functions.errors import ConfigError, InvalidRequest, NotFound, StepError, shown
+from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
@@ -39,6 +39,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
     version = config.engine_version or snapshot.get("EngineVersion")
     _check_instance_class(ctx, version)
+    _check_key(ctx, snapshot)
     name = snapshot["DBClusterSnapshotIdentifier"]
     _check_identifiers(ctx, name)
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
@@ -261,6 +262,53 @@ def _check_instance_class(ctx: StepContext, version: str | None) -> None:
             f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
             " the target cluster was deleted"
         )
+
+
+def _check_key(ctx: StepContext, snapshot: dict[str, Any]) -> None:
+    """kms_key_id is the key the copy of an encrypted snapshot and the restore use in the target region: one
+    that is not there, another region's (a KMS key serves only its own region), not enabled, not a
+    symmetric encryption key, or one the functions may not describe is refused here, before anything
+    changes, not by CopyDBClusterSnapshot or RestoreDBClusterFromSnapshot after the target was deleted.
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html (KmsKeyId),
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.Encryption.Keys.html (symmetric keys)."""
+    config = ctx.config
+    key_id, region = config.kms_key_id, config.target_region
+    if not key_id:
+        return
+    used_for = "the copy and the restore" if snapshot.get("StorageEncrypted") else "the restore"
+    named_region = key_id.split(":")[3] if key_id.startswith("arn:") and key_id.count(":") >= 5 else region
+    if named_region != region:
+        raise ConfigError(
+            f"kms_key_id {key_id} is in {named_region}: {used_for} take a key in {region}, the target region"
+        )
+    try:
+        key = ctx.target_rds.kms_key(key_id)
+    except AwsError as exc:
+        if exc.retryable:
+            raise
+        raise ConfigError(
+            f"kms_key_id {key_id}: the functions cannot use it in {region} ({exc.message})"
+        ) from exc
+    problem = _key_problem(key, region)
+    if problem:
+        raise ConfigError(f"kms_key_id {key_id} {problem}: {used_for} would be refused")
+
+
+def _key_problem(key: dict[str, Any] | None, region: str) -> str | None:
+    """Why RDS could not encrypt with `key` in `region` (None: it can)."""
+    if key is None:
+        return f"does not exist in {region}"
+    arn = str(key.get("Arn", ""))
+    if arn.startswith("arn:") and arn.split(":")[3] != region:
+        return f"is a key in {arn.split(':')[3]}, not in {region}"
+    if key.get("KeyState", "Enabled") != "Enabled":
+        return f"is {key.get('KeyState')}, not Enabled"
+    if (
+        key.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT"
+        or key.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT"
+    ):
+        return "is not a symmetric encryption key, the only kind RDS encrypts with"
+    return None
 
 
 def _check_identifiers(ctx: StepContext, snapshot_name: str) -> None:

@@ -230,3 +230,99 @@ def test_a_master_password_of_41_characters_is_taken(world: World) -> None:
     )
 
     assert world.run("snapshot_check")["status"] == "success"
+
+
+# -- the KMS key ----------------------------------------------------------------------------------------------
+ENCRYPTED_SOURCE = "enc-source-cluster"
+
+
+def encrypted_source(world: World) -> str:
+    """A source cluster encrypted with a key of the source region (aliased `alias/restore` there, as the
+    source's key often is), with the day's snapshot; the same alias in the target region names its own key."""
+    source_kms = world.client("kms", SOURCE_REGION)
+    source_key = source_kms.create_key(Description="the source's")["KeyMetadata"]
+    source_kms.create_alias(AliasName="alias/source-only", TargetKeyId=source_key["KeyId"])
+    rds = world.client("rds", SOURCE_REGION)
+    rds.create_db_cluster(
+        DBClusterIdentifier=ENCRYPTED_SOURCE,
+        Engine="aurora-postgresql",
+        EngineVersion=ENGINE_VERSION,
+        MasterUsername="postgres",
+        MasterUserPassword="source-master-password",
+        StorageEncrypted=True,
+        KmsKeyId=source_key["Arn"],
+    )
+    rds.create_db_cluster_snapshot(
+        DBClusterIdentifier=ENCRYPTED_SOURCE,
+        DBClusterSnapshotIdentifier=f"{ENCRYPTED_SOURCE}-snapshot-{TARGET_DATE}",
+    )
+    target_kms = world.client("kms")
+    target_key = target_kms.create_key(Description="the target's")["KeyMetadata"]
+    target_kms.create_alias(AliasName="alias/restore", TargetKeyId=target_key["KeyId"])
+    disabled = target_kms.create_key(Description="retired")["KeyMetadata"]
+    target_kms.create_alias(AliasName="alias/retired", TargetKeyId=disabled["KeyId"])
+    target_kms.disable_key(KeyId=disabled["KeyId"])
+    world.rds_calls.clear()
+    return str(target_key["Arn"])
+
+
+def with_key(key_id: str) -> dict[str, Any]:
+    overrides = {"source_cluster_id": ENCRYPTED_SOURCE, "kms_key_id": key_id}
+    return {"operation_id": OPERATION_ID, "target_date": TARGET_DATE, "overrides": overrides}
+
+
+@pytest.mark.parametrize(
+    ("key_id", "problem"),
+    [
+        ("alias/source-only", "kms_key_id alias/source-only does not exist in us-west-2"),
+        (
+            "arn:aws:kms:us-east-1:123456789012:alias/restore",
+            "is in us-east-1: the copy and the restore take a key in us-west-2, the target region",
+        ),
+        ("alias/retired", "kms_key_id alias/retired is Disabled, not Enabled"),
+    ],
+    ids=["alias-of-the-source-region-only", "source-region-alias-arn", "disabled"],
+)
+def test_a_key_the_copy_and_the_restore_cannot_use_is_refused_before_anything_changes(
+    world: World, key_id: str, problem: str
+) -> None:
+    # Given an encrypted source snapshot, copied across regions with a kms_key_id RDS could not use there
+    encrypted_source(world)
+
+    # When snapshot_check runs
+    response = world.invoke("snapshot_check", with_key(key_id))
+
+    # Then it is refused, saying why, before anything changed
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError" and problem in response["message"], response
+
+
+def test_a_key_the_functions_may_not_describe_is_refused_before_anything_changes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encrypted_source(world)
+    Faults(monkeypatch).always("kms", "describe_key", "AccessDeniedException")
+    reset_function_caches()
+
+    response = world.invoke("snapshot_check", with_key("alias/restore"))
+
+    assert_failed_without_side_effects(world, response)
+    assert response["error"]["type"] == "ConfigError"
+    assert "kms_key_id alias/restore: the functions cannot use it in us-west-2" in response["message"]
+    assert "AccessDeniedException" in response["message"]
+
+
+@pytest.mark.parametrize("by", ["alias", "alias-arn", "key-arn"])
+def test_a_target_region_key_is_taken_by_alias_alias_arn_or_key_arn(world: World, by: str) -> None:
+    key_arn = encrypted_source(world)
+    key_id = {
+        "alias": "alias/restore",
+        "alias-arn": "arn:aws:kms:us-west-2:123456789012:alias/restore",
+        "key-arn": key_arn,
+    }[by]
+
+    found = world.invoke("snapshot_check", with_key(key_id))
+
+    assert found["status"] == "success", found
+    state = world.state()
+    assert state is not None and state["outputs"]["snapshot_encrypted"] is True
