@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -11,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from functions import aws
 from functions.errors import AwsError, NotFound
+from functions.identifiers import as_identifier as as_identifier  # where callers have found it
 
 NOT_FOUND_CODES = frozenset(
     {
@@ -27,18 +27,13 @@ DELETE_UNDER_WAY = frozenset(
 )
 
 
-def as_identifier(text: str, limit: int = 255) -> str:
-    """`text` as an RDS identifier may be: letters, digits and single hyphens, no hyphen at either end,
-    at most `limit` characters (a snapshot's 255). Anything else becomes a hyphen."""
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]", "-", text)).strip("-")
-    return name[:limit].rstrip("-")
-
-
 # Pages of one listing read before giving up on it.
 MAX_PAGES = 20
 # A change RDS refuses while the cluster is busy with another (backing up, modifying, an instance being
-# created or deleted): asked again at the next check instead of failing the operation.
+# created or deleted, resetting its master credentials): asked again at the next check instead of failing
+# the operation.
 BUSY = frozenset({"InvalidDBClusterStateFault"})
+INSTANCE_EXISTS = frozenset({"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"})
 
 
 class RdsAdapter:
@@ -58,15 +53,17 @@ class RdsAdapter:
         try:
             return call(**kwargs)
         except ClientError as exc:
-            code = aws.error_code(exc)
-            if code in tolerate:
+            if aws.error_code(exc) in tolerate:
                 return None
-            if code in NOT_FOUND_CODES:
-                raise NotFound(f"{what}: {code}") from exc
-            message = exc.response.get("Error", {}).get("Message", "")
-            raise AwsError(
-                f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc)
-            ) from exc
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: ClientError) -> NotFound | AwsError:
+        """Our error for an RDS (or EC2, KMS) refusal."""
+        code = aws.error_code(exc)
+        if code in NOT_FOUND_CODES:
+            return NotFound(f"{what}: {code}")
+        message = exc.response.get("Error", {}).get("Message", "")
+        return AwsError(f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc))
 
     def _describe_one(
         self, what: str, call: Callable[..., Any], key: str, **kwargs: Any
@@ -117,6 +114,18 @@ class RdsAdapter:
             Filters=[{"Name": "group-id", "Values": group_ids}],
         )
         return [dict(group) for group in found.get("SecurityGroups", [])]
+
+    def kms_key(self, key_id: str) -> dict[str, Any] | None:
+        """The KMS key `key_id` names in this region, as DescribeKey describes it (KeyMetadata), or None when
+        there is none. DescribeKey takes a key id, key ARN, alias name or alias ARN and answers with the key
+        an alias points to (https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html)."""
+        answer = self._call(
+            f"describing KMS key {key_id}",
+            aws.client("kms", self.region).describe_key,
+            tolerate=frozenset({"NotFoundException"}),
+            KeyId=key_id,
+        )
+        return dict(answer["KeyMetadata"]) if answer else None
 
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
@@ -266,18 +275,20 @@ class RdsAdapter:
         )
         return dict(answer["DBCluster"]) if answer else {}
 
-    def create_instance(self, **kwargs: Any) -> dict[str, Any]:
-        """Ask for an instance; {} when it exists already or RDS refused it for now (its cluster in a state
-        that takes no new instance yet, such as resetting its master credentials)."""
-        answer = self._call(
-            f"creating instance {kwargs['DBInstanceIdentifier']}",
-            self._client.create_db_instance,
-            tolerate=frozenset(
-                {"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault", "InvalidDBClusterStateFault"}
-            ),
-            **kwargs,
-        )
-        return dict(answer["DBInstance"]) if answer else {}
+    def create_instance(self, **kwargs: Any) -> bool:
+        """Ask for an instance: whether RDS took it (or it exists already, a re-run after a crash). False
+        when RDS refused it for now with InvalidDBClusterStateFault, its cluster in a state that takes no new
+        instance yet, such as `resetting-master-credentials` right after ModifyDBCluster set the master
+        password (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html, Errors)."""
+        try:
+            self._client.create_db_instance(**kwargs)
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code in BUSY:
+                return False
+            if code not in INSTANCE_EXISTS:
+                raise self._error(f"creating instance {kwargs['DBInstanceIdentifier']}", exc) from exc
+        return True
 
     def set_master_password(self, cluster_id: str, password: str) -> bool:
         """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check."""

@@ -65,14 +65,19 @@ def _password_and_username(secret_id: str, region: str) -> tuple[str, str | None
     return password, username
 
 
-# What RDS takes as a master password: printable ASCII but "/", '"' and "@", at least 8 characters.
+# What RDS takes as an Aurora cluster's master password: 8 to 41 characters, printable ASCII but "/", '"'
+# and "@" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html and
+# API_CreateDBCluster.html, MasterUserPassword), and no space.
 MASTER_PASSWORD_REFUSED = frozenset('/"@')
+MASTER_PASSWORD_MAX = 41
 
 
 def master_password_problem(password: str) -> str | None:
     """Why RDS would refuse `password` as the cluster's master password (None: it takes it). Never names it."""
     if len(password) < 8:
         return "is shorter than the 8 characters RDS requires of a master password"
+    if len(password) > MASTER_PASSWORD_MAX:
+        return f"is longer than the {MASTER_PASSWORD_MAX} characters RDS takes for an Aurora master password"
     if any(not (" " < char <= "~") or char in MASTER_PASSWORD_REFUSED for char in password):
         return 'holds a character RDS refuses in a master password (a space, /, ", @, or one outside printable ASCII)'
     return None

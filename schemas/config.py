@@ -34,9 +34,17 @@ RESERVED_USERNAMES = frozenset(
     {"postgres", "rdsadmin", "rds_superuser", "public", "none", "pg_monitor", "rdsrepladmin"}
 )
 RESERVED_PREFIXES = ("pg_", "rds_")
-# A restored cluster's writer is `<target_cluster_id>-writer`, and an instance id holds 63 characters.
+# RDS's limit for a cluster, instance and cluster snapshot identifier (functions/identifiers.py cites it).
+RDS_IDENTIFIER_MAX = 63
+# A restored cluster's writer is `<target_cluster_id>-writer`.
 WRITER_SUFFIX = "-writer"
-MAX_TARGET_CLUSTER_ID = 63 - len(WRITER_SUFFIX)
+MAX_TARGET_CLUSTER_ID = RDS_IDENTIFIER_MAX - len(WRITER_SUFFIX)
+# A final snapshot is `<target_cluster_id>-final-<operation>` (the IAM policy and the pruning match that
+# prefix), the operation cut and followed by a hash of it when too long (functions.identifiers.fitted): the
+# target leaves room for the hash at least.
+FINAL_SNAPSHOT_INFIX = "-final-"
+IDENTIFIER_HASH_LENGTH = 8
+MAX_FINAL_TARGET_CLUSTER_ID = RDS_IDENTIFIER_MAX - len(FINAL_SNAPSHOT_INFIX) - IDENTIFIER_HASH_LENGTH
 # What snapshot_name_pattern may name.
 PATTERN_FIELDS = frozenset({"source_cluster_id", "date"})
 
@@ -212,10 +220,24 @@ class RestoreConfig(BaseModel):
         problem = pattern_problem(self.snapshot_name_pattern)
         if problem:
             raise ValueError(f"snapshot_name_pattern {problem}")
-        if len(self.target_cluster_id) > MAX_TARGET_CLUSTER_ID:
+        return self
+
+    @model_validator(mode="after")
+    def _derived_names_fit(self) -> RestoreConfig:
+        """The names derived from the target fit RDS's identifiers, or the configuration is refused before
+        anything changes (a name RDS refuses would fail the operation after the target was deleted)."""
+        length = len(self.target_cluster_id)
+        if length > MAX_TARGET_CLUSTER_ID:
             raise ValueError(
-                f"target_cluster_id has {len(self.target_cluster_id)} characters: at most {MAX_TARGET_CLUSTER_ID}, "
-                f"so that its writer `<target_cluster_id>{WRITER_SUFFIX}` fits RDS's 63"
+                f"target_cluster_id has {length} characters: at most {MAX_TARGET_CLUSTER_ID}, so that its writer"
+                f" `<target_cluster_id>{WRITER_SUFFIX}` fits RDS's {RDS_IDENTIFIER_MAX} for an instance identifier"
+            )
+        if self.final_snapshot and length > MAX_FINAL_TARGET_CLUSTER_ID:
+            raise ValueError(
+                f"final_snapshot: target_cluster_id has {length} characters, at most {MAX_FINAL_TARGET_CLUSTER_ID}"
+                f" with final_snapshot on, so that the final snapshot `<target_cluster_id>{FINAL_SNAPSHOT_INFIX}"
+                f"<operation>` (the operation shortened to a {IDENTIFIER_HASH_LENGTH}-character hash at least) fits"
+                f" RDS's {RDS_IDENTIFIER_MAX} for a DB cluster snapshot identifier"
             )
         return self
 

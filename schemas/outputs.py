@@ -49,14 +49,20 @@ class StepOutputs(BaseModel):
     target_cluster_id: str | None = Field(
         default=None, description="The target cluster, recorded once its lease is taken (the lease held)"
     )
+    engine_version: str | None = Field(
+        default=None,
+        description="The engine version restore_snapshot asks for (engine_version, else the snapshot's): the"
+        " one the writer's instance class was checked against",
+    )
     warnings: list[str] | None = Field(
         default=None, description="Configuration warnings found at the start (a literal password, ...)"
     )
     # copy_snapshot
     target_snapshot: str | None = Field(
         default=None,
-        description="The copy in the target region (`<snapshot>-copy`), shared with operations restoring the"
-        " same snapshot; recorded before the copy is asked for",
+        description="The copy in the target region (`<snapshot>-copy`, shortened with a hash of the snapshot's"
+        " name to RDS's 63 characters), shared with operations restoring the same snapshot; recorded before"
+        " the copy is asked for",
     )
     copy_requested_at: IsoDateTime | None = Field(
         default=None, description="When the copy was first asked for: its progress is measured from here"

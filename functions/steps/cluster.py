@@ -7,12 +7,11 @@ from typing import Any
 
 from functions import secrets
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
-from functions.errors import GuardRefused, InvalidRequest, NotFound, StepError, shown
+from functions.errors import ConfigError, GuardRefused, InvalidRequest, NotFound, StepError, shown
+from functions.identifiers import final_snapshot_id, writer_id
 from functions.observability import logger
-from functions.rds import as_identifier
 from functions.steps.snapshot import OPERATION_TAG, release_copy
 from schemas.common import Step
-from schemas.config import WRITER_SUFFIX
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
 
@@ -124,7 +123,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
                 f"cluster {cluster_id} to accept turning its deletion protection off",
                 ctx.config.recheck_interval_seconds,
             )
-        final = as_identifier(f"{cluster_id}-final-{ctx.operation_id}") if config.final_snapshot else None
+        final = _final_snapshot(ctx) if config.final_snapshot else None
         if final:  # kept after the refresh, so the notification names it (one per refresh, never deleted)
             outputs["final_snapshot"] = final
         if not rds.delete_cluster(cluster_id, final):
@@ -138,6 +137,16 @@ def delete_rds(ctx: StepContext) -> Outcome:
                 ctx.config.recheck_interval_seconds,
             )
     return _deleting(ctx, fields, outputs, f"cluster {cluster_id} to be deleted")
+
+
+def _final_snapshot(ctx: StepContext) -> str:
+    """The final snapshot's identifier (functions.identifiers.final_snapshot_id); RestoreConfig refuses a
+    target that leaves it no room, so this only fails on a configuration recorded before that check."""
+    cluster_id = ctx.config.target_cluster_id
+    final = final_snapshot_id(cluster_id, ctx.operation_id)
+    if final is None:
+        raise ConfigError(f"target_cluster_id {cluster_id} leaves no room for a final snapshot's identifier")
+    return final
 
 
 def _deleting(
@@ -168,8 +177,13 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         "DeletionProtection": False,
         "CopyTagsToSnapshot": True,
     }
-    if config.engine_version:
-        kwargs["EngineVersion"] = config.engine_version
+    # The version snapshot_check checked the writer's class against (engine_version, else the snapshot's):
+    # named always, since without EngineVersion RDS restores at the region's default version for the engine,
+    # not at the snapshot's
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html).
+    version = ctx.outputs.get("engine_version") or config.engine_version
+    if version:
+        kwargs["EngineVersion"] = version
     if config.kms_key_id:
         kwargs["KmsKeyId"] = config.kms_key_id
     if config.serverless:
@@ -189,11 +203,6 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
         next_step=Step.CHECK_RESTORE_STATUS,
     )
-
-
-def writer_id(cluster_id: str) -> str:
-    """`<target_cluster_id>-writer`: RestoreConfig keeps the cluster id short enough for it to fit."""
-    return f"{cluster_id}{WRITER_SUFFIX}"
 
 
 def check_restore_status(ctx: StepContext) -> Outcome:
@@ -255,16 +264,11 @@ def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, A
     writer = writer_id(ctx.config.target_cluster_id)
     if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(INSTANCE, writer, ctx.operation_id)
-        _ask_for_writer(ctx, writer)
         outputs["writer_requested"] = True
-        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+        return _ask_for_writer(ctx, fields, outputs, writer)
     instance = ctx.target_rds.instance(writer)
-    if instance is None:
-        # RDS refused it for now (the cluster busy, as right after its master password was set): again,
-        # and look again soon: no event follows a refusal.
-        _ask_for_writer(ctx, writer)
-        what, recheck = f"writer instance {writer} to be accepted", ctx.config.recheck_interval_seconds
-        return _restoring(ctx, fields, "creating", what, outputs, recheck)
+    if instance is None:  # RDS refused it for now: asked again
+        return _ask_for_writer(ctx, fields, outputs, writer)
     instance_status = instance.get("DBInstanceStatus")
     if instance_status in INSTANCE_FAILED:
         raise StepError(f"the writer instance {writer} is {instance_status}")
@@ -299,10 +303,14 @@ def _happened_before_this_restore(ctx: StepContext, when: str | None) -> bool:
     return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)) < began
 
 
-def _ask_for_writer(ctx: StepContext, writer: str) -> None:
-    """Create the writer. One that exists already (a re-run after a crash) and a refusal for now (the
-    cluster not ready for it) are both tolerated: the next check finds the writer, or asks again."""
-    ctx.target_rds.create_instance(
+def _ask_for_writer(
+    ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any], writer: str
+) -> Outcome:
+    """Create the writer, then wait. Taken (or there already, a re-run after a crash), its creation's events
+    end the wait. Refused for now (the cluster `resetting-master-credentials` right after its master password
+    was set, or otherwise busy), no event follows: look again at the short interval and ask again, rather
+    than at the safety re-check."""
+    accepted = ctx.target_rds.create_instance(
         DBInstanceIdentifier=writer,
         DBClusterIdentifier=ctx.config.target_cluster_id,
         DBInstanceClass=ctx.config.instance_class,
@@ -310,6 +318,10 @@ def _ask_for_writer(ctx: StepContext, writer: str) -> None:
         Tags=ctx.tags(),
         PubliclyAccessible=False,
     )
+    if accepted:
+        return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)
+    what = f"writer instance {writer} to be accepted"
+    return _restoring(ctx, fields, "creating", what, outputs, ctx.config.recheck_interval_seconds)
 
 
 def _restoring(

@@ -8,23 +8,14 @@ from typing import Any
 from functions import config as config_resolver
 from functions import secrets
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
-from functions.errors import ConfigError, InvalidRequest, NotFound, StepError, shown
-from functions.rds import as_identifier
-from functions.routes import COPY_SUFFIX
+from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
+from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
 
 OPERATION_TAG = "aurora-restore:operation-id"
-
-
-def copy_name(source_name: str) -> str:
-    """The copy's identifier: `<source snapshot>-copy`, as the runbook names it. A snapshot found by date
-    rather than by name can be automated (`rds:<cluster>-<yyyy-mm-dd-hh-mm>`) or AWS Backup's
-    (`awsbackup:job-...`), and an RDS identifier holds only letters, digits and single hyphens: the
-    service's prefix is dropped and anything else becomes a hyphen."""
-    return f"{as_identifier(source_name.rpartition(':')[2], 250)}{COPY_SUFFIX}"
 
 
 def snapshot_check(ctx: StepContext) -> Outcome:
@@ -44,9 +35,14 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     config_resolver.refuse_master_as_user(
         users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
     )
-    _check_instance_class(ctx, snapshot)
-    ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
+    # The version the restore asks for, and the writer's class is checked against: RDS restores at the
+    # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
+    version = config.engine_version or snapshot.get("EngineVersion")
+    _check_instance_class(ctx, version)
+    _check_key(ctx, snapshot)
     name = snapshot["DBClusterSnapshotIdentifier"]
+    _check_identifiers(ctx, name)
+    ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     return Done(
         message="Snapshot exists",
         fields={"snapshot_exists": True, "snapshot_name": name},
@@ -55,6 +51,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
             snapshot_name=name,
             snapshot_arn=snapshot["DBClusterSnapshotArn"],
             snapshot_encrypted=bool(snapshot.get("StorageEncrypted")),
+            engine_version=version,
             target_cluster_id=config.target_cluster_id,
             warnings=ctx.warnings,
         ),
@@ -255,14 +252,74 @@ def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     return snapshot
 
 
-def _check_instance_class(ctx: StepContext, snapshot: dict[str, Any]) -> None:
+def _check_instance_class(ctx: StepContext, version: str | None) -> None:
     """The writer is created after the target was deleted: a class RDS does not offer for the engine version
     the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead."""
     config = ctx.config
-    version = config.engine_version or snapshot.get("EngineVersion")
     if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
         raise ConfigError(
             f"instance_class {config.instance_class} is not offered for {config.engine}"
             f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
             " the target cluster was deleted"
         )
+
+
+def _check_key(ctx: StepContext, snapshot: dict[str, Any]) -> None:
+    """kms_key_id is the key the copy of an encrypted snapshot and the restore use in the target region: one
+    that is not there, another region's (a KMS key serves only its own region), not enabled, not a
+    symmetric encryption key, or one the functions may not describe is refused here, before anything
+    changes, not by CopyDBClusterSnapshot or RestoreDBClusterFromSnapshot after the target was deleted.
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html (KmsKeyId),
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.Encryption.Keys.html (symmetric keys)."""
+    config = ctx.config
+    key_id, region = config.kms_key_id, config.target_region
+    if not key_id:
+        return
+    used_for = "the copy and the restore" if snapshot.get("StorageEncrypted") else "the restore"
+    named_region = key_id.split(":")[3] if key_id.startswith("arn:") and key_id.count(":") >= 5 else region
+    if named_region != region:
+        raise ConfigError(
+            f"kms_key_id {key_id} is in {named_region}: {used_for} take a key in {region}, the target region"
+        )
+    try:
+        key = ctx.target_rds.kms_key(key_id)
+    except AwsError as exc:
+        if exc.retryable:
+            raise
+        raise ConfigError(
+            f"kms_key_id {key_id}: the functions cannot use it in {region} ({exc.message})"
+        ) from exc
+    problem = _key_problem(key, region)
+    if problem:
+        raise ConfigError(f"kms_key_id {key_id} {problem}: {used_for} would be refused")
+
+
+def _key_problem(key: dict[str, Any] | None, region: str) -> str | None:
+    """Why RDS could not encrypt with `key` in `region` (None: it can)."""
+    if key is None:
+        return f"does not exist in {region}"
+    arn = str(key.get("Arn", ""))
+    if arn.startswith("arn:") and arn.split(":")[3] != region:
+        return f"is a key in {arn.split(':')[3]}, not in {region}"
+    if key.get("KeyState", "Enabled") != "Enabled":
+        return f"is {key.get('KeyState')}, not Enabled"
+    if (
+        key.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT"
+        or key.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT"
+    ):
+        return "is not a symmetric encryption key, the only kind RDS encrypts with"
+    return None
+
+
+def _check_identifiers(ctx: StepContext, snapshot_name: str) -> None:
+    """Every identifier this operation will give RDS fits RDS's rules, or nothing changes: the copy's, the
+    writer's and the final snapshot's (functions/identifiers.py)."""
+    config = ctx.config
+    names = {"the copy": copy_name(snapshot_name), "the writer": writer_id(config.target_cluster_id)}
+    if config.final_snapshot:
+        final = final_snapshot_id(config.target_cluster_id, ctx.operation_id)
+        names["the final snapshot"] = final or f"{config.target_cluster_id}-final-{ctx.operation_id}"
+    for what, name in names.items():
+        problem = identifier_problem(name)
+        if problem:
+            raise ConfigError(f"{what}'s identifier {name} {problem}: RDS would refuse it")

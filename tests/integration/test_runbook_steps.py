@@ -513,7 +513,8 @@ def test_check_restore_status_asks_again_for_a_writer_rds_refused_for_now(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Right after the master password is set the cluster may take no instance yet (InvalidDBClusterState,
-    tolerated): the next check found no writer and failed the operation, the old target already gone."""
+    tolerated): the next check found no writer and failed the operation, the old target already gone. A
+    refusal is looked at again soon (no event follows it); a writer RDS took is waited for by its events."""
     from datetime import timedelta
 
     from functions.rds import RdsAdapter
@@ -521,10 +522,15 @@ def test_check_restore_status_asks_again_for_a_writer_rds_refused_for_now(
 
     world.advance("check_restore_status")
     with monkeypatch.context() as busy:
-        busy.setattr(RdsAdapter, "create_instance", lambda self, **kwargs: {})  # refused for now
+        busy.setattr(RdsAdapter, "create_instance", lambda self, **kwargs: False)  # refused for now
         assert world.run("check_restore_status")["cluster_status"] == "creating"
     writer = f"{TARGET_CLUSTER}-writer"
     assert writer not in world.target_rds.databases
+    state = world.state()
+    assert state is not None and state["status"] == "waiting"
+    assert "to be accepted" in state["waiting"]["waiting_for"]
+    next_check = datetime.fromisoformat(state["waiting"]["next_check_at"])
+    assert next_check - utcnow() <= timedelta(seconds=61)  # soon: no event follows a refusal
 
     again = world.run("check_restore_status")
 
@@ -532,9 +538,7 @@ def test_check_restore_status_asks_again_for_a_writer_rds_refused_for_now(
     assert writer in world.target_rds.databases
     state = world.state()
     assert state is not None and state["status"] == "waiting"
-    assert "to be accepted" in state["waiting"]["waiting_for"]
-    next_check = datetime.fromisoformat(state["waiting"]["next_check_at"])
-    assert next_check - utcnow() <= timedelta(seconds=61)  # soon: no event follows a refusal
+    assert "to be available" in state["waiting"]["waiting_for"]
     assert world.run("check_restore_status")["next_step"] == "setup_db_users"
 
 
@@ -551,7 +555,7 @@ def test_the_writers_creation_refused_for_now_is_tolerated(monkeypatch: pytest.M
             )
 
     monkeypatch.setattr(RdsAdapter, "_client", property(lambda self: Busy()))
-    assert RdsAdapter("us-west-2").create_instance(DBInstanceIdentifier="w", DBClusterIdentifier="c") == {}
+    assert RdsAdapter("us-west-2").create_instance(DBInstanceIdentifier="w", DBClusterIdentifier="c") is False
 
 
 def test_a_delete_rds_that_fails_part_way_says_deletion_started(
