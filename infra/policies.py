@@ -251,7 +251,17 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
             {"StringEquals": {"aws:RequestedRegion": refs.region}},
         ),
         *_db_users(refs),
+        *_key_checked(refs),
     ]
+
+
+def _key_checked(refs: PolicyRefs) -> list[dict[str, Any]]:
+    """RdsAdapter.kms_key: snapshot_check describes the configured kms_key_id in the target region (an alias
+    resolved by KMS) before anything changes; nothing when no key is configured."""
+    if not refs.restore_kms_key_id:
+        return []
+    resource, condition = refs.kms_key_resources(refs.restore_kms_key_id)
+    return [_statement("RestoreKeyChecked", ["kms:DescribeKey"], [resource], condition)]
 
 
 def _copy_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:

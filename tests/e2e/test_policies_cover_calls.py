@@ -47,6 +47,7 @@ REFS = PolicyRefs(
     environment="dev",
     final_snapshot=True,
     final_snapshots_kept=True,
+    restore_kms_key_id="arn:aws:kms:us-west-2:123456789012:key/restore",  # every option on: the key too
     wakeup_role_arn="arn:aws:iam::123456789012:role/aurora-restore-wakeups-dev",
 )
 
@@ -153,6 +154,7 @@ STEP_CALLS: dict[str, set[str]] = {
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",  # the DB users (SecureString)
         "kms:Decrypt",
+        "kms:DescribeKey",  # kms_key_id checked in the target region (RdsAdapter.kms_key)
         "dynamodb:GetItem",  # the lease and its holder
         "dynamodb:PutItem",
     },
