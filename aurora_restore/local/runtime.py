@@ -84,6 +84,11 @@ class RuntimeOptions:
     # False: no workers and no reconciler, so only a driver that invokes the functions directly (the
     # runbook's polling script, the benchmark) advances operations.
     choreography: bool = True
+    # Which wake-ups fire: None, every one-time schedule when due; a set of step names, only those steps'
+    # RecheckDue (every other schedule, the watchdogs' too, is dropped unfired, as if Scheduler lost it).
+    # With `reconciler` False as well, nothing but an RDS event can end the other steps' waits.
+    wakeups_fired_for: frozenset[str] | None = None
+    reconciler: bool = True  # False: no reconciler scan (its hourly schedule) in this runtime
     faults: FaultProfile = field(default_factory=FaultProfile)
     config_overrides: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
@@ -110,7 +115,10 @@ class LocalRuntime:
         self.crash_profile = CrashProfile(lambda: self.options.faults, self._operation_mutations)
         self.delivery = EventDelivery(self)
         self.wakeups = SchedulerEmulator(
-            lambda: self.client("events"), self.options.target_region, self.errors
+            lambda: self.client("events"),
+            self.options.target_region,
+            self.errors,
+            only_steps=self.options.wakeups_fired_for,
         )
         self._logs = LogRedirect(self.options.log_path, self.log_lines)
         self._threads: list[threading.Thread] = []
