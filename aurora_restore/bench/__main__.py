@@ -33,6 +33,9 @@ FULL = {
     "schemas": 20,
     "naive_users": 200,
     "many_users": 200,
+    # the database the users are also set up on: schemas, tables in each
+    "users_schemas": 2,
+    "users_tables_per_schema": 50,
 }
 QUICK = {
     "wall_per_aws_minute": 0.2,
@@ -42,6 +45,8 @@ QUICK = {
     "schemas": 2,
     "naive_users": 50,
     "many_users": 20,
+    "users_schemas": 2,
+    "users_tables_per_schema": 10,
 }
 TABLES_PER_SCHEMA = 500
 
@@ -90,8 +95,10 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         TABLES_PER_SCHEMA,
         int(plan["naive_users"]),
         int(plan["many_users"]),
+        (int(plan["users_schemas"]), int(plan["users_tables_per_schema"])),
     )
     db.setdefault("setup_users_1000_s", None)
+    db.setdefault("setup_users_1000_on_tables_s", None)
     db.setdefault("verify_10000_tables_s", None)
     if quick:
         db["note"] = (

@@ -246,6 +246,33 @@ def _fresh_database(server: PostgresServer, name: str) -> None:
         admin.close()
 
 
+def setup_users_on_tables(
+    server: PostgresServer, users: int, schemas: int, per_schema: int
+) -> dict[str, Any]:
+    """setup_users for `users` new users on a database that has tables: each user's privileges granted on
+    every table (GRANT ... ON ALL TABLES IN SCHEMA rewrites each table's ACL, which names every user), where
+    an empty database has nothing to grant on. The tables are made first (not timed)."""
+    _fresh_database(server, "bench_users_tables")
+    conn = server.connect("bench_users_tables")
+    try:
+        tables = len(_create_tables(conn, schemas, per_schema))
+    finally:
+        conn.close()
+    conn = server.connect("bench_users_tables", autocommit=False)
+    try:
+        seconds = _timed(
+            lambda: database.setup_users(
+                conn,
+                "bench_users_tables",
+                grants(users, "tabled_user"),
+                connect=lambda: server.connect("bench_users_tables", autocommit=False),
+            )
+        )
+    finally:
+        conn.close()
+    return {"users": users, "schemas": schemas, "tables": tables, "seconds": seconds}
+
+
 def _timed(action: Any) -> float:
     began = time.perf_counter()
     action()
@@ -253,8 +280,14 @@ def _timed(action: Any) -> float:
 
 
 def measure_database(
-    users: int, schemas: int, per_schema: int, naive_users: int, many_users: int
+    users: int,
+    schemas: int,
+    per_schema: int,
+    naive_users: int,
+    many_users: int,
+    users_tables: tuple[int, int] = (2, 50),
 ) -> dict[str, Any]:
+    """`users_tables`: (schemas, tables in each) of the database the users are also set up on."""
     server = PostgresServer().start()
     try:
         _fresh_database(server, "bench_users")
@@ -281,6 +314,7 @@ def measure_database(
         finally:
             naive_conn.close()
         naive_per_user = naive_s / max(naive_users, 1)
+        on_tables = setup_users_on_tables(server, users, *users_tables)
 
         _fresh_database(server, "bench_tables")
         conn = server.connect("bench_tables")
@@ -305,6 +339,9 @@ def measure_database(
             conn.close()
         return {
             "setup_users_1000_s" if users == 1000 else f"setup_users_{users}_s": setup_s,
+            "setup_users_1000_on_tables_s"
+            if users == 1000
+            else f"setup_users_{users}_on_tables_s": on_tables["seconds"],
             "verify_10000_tables_s"
             if schemas * per_schema == 10000
             else f"verify_{schemas * per_schema}_tables_s": verify_s,
@@ -316,6 +353,7 @@ def measure_database(
                 "naive_s_for_all_users": round(naive_per_user * users, 1),
                 "naive_extrapolated": naive_users != users,
                 "per_role": costs,
+                "on_tables": on_tables,
             },
             "verify": {
                 "schemas": schemas,

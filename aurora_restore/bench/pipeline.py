@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from aurora_restore.bench.timeline import CallRecorder, raised_by_type, read_timeline
+from aurora_restore.bench.timeline import (
+    CallRecorder,
+    of_operation,
+    raised_by_type,
+    rds_triggered,
+    read_timeline,
+)
+from aurora_restore.local.faults import operation_resources
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
@@ -168,7 +175,7 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
             scale=scale.factor,
             wakeups=list(runtime.wakeup_log),
         )
-        step_calls = [c for c in calls if c.operation_id == operation_id and c.function != RECONCILE]
+        step_calls = of_operation(calls, operation_id, operation_resources(state))
         ticks = [c for c in calls if c.function == RECONCILE and began <= c.started <= ended]
         acting = [c for c in ticks if operation_id in c.response.get("rechecked", [])]
         invocations = len(step_calls) + len(ticks)  # one operation at a time: every tick is its own
@@ -188,6 +195,8 @@ def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -
                 "by_function": _by_function(step_calls),
                 # Each counts against its function's errors alarm (1 in 5 minutes).
                 "raised": raised_by_type(step_calls + ticks),
+                # Started by an RDS event: those ignored or raised name no operation, counted by resource.
+                "rds_triggered": rds_triggered(step_calls),
             },
             "wall": {
                 "e2e_s": reading.e2e_wall_s,

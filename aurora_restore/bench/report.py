@@ -99,7 +99,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             "1,000 users set up < 3 s",
             None if setup is None else setup < 3,
             _fmt(setup, " s")
-            + ("" if setup is None or estimate is None else f" (CPU-bound estimate here ~{estimate} s)"),
+            + ("" if setup is None or estimate is None else f" (CPU-bound estimate here ~{estimate} s)")
+            + _with_tables(db),
         ),
     )
     rows.append(
@@ -108,11 +109,46 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     return rows
 
 
+def _scale_rds_triggered(scale: dict[str, Any]) -> str:
+    counts = scale.get("rds_triggered")
+    if not counts:
+        return ""
+    return (
+        f"{counts['total']} invocations started by RDS events in all ({counts['ignored']} ignored, "
+        f"{counts['raised']} raised); "
+    )
+
+
+def _with_tables(db: dict[str, Any]) -> str:
+    """The 1,000 users' figure on a database with tables, beside the target's (measured without)."""
+    seconds = db.get("setup_users_1000_on_tables_s")
+    tables = ((db.get("setup_users") or {}).get("on_tables") or {}).get("tables")
+    if seconds is None or tables is None:
+        return ""
+    return f"; on a database with {tables} tables {_fmt(seconds, ' s')}"
+
+
 def _raised(counts: dict[str, int]) -> str:
     if not counts:
         return "no invocation raised"
     kinds = ", ".join(f"{count} {kind}" for kind, count in counts.items())
     return f"{sum(counts.values())} invocations raised ({kinds}): each counts against its function's errors alarm"
+
+
+def _rds_triggered(contender: dict[str, Any], key: str) -> int | None:
+    """Of a contender's invocations, those RDS events started (counted by the resource they name)."""
+    counts = contender["invocations"].get("rds_triggered")
+    return None if counts is None else int(counts[key])
+
+
+def _on_tables(setup: dict[str, Any]) -> str:
+    tabled = setup.get("on_tables")
+    if not tabled:
+        return "db: users were not set up on a database with tables"
+    return (
+        f"db: {tabled['users']} users set up on a database with {tabled['tables']} tables in "
+        f"{tabled['schemas']} schemas in {tabled['seconds']} s (every user's privileges granted on every table)"
+    )
 
 
 def render(results: dict[str, Any]) -> str:
@@ -151,6 +187,17 @@ def render(results: dict[str, Any]) -> str:
         sum(chor["invocations"].get("raised", {}).values()),
         sum(poll["invocations"].get("raised", {}).values()),
     )
+    row(
+        "  of which started by RDS events",
+        _rds_triggered(chor, "total"),
+        _rds_triggered(poll, "total"),
+    )
+    row(
+        "    ignored (not the step's turn, stale)",
+        _rds_triggered(chor, "ignored"),
+        _rds_triggered(poll, "ignored"),
+    )
+    row("    raised", _rds_triggered(chor, "raised"), _rds_triggered(poll, "raised"))
     row("RDS API calls per op", chor["rds_api_calls_per_op"], poll["rds_api_calls_per_op"])
     row("wall seconds (unscaled)", chor["wall"]["e2e_s"], poll["wall"]["e2e_s"])
     scale, cold, db = results["scale"], results["cold_start"], results["db"]
@@ -160,7 +207,7 @@ def render(results: dict[str, Any]) -> str:
         f"({scale['throughput_ops_per_min']} ops/min; slowest {scale['slowest_op_s']} s, median "
         f"{scale['median_op_s']} s, {scale['simulated_aws_s_per_op']} s simulated AWS work each); "
         f"{scale['invocations_per_op']} invocations and {scale['rds_api_calls_per_op']} RDS calls per op; "
-        f"{_raised(scale.get('raised', {}))}",
+        f"{_scale_rds_triggered(scale)}{_raised(scale.get('raised', {}))}",
         f"cold start: slowest import {cold['max_import_ms']} ms ({cold['slowest_module']}, best of "
         f"{cold['repeats']}); artifact {_fmt(cold['artifact'].get('mb'), ' MB')}"
         + (f" ({cold['artifact']['note']})" if cold["artifact"].get("note") else ""),
@@ -172,6 +219,7 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         f"db: {setup['users']} users set up in {setup['batched_s']} s (naive, one statement and commit at a "
         f"time: {setup['naive_s_for_all_users']} s{extrapolated})",
+        _on_tables(setup),
         _role_costs(setup),
         f"db: {verify['tables']} tables in {verify['schemas']} schemas verified in {verify['catalog_s']} s "
         f"(naive, one query per table: {verify['naive_s']} s)",

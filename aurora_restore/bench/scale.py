@@ -7,7 +7,7 @@ import time
 from datetime import date
 from typing import Any
 
-from aurora_restore.bench.timeline import CallRecorder, raised_by_type
+from aurora_restore.bench.timeline import CallRecorder, of_operation, raised_by_type, rds_triggered
 from aurora_restore.local.runtime import LocalRuntime, RuntimeOptions
 from aurora_restore.local.simulator import Durations
 from functions.routes import RECONCILE
@@ -66,7 +66,11 @@ def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
         calls = recorder.snapshot()
         completed = [op for op, (status, _) in finished.items() if status == "completed"]
         durations = sorted(at - began for _, at in finished.values())
-        step_calls = [c for c in calls if c.operation_id in set(ids) and c.function != RECONCILE]
+        step_calls = [
+            call
+            for operation_id, target in zip(ids, targets, strict=True)
+            for call in of_operation(calls, operation_id, _resources(target))
+        ]
         ticks = [c for c in calls if c.function == RECONCILE]
         return {
             "operations": operations,
@@ -80,12 +84,20 @@ def measure_scale(operations: int, timeout: float) -> dict[str, Any]:
             "invocations_per_op": round((len(step_calls) + len(ticks)) / operations, 1),
             "reconciler_ticks_per_op": round(len(ticks) / operations, 2),
             "raised": raised_by_type(step_calls + ticks),
+            "rds_triggered": rds_triggered(step_calls),
             "rds_api_calls_per_op": round((runtime.moto.app.count("rds") - rds_before) / operations, 1),
             "simulated_aws_s_per_op": round(sum(SCALE_DURATIONS.__dict__.values()), 1),
             "errors": runtime.errors[:5],
         }
     finally:
         runtime.stop()
+
+
+def _resources(target: str) -> set[str]:
+    """The RDS resources an operation on `target` changes, whose events start its steps."""
+    from functions.steps.cluster import writer_id
+
+    return {target, writer_id(target), f"{target}-instance-1"}
 
 
 def measure_scale_isolated(operations: int, timeout: float) -> dict[str, Any]:

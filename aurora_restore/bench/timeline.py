@@ -34,6 +34,7 @@ class Call:
     finished: float
     response: dict[str, Any] = field(default_factory=dict)
     raised: str | None = None  # the exception's type: an error Lambda counts against the function's alarm
+    resource: str | None = None  # an RDS event's source (its SourceIdentifier without "rds:")
 
 
 def raised_by_type(calls: list[Call]) -> dict[str, int]:
@@ -43,6 +44,27 @@ def raised_by_type(calls: list[Call]) -> dict[str, int]:
         if call.raised is not None:
             counts[call.raised] = counts.get(call.raised, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def of_operation(calls: list[Call], operation_id: str, resources: set[str]) -> list[Call]:
+    """The step invocations an operation caused: those naming it, and those an RDS event about one of its
+    resources started that named no operation (it raised, or was ignored: stale, or not the step's turn)."""
+    return [
+        c
+        for c in calls
+        if c.function != RECONCILE
+        and (c.operation_id == operation_id or (c.operation_id is None and c.resource in resources))
+    ]
+
+
+def rds_triggered(calls: list[Call]) -> dict[str, int]:
+    """Of `calls`, those an RDS event started: how many, how many were ignored, how many raised."""
+    started = [c for c in calls if c.resource is not None]
+    return {
+        "total": len(started),
+        "ignored": sum(1 for c in started if c.response.get("status") == "ignored"),
+        "raised": sum(1 for c in started if c.raised is not None),
+    }
 
 
 class CallRecorder:
@@ -81,13 +103,20 @@ class CallRecorder:
             operation_id = (detail or {}).get("operation_id") or (response or {}).get("operation_id")
         else:
             trigger, operation_id = "direct", event.get("operation_id")
-        call = Call(name, operation_id, trigger, started, time.time(), dict(response or {}), raised)
+        resource = _rds_source(event) if trigger.startswith("RDS ") else None
+        call = Call(name, operation_id, trigger, started, time.time(), dict(response or {}), raised, resource)
         with self._lock:
             self.calls.append(call)
 
     def snapshot(self) -> list[Call]:
         with self._lock:
             return list(self.calls)
+
+
+def _rds_source(event: dict[str, Any]) -> str | None:
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    source = str((detail or {}).get("SourceIdentifier") or "")
+    return source.removeprefix("rds:") or None
 
 
 @dataclass

@@ -86,14 +86,16 @@ class EventDelivery:
             events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[_queue_target(route.function, arn)])
 
     def start(self, spawn: Spawn) -> None:
-        """The workers of every queue (one for a serial function), then the reconciler's schedule."""
+        """The workers of every queue (one for a serial function), then the reconciler's schedule (unless
+        the runtime runs without it)."""
         options = self.runtime.options
         for function in FUNCTIONS:
             # The reconciler's queue carries the watchdogs' StallCheckDue; its hourly scan is _reconciler.
             serial = function in options.serial_functions or function == RECONCILE
             for index in range(1 if serial else options.workers_per_function):
                 spawn(f"worker-{function}-{index}", self._worker, function)
-        spawn("reconciler", self._reconciler)
+        if options.reconciler:
+            spawn("reconciler", self._reconciler)
 
     # -- the workers --------------------------------------------------------------------------------------
     def _worker(self, function: str) -> None:

@@ -16,6 +16,9 @@ PLUMBING_ACCESS_KEY = "testing-runtime"
 
 # The steps whose runs call RDS's mutating APIs; the crash profile crashes them after such a call.
 RDS_MUTATING_STEPS = frozenset({"copy_snapshot", "delete_rds", "restore_snapshot", "check_restore_status"})
+# The step whose run sends the outcome notice; the crash profile crashes it after the send, before the run
+# is recorded: the run is made again, and what the notice reaches twice is what such a crash costs.
+SENDING_STEPS = frozenset({"notify_completion"})
 
 
 @dataclass
@@ -28,7 +31,8 @@ class FaultProfile:
     drop_rds_events: bool = False  # RDS events are never delivered: the reconciler must carry the waits
     aws_failure_rate: float = 0.0  # share of AWS calls answered with throttling or a transient error
     # Each of these steps crashes once per operation after its AWS calls and before its state write: an
-    # RDS-mutating step right after the run that made its mutating call, any other step on its first run.
+    # RDS-mutating step right after the run that made its mutating call, notify_completion right after the
+    # run that sent the notice, any other step on its first run.
     crash_steps: frozenset[str] = frozenset()
     seed: int = 7
 
@@ -71,7 +75,8 @@ class CrashProfile:
     """The crash profile: a listed step dies once per operation after its AWS calls, before its state write.
 
     Always in place and reading the profile in force, so switching profiles can turn it on later. An
-    RDS-mutating step crashes only after a run that made a mutating call; `mutations` counts an operation's.
+    RDS-mutating step crashes only after a run that made a mutating call, a sending step only after a run
+    that sent; `mutations` counts an operation's changes of both kinds.
     """
 
     def __init__(self, profile: Callable[[], FaultProfile], mutations: Callable[[Any], int]) -> None:
@@ -93,7 +98,9 @@ class CrashProfile:
             raise SimulatedCrash(f"{step} crashed after its AWS calls, before writing state")
 
     def after_commit(self, state: Any) -> None:
-        """Note the operation's mutating calls so far: the next crash needs one more."""
+        """Note the operation's changes so far: the next crash needs one more."""
+        if not self.profile().crash_steps:
+            return
         made = self.mutations(state)
         with self._lock:
             self._mutations_seen[state.operation_id] = max(
@@ -101,12 +108,12 @@ class CrashProfile:
             )
 
     def _crash_due(self, state: Any, step: str) -> bool:
-        """Crash this run? Once per (operation, step); an RDS-mutating step only after a mutating call."""
+        """Crash this run? Once per (operation, step); an RDS-mutating or sending step only after a change."""
         key = (state.operation_id, step)
         with self._lock:
             if key in self._crashed:
                 return False
-            if step in RDS_MUTATING_STEPS:
+            if step in RDS_MUTATING_STEPS | SENDING_STEPS:
                 made = self.mutations(state)
                 if made <= self._mutations_seen.get(state.operation_id, 0):
                     return False

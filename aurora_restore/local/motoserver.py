@@ -16,6 +16,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from aurora_restore.local.postgres import free_port
+from aurora_restore.local.rds_calls import INJECTED, RdsCall, RdsCallLog, mutating_call, refusal
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 _ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
@@ -57,7 +58,8 @@ DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteI
 
 
 class CountingApp:
-    """Counts every call by (service, action); answers with an injected fault when the hook says so.
+    """Counts every call by (service, action); answers with an injected fault when the hook says so; keeps
+    each mutating RDS call with its answer (`rds_calls`).
 
     moto's server answers requests on several threads and checks a write's condition, then writes, with
     nothing in between held: two conditional writes on one item could both pass their check, which
@@ -70,6 +72,7 @@ class CountingApp:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.faults_injected: Counter[tuple[str, str]] = Counter()
         self.fault_hook: FaultHook | None = None
+        self.rds_calls = RdsCallLog()
         self._lock = threading.Lock()
         self._dynamodb_writes = threading.Lock()
 
@@ -82,16 +85,36 @@ class CountingApp:
         _request.access_key = key.group(1) if key else ""
         with self._lock:
             self.calls[(service, action)] += 1
+        mutation = mutating_call(body, action) if service == "rds" else None
         hook = self.fault_hook
         fault = hook(service, action) if hook and service else None
         if fault is not None:
             with self._lock:
                 self.faults_injected[(service, action)] += 1
+            if mutation is not None:
+                self.rds_calls.add(RdsCall(*mutation, INJECTED, fault.code, _request.access_key))
             return self._error(environ, fault, start_response)
+        if mutation is not None:
+            return self._noted(mutation, environ, start_response)
         if service == "dynamodb" and action in DYNAMODB_WRITES:
             with self._dynamodb_writes:
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+    def _noted(
+        self, mutation: tuple[str, str], environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Answer a mutating RDS call and note it with the answer, before the caller has the answer."""
+        answered: list[str] = []
+
+        def noting_start_response(status: str, headers: Any, *args: Any) -> Any:
+            answered.append(status)
+            return start_response(status, headers, *args)
+
+        body = list(self.app(environ, noting_start_response))
+        outcome, message = refusal(answered[0] if answered else "500", b"".join(body))
+        self.rds_calls.add(RdsCall(*mutation, outcome, message, _request.access_key))
+        return body
 
     @staticmethod
     def _error(environ: dict[str, Any], fault: Fault, start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -34,7 +34,9 @@ from aurora_restore.local.faults import (
 from aurora_restore.local.invoke import InvokeServer
 from aurora_restore.local.logs import LogRedirect
 from aurora_restore.local.motoserver import LocalMotoServer
+from aurora_restore.local.notices import NoticeCount, count_notices
 from aurora_restore.local.postgres import PostgresServer
+from aurora_restore.local.rds_calls import ACCEPTED
 from aurora_restore.local.scheduler import SchedulerEmulator
 from aurora_restore.local.simulator import Durations, RdsSimulator, SimulatorOptions, StandIn
 from aurora_restore.local.world import (
@@ -82,6 +84,11 @@ class RuntimeOptions:
     # False: no workers and no reconciler, so only a driver that invokes the functions directly (the
     # runbook's polling script, the benchmark) advances operations.
     choreography: bool = True
+    # Which wake-ups fire: None, every one-time schedule when due; a set of step names, only those steps'
+    # RecheckDue (every other schedule, the watchdogs' too, is dropped unfired, as if Scheduler lost it).
+    # With `reconciler` False as well, nothing but an RDS event can end the other steps' waits.
+    wakeups_fired_for: frozenset[str] | None = None
+    reconciler: bool = True  # False: no reconciler scan (its hourly schedule) in this runtime
     faults: FaultProfile = field(default_factory=FaultProfile)
     config_overrides: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
@@ -108,7 +115,10 @@ class LocalRuntime:
         self.crash_profile = CrashProfile(lambda: self.options.faults, self._operation_mutations)
         self.delivery = EventDelivery(self)
         self.wakeups = SchedulerEmulator(
-            lambda: self.client("events"), self.options.target_region, self.errors
+            lambda: self.client("events"),
+            self.options.target_region,
+            self.errors,
+            only_steps=self.options.wakeups_fired_for,
         )
         self._logs = LogRedirect(self.options.log_path, self.log_lines)
         self._threads: list[threading.Thread] = []
@@ -289,9 +299,15 @@ class LocalRuntime:
             self.simulator.options.send_events = not faults.drop_rds_events
 
     def _operation_mutations(self, state: Any) -> int:
-        if self.simulator is None:
-            return 0
-        return sum(self.simulator.mutating_calls(operation_resources(state)).values())
+        """The operation's changes so far, as the crash profile counts them: the mutating RDS calls RDS
+        accepted on its resources (counted at moto's server) and the outcome notices that name it."""
+        accepted = self.moto.app.rds_calls.tally(operation_resources(state), exclude_key=PLUMBING_ACCESS_KEY)
+        made = sum(count for (_, verdict), count in accepted.items() if verdict == ACCEPTED)
+        return made + self.notices(state.operation_id).total
+
+    def notices(self, operation_id: str) -> NoticeCount:
+        """The outcome notices naming the operation: on the notices' topic, and on their queue."""
+        return count_notices(self.options.target_region, self.names.notifications, operation_id)
 
     # -- watching --------------------------------------------------------------------------------------------
     @property

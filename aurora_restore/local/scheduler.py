@@ -28,11 +28,20 @@ class SchedulerEmulator:
     moto keeps the schedules (functions.wakeup creates them through its API) but never fires them.
     """
 
-    def __init__(self, events: Callable[[], Any], region: str, errors: list[str]) -> None:
+    def __init__(
+        self,
+        events: Callable[[], Any],
+        region: str,
+        errors: list[str],
+        only_steps: frozenset[str] | None = None,
+    ) -> None:
         self.events = events  # the client that puts the events
         self.region = region
         self.errors = errors
+        # None: every due schedule fires; else only the RecheckDue of these steps, the rest are dropped.
+        self.only_steps = only_steps
         self.fired = 0
+        self.dropped: list[dict[str, Any]] = []  # the details of the schedules dropped unfired
         # (time.time() it fired, the detail it put on the bus): when each wait's timer ran out.
         self.log: list[tuple[float, dict[str, Any]]] = []
         self._lock = threading.Lock()
@@ -41,7 +50,19 @@ class SchedulerEmulator:
         """Fire what is due every `interval` seconds until `stop` is set (a thread's target)."""
         while not stop.wait(interval):
             for schedule in self.take_due():
-                self.fire(schedule)
+                if self.fires(schedule):
+                    self.fire(schedule)
+                else:
+                    with self._lock:
+                        self.dropped.append(json.loads(schedule.target.get("Input") or "{}"))
+
+    def fires(self, schedule: Any) -> bool:
+        """Whether the schedule is one this emulator fires (`only_steps`)."""
+        if self.only_steps is None:
+            return True
+        kind = schedule.target.get("EventBridgeParameters", {}).get("DetailType")
+        detail = json.loads(schedule.target.get("Input") or "{}")
+        return kind == "RecheckDue" and detail.get("step") in self.only_steps
 
     def take_due(self) -> list[Any]:
         """Remove and return every one-time schedule now due."""

@@ -42,12 +42,15 @@ def notify_completion(ctx: StepContext) -> Outcome:
                 status="failed",
                 fields={"target_cluster_id": config.target_cluster_id, "outcome": outcome},
             )
-    # The SNS message id is kept in the state as soon as SNS took the message: a retry after SQS failed
-    # (the invocation gives its claim up, saving the outputs) sends to SQS alone, not to SNS twice.
+    # The SNS message id is written to the state as soon as SNS took the message, before SQS is asked: a
+    # run again after SQS failed, or after the function died before its transition was written, sends to
+    # SQS alone, never to SNS twice. Only the queue can get the notice twice (a death between its send and
+    # the transition's write); a failed write here fails the run with SQS not yet asked.
     notice = f"sns:{key}" if failed else "sns:completed"
 
     def published(message_id: str) -> None:
         ctx.outputs[notice] = message_id
+        ctx.services.store.save(state)
 
     sns_id, sqs_id = notify.send(
         config.notification_topic_arn,

@@ -57,6 +57,17 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
         cold["max_import_ms"] - cold["slowest_libraries_ms"], abs=0.2
     )
     assert {"setup_users_1000_s", "verify_10000_tables_s"} <= set(results["db"])
+    # the invocations RDS events started, counted by the resource they name: those ignored or raised
+    # name no operation in their answer
+    for contender in ("choreography", "polling_runbook"):
+        rds = pipeline[contender]["invocations"]["rds_triggered"]
+        assert set(rds) == {"total", "ignored", "raised"} and rds["total"] >= rds["ignored"] + rds["raised"]
+    assert pipeline["choreography"]["invocations"]["rds_triggered"]["total"] > 0
+    assert results["scale"]["rds_triggered"]["total"] > 0
+    # and the users set up on a database that has tables too, beside the empty one
+    assert "setup_users_1000_on_tables_s" in results["db"]
+    on_tables = results["db"]["setup_users"]["on_tables"]
+    assert on_tables["tables"] > 0 and on_tables["seconds"] > 0 and on_tables["users"] == 100
     # a role with a password costs the server more than one without (its secret is checked), and the
     # CPU-bound estimate is that work for every user spread over the CPUs as far as they run side by side
     per_role = results["db"]["setup_users"]["per_role"]

@@ -124,3 +124,43 @@ def test_the_recorder_counts_the_invocations_that_raised_by_type() -> None:
         ("setup_db_users", "ClaimHeld"),
     ]
     assert raised_by_type(calls) == {"ClaimHeld": 2}
+
+
+def test_rds_event_invocations_that_name_no_operation_are_counted_by_their_resource() -> None:
+    # Given a runtime's handler answering RDS events: one it ran, one it ignored (not the step's turn, so
+    # its answer names no operation), one raising; and one about another operation's cluster
+    from aurora_restore.bench.timeline import of_operation, rds_triggered
+
+    answers = iter(
+        [
+            {"status": "waiting", "operation_id": OP},
+            {"status": "ignored", "message": "operation bench-op is at step setup_db_users"},
+            {"status": "ignored", "message": "other-target belongs to no operation"},
+        ]
+    )
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event["detail"]["EventID"] == "RDS-EVENT-0005":
+            raise RuntimeError("the state store is throttled")
+        return next(answers)
+
+    runtime = SimpleNamespace(handlers={STEP: handler})
+    recorder = CallRecorder(runtime)
+
+    def rds_event(source: str, event_id: str) -> dict[str, Any]:
+        detail = {"SourceIdentifier": f"rds:{source}", "EventID": event_id}
+        return {"detail-type": "RDS DB Cluster Event", "source": "aws.rds", "detail": detail}
+
+    # When the events arrive
+    runtime.handlers[STEP](rds_event("dev-target", "RDS-EVENT-0170"), None)
+    runtime.handlers[STEP](rds_event("dev-target", "RDS-EVENT-0170"), None)
+    with pytest.raises(RuntimeError):
+        runtime.handlers[STEP](rds_event("dev-target-writer", "RDS-EVENT-0005"), None)
+    runtime.handlers[STEP](rds_event("other-target", "RDS-EVENT-0170"), None)
+
+    # Then the operation's invocations are the three about its resources, the ignored and the raising one
+    # among them though neither names it; the one about another cluster is not its
+    calls = recorder.snapshot()
+    mine = of_operation(calls, OP, {"dev-target", "dev-target-writer"})
+    assert [c.resource for c in mine] == ["dev-target", "dev-target", "dev-target-writer"]
+    assert rds_triggered(mine) == {"total": 3, "ignored": 1, "raised": 1}
