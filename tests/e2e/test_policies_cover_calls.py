@@ -190,7 +190,13 @@ STEP_CALLS: dict[str, set[str]] = {
         "ssm:GetParameter",
         "kms:Decrypt",
     },
-    "notify_completion": {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt", "sqs:SendMessage"},
+    "notify_completion": {
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "sqs:SendMessage",
+        "dynamodb:PutItem",  # the SNS message id, written before SQS is asked
+    },
     "cleanup": {
         "rds:DeleteDBClusterSnapshot",
         "rds:DescribeDBClusterSnapshots",  # the copy, and the target's final snapshots (pruning)
