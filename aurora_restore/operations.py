@@ -270,6 +270,11 @@ def resume(target: Target, operation_id: str) -> tuple[OperationState, str]:
         raise OperatorError(
             f"operation {operation_id} is {state.status}: only a failed operation can be resumed"
         )
+    if state.request_refused:
+        raise OperatorError(
+            f"operation {operation_id} failed on its request itself: a resume would not run what was asked"
+            " for; start a new operation with a valid request"
+        )
     step = Step(state.failed_step)
     state.status = "running"
     state.next_step = step

@@ -151,7 +151,9 @@ def _in_place_lines(state: OperationState) -> list[str]:
     left = left_in_place(state)
     shown = [f"{name}: {value}" for name, value in left.items() if value is not None]
     lines = ["in place    " + ("\n            ".join(shown) if shown else "nothing")]
-    if state.status == "failed":
+    if state.request_refused:
+        lines.append("            its request was refused: start a new operation with a valid one")
+    elif state.status == "failed":
         lines.append(f"            fix the cause, then `aurora-restore resume {state.operation_id}`")
     return lines
 

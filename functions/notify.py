@@ -14,7 +14,7 @@ from functions.errors import AwsError
 from schemas.common import Step, utcnow
 
 if TYPE_CHECKING:
-    from schemas.notice import OutcomeNotice
+    from schemas.notice import OutcomeNotice, RejectedNotice
     from schemas.state import OperationState
 
 
@@ -85,7 +85,7 @@ def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]
 def send(
     topic_arn: str,
     queue_url: str,
-    notice: OutcomeNotice,
+    notice: OutcomeNotice | RejectedNotice,
     default_region: str,
     published: Callable[[str], None] | None = None,
     sns_id: str | None = None,

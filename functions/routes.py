@@ -87,6 +87,15 @@ def build_routes(target_region: str | None = None) -> list[Route]:
             "failures are notified",
         )
     )
+    routes.append(
+        Route(
+            "request-rejected",
+            Step.NOTIFY_COMPLETION.value,
+            "environment",
+            _ours("RequestRejected"),
+            "a request refused before any operation was recorded is notified",
+        )
+    )
     for step in (Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS):
         routes.append(
             Route(

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, ClassVar, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from schemas.common import SCHEMA_VERSION, OperationId, Step, TargetDate
 
 EVENT_SOURCE = "aurora-restore"
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _requested_day(value: Any) -> Any:
+    """A requested day as the runbook writes it (YYYY-MM-DD), or a date: pydantic alone takes a number as
+    seconds since 1970 (0 was 1970-01-01) and a timestamp as its day."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        return value
+    raise ValueError("not a date (YYYY-MM-DD)")
+
+
+RequestedDate = Annotated[TargetDate, BeforeValidator(_requested_day)]
 
 
 class BusEvent(BaseModel):
@@ -26,7 +41,7 @@ class RestoreRequested(BusEvent):
     """Starts an operation. `overrides` are configuration values with the highest priority."""
 
     detail_type: ClassVar[str] = "RestoreRequested"
-    target_date: TargetDate
+    target_date: RequestedDate
     overrides: dict[str, Any] | None = None
 
 
@@ -85,8 +100,29 @@ class OperationFinished(BusEvent):
     outcome: Literal["completed", "failed", "aborted"]
 
 
+class RequestRejected(BusEvent):
+    """A request refused before any operation could be recorded for it: its operation_id is missing or
+    cannot name one (a usable one records that operation as failed instead). Routed to notify_completion,
+    which tells the subscribers."""
+
+    detail_type: ClassVar[str] = "RequestRejected"
+    operation_id: None = Field(  # type: ignore[assignment]
+        description="Always null: the request named no usable operation id"
+    )
+    step: Step = Field(description="The function the request reached")
+    request: str = Field(description="What the request was: its detail-type (RestoreRequested)")
+    reason: str = Field(description="Why it was refused")
+    received: str = Field(
+        description="The request's detail as received, as JSON, cut to 500 characters; the values of keys"
+        " that look like secrets (password, secret, token, ...) and passwords in URLs hidden"
+    )
+    received_chars: int = Field(description="The length of that JSON before it was cut")
+    rejected_at: datetime
+
+
 BUS_EVENTS: tuple[type[BusEvent], ...] = (
     RestoreRequested,
+    RequestRejected,
     StepCompleted,
     StepWaiting,
     StepFailed,

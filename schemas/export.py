@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from schemas.config import DbUser, DbUsers, RestoreConfig
 from schemas.events import BUS_EVENTS
-from schemas.notice import OutcomeNotice
+from schemas.notice import OutcomeNotice, RejectedNotice
 from schemas.outputs import StepOutputs
 from schemas.rds_events import RdsEvent
 from schemas.responses import DirectResponse
@@ -28,6 +28,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     StepOutputs,
     DirectResponse,
     OutcomeNotice,
+    RejectedNotice,
 )
 
 

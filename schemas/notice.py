@@ -75,3 +75,29 @@ class OutcomeNotice(BaseModel):
     def body(self) -> str:
         """The message as sent to SNS and SQS: the keys set, sorted."""
         return json.dumps(self.model_dump(exclude_unset=True), default=str, sort_keys=True)
+
+
+class RejectedNotice(BaseModel):
+    """A request refused before any operation could be recorded for it (its operation_id missing or not
+    one), from its RequestRejected: what was received, cut short and without secrets, and why. Sent by
+    notify_completion to the same topic and queue as the outcome notices, as JSON with sorted keys."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    operation_id: None = Field(default=None, description="Always null: the request named no usable one")
+    outcome: Literal["rejected"] = "rejected"
+    request: str = Field(description="What the request was: its detail-type (RestoreRequested)")
+    step: Step = Field(description="The function the request reached")
+    reason: str = Field(description="Why it was refused")
+    received: str = Field(description="The request's detail as received, cut short, secrets hidden")
+    received_chars: int = Field(description="The length of the request's detail, as JSON")
+    rejected_at: IsoDateTime = Field(description="When it was refused")
+
+    @property
+    def subject(self) -> str:
+        """The SNS subject (SNS takes fewer than 100 characters: the sender cuts it)."""
+        return f"aurora-restore rejected: a {self.request} without a usable operation_id"
+
+    def body(self) -> str:
+        """The message as sent to SNS and SQS, keys sorted."""
+        return json.dumps(self.model_dump(), default=str, sort_keys=True)

@@ -96,6 +96,19 @@ class OperationState(BaseModel):
     updated_at: datetime
     expires_at: int | None = Field(default=None, description="Epoch seconds; DynamoDB TTL")
 
+    @property
+    def request_refused(self) -> bool:
+        """Whether the operation failed on its request itself (InvalidRequest at snapshot_check: a payload
+        that did not validate, a bad date, an unknown override or field). Not resumable: a resume would run
+        what was kept of that request (today's date for a bad one, the configured target for a misspelt
+        override), not what was asked for."""
+        return (
+            self.status == "failed"
+            and self.failed_step == Step.SNAPSHOT_CHECK
+            and self.error is not None
+            and self.error.type == "InvalidRequest"
+        )
+
 
 class Lease(BaseModel):
     """Held by one operation on one target cluster: two operations on the same target never interleave."""

@@ -13,11 +13,12 @@ from functions.engine.claims import MAX_ATTEMPTS, Claims
 from functions.engine.contract import Outcome, StepContext, StepLogic
 from functions.engine.failures import as_step_error
 from functions.engine.operation import new_operation, resolve_for_step
+from functions.engine.rejections import notify_rejection, reject
 from functions.engine.responses import Answer, error_response, ignored
 from functions.engine.services import Services
 from functions.engine.settle import record_failure, settle
 from functions.engine.transitions import overdue, succeed
-from functions.engine.triggers import Trigger, locate, parse_trigger
+from functions.engine.triggers import Trigger, TriggerKind, locate, parse_trigger
 from functions.engine.writer import Writer
 from functions.errors import ClaimHeld, InvalidRequest, StaleWrite, StepError, UnknownOperation
 from functions.observability import logger, record_metric
@@ -55,7 +56,9 @@ class StepRunner:
             trigger = parse_trigger(event)
         except InvalidRequest as exc:
             logger.warning("rejected input", extra={"error": exc.message})
-            return Answer(error_response(None, exc), "error")
+            return reject(self.step, event, exc, self.services)
+        if trigger.kind is TriggerKind.REQUEST_REJECTED:
+            return notify_rejection(self.step, trigger, self.services)
         operation_id = locate(trigger, self.services.store)
         if operation_id is None:
             assert trigger.rds is not None

@@ -9,11 +9,13 @@ from typing import Any
 
 from functions.config import ResolvedConfig
 from functions.engine.contract import Done, Finished, Outcome, Waiting
+from functions.engine.operation import new_operation
 from functions.engine.responses import compact, error_response
 from functions.engine.timers import TimerPlan
 from functions.engine.triggers import Trigger
 from functions.errors import StepError, WaitTimedOut
 from functions.notify import left_in_place
+from functions.settings import Settings
 from functions.state import expiry
 from schemas.common import Step
 from schemas.config import RestoreConfig
@@ -194,6 +196,16 @@ def fail(
     if state.waiting is not None:  # an ended operation's wait is not dropped by this failure
         plan = TimerPlan(step, plan.was, False)
     return Transition(state, events, error_response(state.operation_id, exc), "failed", plan)
+
+
+def rejected(step: Step, trigger: Trigger, exc: StepError, settings: Settings, now: datetime) -> Transition:
+    """A request refused before its step could run (its payload did not validate) that names a usable,
+    new operation id: the operation begins failed at `step`, with StepFailed (routed to notify_completion,
+    which tells the subscribers) and OperationFinished(failed). `trigger` carries only what may be kept
+    of the request (functions.engine.rejections)."""
+    assert trigger.operation_id is not None
+    state = new_operation(trigger, trigger.operation_id, settings, now)
+    return fail(step, state, trigger, exc, now, now)
 
 
 def overdue(step: Step, state: OperationState, outcome: Outcome, now: datetime) -> WaitTimedOut | None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from functions.errors import InvalidRequest
+from functions.errors import InvalidRequest, shown
 from schemas.common import OperationId
 from schemas.events import BUS_EVENT_BY_TYPE, EVENT_SOURCE
 from schemas.rds_event_ids import RESOURCE_KIND
@@ -29,6 +29,7 @@ class TriggerKind(StrEnum):
 
     DIRECT = "direct"
     RESTORE_REQUESTED = "RestoreRequested"
+    REQUEST_REJECTED = "RequestRejected"
     STEP_COMPLETED = "StepCompleted"
     STEP_FAILED = "StepFailed"
     RECHECK_DUE = "RecheckDue"
@@ -102,8 +103,16 @@ def _bus_trigger(event: dict[str, Any]) -> Trigger:
     try:
         detail = model.model_validate(event["detail"])
     except ValidationError as exc:
-        raise InvalidRequest(f"invalid {detail_type} event: {first_error(exc)}") from exc
+        raise InvalidRequest(f"invalid {detail_type} event: {_problem(exc, event['detail'])}") from exc
     return Trigger(TriggerKind(detail_type), detail_type, detail.operation_id, detail.model_dump(mode="json"))
+
+
+def _problem(exc: ValidationError, detail: Any) -> str:
+    """The first problem, the requested day's in the words a direct snapshot_check uses for it."""
+    error = exc.errors()[0]
+    if error["loc"] == ("target_date",) and error["type"] != "missing" and isinstance(detail, dict):
+        return f"target_date {shown(detail.get('target_date'))} is not a date (YYYY-MM-DD)"
+    return first_error(exc)
 
 
 def _direct_trigger(event: dict[str, Any]) -> Trigger:
@@ -116,6 +125,29 @@ def _direct_trigger(event: dict[str, Any]) -> Trigger:
     except ValidationError as exc:
         raise InvalidRequest(f"invalid operation_id: {first_error(exc)}") from exc
     return Trigger(TriggerKind.DIRECT, "direct", direct.operation_id, dict(event))
+
+
+def usable_operation_id(value: Any) -> str | None:
+    """`value` when it can name an operation (schemas.common.OperationId), else None."""
+    try:
+        return _OPERATION_ID.validate_python(value, strict=True)
+    except ValidationError:
+        return None
+
+
+def request_of(event: Any) -> Trigger | None:
+    """What a payload parse_trigger refused still says: a RestoreRequested of ours, or a direct payload (a
+    JSON object that is no event), with its operation id when that one is usable (else None). None for
+    anything else: an RDS event, another of our events, a value that is no JSON object."""
+    if not isinstance(event, dict):
+        return None
+    kind, detail = TriggerKind.DIRECT, event
+    if "detail-type" in event and "detail" in event:
+        if event.get("source") != EVENT_SOURCE or event["detail-type"] != TriggerKind.RESTORE_REQUESTED:
+            return None
+        kind, detail = TriggerKind.RESTORE_REQUESTED, event["detail"]
+    payload = detail if isinstance(detail, dict) else {}
+    return Trigger(kind, kind.value, usable_operation_id(payload.get("operation_id")), payload)
 
 
 def first_error(exc: ValidationError) -> str:

@@ -17,7 +17,7 @@ from functions.observability import logger
 from functions.store import StateStore
 from schemas.common import Step, utcnow
 from schemas.events import BUS_EVENT_BY_TYPE, BusEvent
-from schemas.state import OperationState
+from schemas.state import HistoryEntry, OperationState
 
 # A transition's events normally leave the outbox within milliseconds; older ones were left by a crash.
 OUTBOX_GRACE = timedelta(seconds=5)
@@ -49,11 +49,32 @@ class Writer:
             return _interceptor(step, state, events, lambda: self._commit(state, events))
         return self._commit(state, events)
 
+    def create(self, state: OperationState, events: list[BusEvent], step: Step | None = None) -> bool:
+        """An operation's first write with its events in the outbox, then the bus, as `commit`: for an
+        operation that begins ended (a request refused before its step ran). StaleWrite when an item with
+        its id is there already (it is left as it is)."""
+
+        def create() -> bool:
+            state.outbox, last = _outbox(events), (state.history[-1] if state.history else None)
+            try:
+                self.store.create(state)
+            except StaleWrite:
+                self._carry_on_if_written(state, 1, last)  # else raised again: the id is taken
+            return self._publish(state, events)
+
+        if _interceptor is not None:
+            return _interceptor(step, state, events, create)
+        return create()
+
     def _commit(self, state: OperationState, events: list[BusEvent]) -> bool:
         if state.claim is not None and state.claim.token == self.claim_token:
             state.claim = None
-        state.outbox = [{"detail_type": e.detail_type, "detail": e.model_dump(mode="json")} for e in events]
+        state.outbox = _outbox(events)
         self._write(state)
+        return self._publish(state, events)
+
+    def _publish(self, state: OperationState, events: list[BusEvent]) -> bool:
+        """The written transition's events onto the bus, then the outbox cleared (False: they wait in it)."""
         if not events:
             return True
         try:
@@ -83,15 +104,19 @@ class Writer:
         try:
             self.store.save(state)
         except StaleWrite:
-            written = self.store.get(state.operation_id)
-            if not _holds(written, expected + 1, last, state.outbox):
-                raise
-            assert written is not None
-            logger.info("the transition was written; its answer was lost")
-            state.version, state.updated_at = written.version, written.updated_at
+            self._carry_on_if_written(state, expected + 1, last)
         except StepError:
             self._drop_claim(state.operation_id)
             raise
+
+    def _carry_on_if_written(self, state: OperationState, version: int, last: HistoryEntry | None) -> None:
+        """After "condition failed": carry on when the item holds this very transition at `version`, else
+        raise StaleWrite (another writer came first)."""
+        written = self.store.get(state.operation_id)
+        if written is None or not _holds(written, version, last, state.outbox):
+            raise StaleWrite(state.operation_id)
+        logger.info("the transition was written; its answer was lost")
+        state.version, state.updated_at = written.version, written.updated_at
 
     def _drop_claim(self, operation_id: str) -> None:
         try:
@@ -133,6 +158,10 @@ class Writer:
             logger.info("state moved before it was reduced to its results; the reconciler's scan does it")
         except StepError as exc:
             logger.warning("state not reduced to its results", extra={"error": exc.message})
+
+
+def _outbox(events: list[BusEvent]) -> list[dict[str, object]]:
+    return [{"detail_type": e.detail_type, "detail": e.model_dump(mode="json")} for e in events]
 
 
 def _holds(

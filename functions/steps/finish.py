@@ -29,7 +29,8 @@ def notify_completion(ctx: StepContext) -> Outcome:
         details["failed_step"] = ctx.trigger.payload.get("step") or state.failed_step
         details["error"] = error
         details["left_in_place"] = ctx.trigger.payload.get("left_in_place") or notify.left_in_place(state)
-        details["resume"] = f"aurora-restore resume {ctx.operation_id}"
+        # A refused request is not resumed (OperationState.request_refused): a new one is put instead.
+        details["resume"] = None if state.request_refused else f"aurora-restore resume {ctx.operation_id}"
     outcome_notice = notify.outcome_notice(state, outcome, config.target_cluster_id, **details)
     if failed:
         # StepFailed comes at least once: a failure already notified is not sent again. A failure after a

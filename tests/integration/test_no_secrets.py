@@ -94,3 +94,36 @@ def test_a_database_login_failure_writes_no_password_anywhere(world: World, capt
     assert "cannot connect" in response["message"]
     places = everything_written(world, [response], captured_logs.text)
     assert leaks([wrong, world.master_password, "app_password"], **places) == []
+
+
+@pytest.mark.parametrize(
+    "operation_id", ["dev-restore-refused", "not an operation id"], ids=["usable", "unusable"]
+)
+def test_a_refused_request_writes_no_password_anywhere(
+    world: World, captured_logs: Any, operation_id: str
+) -> None:
+    # Given a RestoreRequested that does not validate (a bad date), with passwords among its overrides: under
+    # keys that say so, pasted in place of a secret id, and in a DSN
+    from integration.test_idempotency import bus_event
+
+    passwords = ["pw-in-the-request-1", "Pasted-Secret-Value-2", "pw-in-a-dsn-3"]
+    detail = {
+        "operation_id": operation_id,
+        "target_date": "2023-13-45",
+        "overrides": {
+            "master_password": passwords[0],
+            "master_credentials_secret_id": passwords[1],
+            "log_prefix": f"postgresql://admin:{passwords[2]}@db:5432/app",
+        },
+    }
+
+    # When snapshot_check refuses it and notify_completion tells the subscribers
+    responses = [world.invoke("snapshot_check", bus_event("RestoreRequested", detail))]
+    for detail_type in ("StepFailed", "RequestRejected"):
+        for event in world.published_of(detail_type):
+            responses.append(world.invoke("notify_completion", bus_event(detail_type, event)))
+
+    # Then the subscribers were told, and no password is in the logs, the state, the events or the notices
+    assert len(world.notifications()) == 1
+    places = everything_written(world, responses, captured_logs.text)
+    assert leaks(passwords, **places) == []
