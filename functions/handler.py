@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from functions.engine.contract import StepLogic
+from functions.engine.contract import RejectionLogic, StepLogic
 from functions.engine.runner import StepRunner
 from functions.observability import invocation_keys, tracer
 from schemas.common import Step
@@ -13,8 +13,8 @@ from schemas.common import Step
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def make_handler(step: Step, logic: StepLogic) -> Handler:
-    runner = StepRunner(step, logic)
+def make_handler(step: Step, logic: StepLogic, on_rejected: RejectionLogic | None = None) -> Handler:
+    runner = StepRunner(step, logic, on_rejected=on_rejected)
 
     def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return runner(event)

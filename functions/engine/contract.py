@@ -109,6 +109,8 @@ class StepContext:
 
 
 StepLogic = Callable[[StepContext], Outcome]
+# A step's answer to a RequestRejected (a request with no usable operation): no operation to read or record.
+RejectionLogic = Callable[[Trigger, "Services"], dict[str, Any]]
 
 
 __all__ = [

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from functions.engine.operation import FIXED_FIELDS
-from functions.engine.responses import Answer, error_response, ignored
+from functions.engine.configuration import FIXED_FIELDS
+from functions.engine.responses import Answer, error_response
 from functions.engine.services import Services
 from functions.engine.transitions import rejected
 from functions.engine.triggers import Trigger, request_of
@@ -89,34 +89,6 @@ def _announce(step: Step, request: Trigger, event: Any, exc: InvalidRequest, ser
         extra={"error": exc.message},
     )
     return Answer(error_response(None, exc), "rejected")
-
-
-def notify_rejection(step: Step, trigger: Trigger, services: Services) -> Answer:
-    """notify_completion's run for a RequestRejected: no operation to read or record; the notice goes to the
-    topic and queue the environment and SSM configure. What stops it (no configuration, SNS or SQS out of
-    reach) is raised, so that the event is delivered again and, at the last try, lands in the DLQ."""
-    from functions import config as config_resolver
-    from functions import notify
-    from schemas.notice import RejectedNotice
-
-    if step is not Step.NOTIFY_COMPLETION:
-        return Answer(ignored(f"{step.value} does not notify a RequestRejected"), "ignored")
-    config = config_resolver.resolve(services.settings).config
-    fields = {key: value for key, value in trigger.payload.items() if key in RejectedNotice.model_fields}
-    notice = RejectedNotice.model_validate(fields)
-    sns_id, sqs_id = notify.send(
-        config.notification_topic_arn, config.notification_queue_url, notice, config.target_region
-    )
-    logger.info("sent the notice of a refused request", extra={"reason": notice.reason})
-    response = {
-        "operation_id": None,
-        "status": "success",
-        "message": f"Sent the notice of a refused {notice.request}",
-        "sns_message_id": sns_id,
-        "sqs_message_id": sqs_id,
-        "next_step": None,
-    }
-    return Answer(response, "success")
 
 
 def kept_fields(payload: dict[str, Any]) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from functions.engine import services as process_services
 from functions.engine.admission import Run, admit, answer_of
 from functions.engine.claims import MAX_ATTEMPTS, Claims
-from functions.engine.contract import Outcome, StepContext, StepLogic
+from functions.engine.configuration import resolve_for_step
+from functions.engine.contract import Outcome, RejectionLogic, StepContext, StepLogic
 from functions.engine.failures import as_step_error
-from functions.engine.operation import new_operation, resolve_for_step
-from functions.engine.rejections import notify_rejection, reject
+from functions.engine.rejections import reject
 from functions.engine.responses import Answer, error_response, ignored
 from functions.engine.services import Services
 from functions.engine.settle import record_failure, settle
-from functions.engine.transitions import overdue, succeed
+from functions.engine.transitions import new_operation, overdue, succeed
 from functions.engine.triggers import Trigger, TriggerKind, locate, parse_trigger
 from functions.engine.writer import Writer
 from functions.errors import ClaimHeld, InvalidRequest, StaleWrite, StepError, UnknownOperation
@@ -29,10 +29,17 @@ from schemas.state import OperationState
 class StepRunner:
     """Runs one step's logic for each invocation of its function."""
 
-    def __init__(self, step: Step, logic: StepLogic, services: Services | None = None) -> None:
+    def __init__(
+        self,
+        step: Step,
+        logic: StepLogic,
+        services: Services | None = None,
+        on_rejected: RejectionLogic | None = None,
+    ) -> None:
         self.step = step
         self.logic = logic
         self._services = services
+        self.on_rejected = on_rejected  # the step that notifies a RequestRejected (notify_completion)
 
     @property
     def services(self) -> Services:
@@ -58,7 +65,9 @@ class StepRunner:
             logger.warning("rejected input", extra={"error": exc.message})
             return reject(self.step, event, exc, self.services)
         if trigger.kind is TriggerKind.REQUEST_REJECTED:
-            return notify_rejection(self.step, trigger, self.services)
+            if self.on_rejected is None:
+                return Answer(ignored(f"{self.step.value} does not notify a RequestRejected"), "ignored")
+            return Answer(self.on_rejected(trigger, self.services), "success")
         operation_id = locate(trigger, self.services.store)
         if operation_id is None:
             assert trigger.rds is not None

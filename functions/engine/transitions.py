@@ -4,12 +4,11 @@ events, the direct response and the wake-ups to change."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from functions.config import ResolvedConfig
 from functions.engine.contract import Done, Finished, Outcome, Waiting
-from functions.engine.operation import new_operation
 from functions.engine.responses import compact, error_response
 from functions.engine.timers import TimerPlan
 from functions.engine.triggers import Trigger
@@ -18,7 +17,7 @@ from functions.notify import left_in_place
 from functions.settings import Settings
 from functions.state import expiry
 from schemas.common import Step
-from schemas.config import RestoreConfig
+from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import (
     BusEvent,
     ErrorInfo,
@@ -222,4 +221,32 @@ def timed_out(waiting: WaitRecord) -> WaitTimedOut:
     minutes = int((waiting.deadline - waiting.since).total_seconds() // 60)
     return WaitTimedOut(
         f"{Step(waiting.step).value} waited for {waiting.waiting_for} past its deadline ({minutes} min)"
+    )
+
+
+def new_operation(trigger: Trigger, operation_id: str, settings: Settings, now: datetime) -> OperationState:
+    """The state item snapshot_check creates for a new operation (its first write)."""
+    raw_date = trigger.payload.get("target_date")
+    try:
+        target_date = date.fromisoformat(str(raw_date)) if raw_date else now.date()
+    except ValueError:
+        target_date = now.date()
+    overrides = trigger.payload.get("overrides") or {}
+    if trigger.is_direct and isinstance(overrides, dict):
+        # A direct payload's own configuration fields are overrides too (they win, as in resolve_for_step):
+        # kept, so that a resume at snapshot_check resolves what this run did.
+        overrides = {**overrides, **{k: v for k, v in trigger.payload.items() if k in CONFIG_FIELDS}}
+    return OperationState(
+        operation_id=operation_id,
+        status="running",
+        next_step=Step.SNAPSHOT_CHECK,
+        target_date=target_date,
+        # Only configuration fields are kept: an unknown key (refused by snapshot_check) could hold anything,
+        # and the state item must never hold a secret.
+        overrides={k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
+        if isinstance(overrides, dict)
+        else {},
+        created_at=now,
+        updated_at=now,
+        expires_at=expiry(settings.state_ttl_days, now),
     )

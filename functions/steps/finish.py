@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions import notify
-from functions.engine.contract import Done, Finished, Outcome, StepContext, TriggerKind
+from functions.engine.contract import Done, Finished, Outcome, StepContext, Trigger, TriggerKind
 from functions.errors import AwsError
 from functions.observability import logger
 from functions.steps.snapshot import release_copy
 from schemas.common import Step
 from schemas.outputs import StepOutputs
+
+if TYPE_CHECKING:
+    from functions.engine.contract import Services
 
 
 def notify_completion(ctx: StepContext) -> Outcome:
@@ -159,3 +162,27 @@ def cleanup(ctx: StepContext) -> Outcome:
         status="completed",
         fields={"target_cluster_id": config.target_cluster_id, "cleanup_results": results},
     )
+
+
+def notify_rejection(trigger: Trigger, services: Services) -> dict[str, Any]:
+    """notify_completion's run for a RequestRejected: no operation to read or record; the notice goes to the
+    topic and queue the environment and SSM configure. What stops it (no configuration, SNS or SQS out of
+    reach) is raised, so that the event is delivered again and, at the last try, lands in the DLQ."""
+    from functions import config as config_resolver
+    from schemas.notice import RejectedNotice
+
+    config = config_resolver.resolve(services.settings).config
+    fields = {key: value for key, value in trigger.payload.items() if key in RejectedNotice.model_fields}
+    notice = RejectedNotice.model_validate(fields)
+    sns_id, sqs_id = notify.send(
+        config.notification_topic_arn, config.notification_queue_url, notice, config.target_region
+    )
+    logger.info("sent the notice of a refused request", extra={"reason": notice.reason})
+    return {
+        "operation_id": None,
+        "status": "success",
+        "message": f"Sent the notice of a refused {notice.request}",
+        "sns_message_id": sns_id,
+        "sqs_message_id": sqs_id,
+        "next_step": None,
+    }

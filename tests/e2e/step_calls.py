@@ -318,16 +318,16 @@ def engine_modules(entry: str) -> list[str]:
     return sorted(found)
 
 
-def step_logic(step: str) -> str:
-    """The step's logic, as its handler module hands it to make_handler."""
+def step_logic(step: str) -> list[str]:
+    """The step's logic, and any other logic (on_rejected), as its handler module hands them to make_handler."""
     module = parse(f"{PACKAGE}.{step}")
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "make_handler":
-            logic = node.args[1]
-            assert isinstance(logic, ast.Name)
-            found = resolve(module.imports[logic.id])
-            assert found, step
-            return found
+            given = [node.args[1], *(keyword.value for keyword in node.keywords)]
+            assert all(isinstance(logic, ast.Name) for logic in given), step
+            found = [resolve(module.imports[logic.id]) for logic in given]  # type: ignore[attr-defined]
+            assert all(found), step
+            return [name for name in found if name]
     raise AssertionError(f"functions/{step}.py builds no handler")
 
 

@@ -10,8 +10,7 @@ import pytest
 from functions.config import ResolvedConfig
 from functions.engine.admission import Ignore, Refuse, Replay, Run, admit
 from functions.engine.contract import Done, Finished, Wait, Waiting
-from functions.engine.operation import new_operation
-from functions.engine.transitions import fail, overdue, succeed
+from functions.engine.transitions import fail, new_operation, overdue, succeed
 from functions.engine.triggers import Trigger, TriggerKind
 from functions.errors import StepError, WaitTimedOut
 from schemas.common import Step, utcnow

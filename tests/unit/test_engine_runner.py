@@ -12,9 +12,9 @@ from fakes.memory_store import MemoryStateStore
 from functions.engine import records, writer
 from functions.engine.claims import Claims
 from functions.engine.contract import Done, StepContext, Wait, Waiting
-from functions.engine.operation import new_operation
 from functions.engine.runner import StepRunner
 from functions.engine.services import Services
+from functions.engine.transitions import new_operation
 from functions.engine.triggers import Trigger, TriggerKind
 from functions.errors import ClaimHeld, PublishError, StepError
 from schemas.common import Step, utcnow

@@ -12,11 +12,10 @@ import pytest
 from fakes.memory_store import MemoryStateStore
 
 from functions.engine import records
-from functions.engine.operation import new_operation
 from functions.engine.rejections import MAX_RECEIVED_CHARS, kept_fields, received
 from functions.engine.runner import StepRunner
 from functions.engine.services import Services
-from functions.engine.transitions import rejected
+from functions.engine.transitions import new_operation, rejected
 from functions.engine.triggers import Trigger, TriggerKind, parse_trigger, request_of, usable_operation_id
 from functions.engine.writer import Writer
 from functions.errors import InvalidRequest, PublishError, StaleWrite, StepError

@@ -1,8 +1,6 @@
-"""An operation's beginning and its configuration for a step: the new state item, and config resolution."""
+"""The configuration a step runs with: resolved from its sources, with what the operation fixed kept fixed."""
 
 from __future__ import annotations
-
-from datetime import date, datetime
 
 from functions import config as config_resolver
 from functions.engine.admission import notifies_failure
@@ -10,43 +8,13 @@ from functions.engine.triggers import Trigger
 from functions.errors import ConfigError, InvalidRequest
 from functions.observability import logger
 from functions.settings import Settings
-from functions.state import expiry
 from schemas.common import Step
-from schemas.config import CONFIG_FIELDS
 from schemas.state import OperationState
 
 # What an operation acts on, fixed once it is recorded: a later step's direct payload may change the rest of
 # the configuration for that step (event > state), never these. Else restore_snapshot would restore into a
 # cluster the operation holds no lease on, while the one it deleted stayed gone.
 FIXED_FIELDS = ("source_region", "target_region", "source_cluster_id", "target_cluster_id")
-
-
-def new_operation(trigger: Trigger, operation_id: str, settings: Settings, now: datetime) -> OperationState:
-    """The state item snapshot_check creates for a new operation (its first write)."""
-    raw_date = trigger.payload.get("target_date")
-    try:
-        target_date = date.fromisoformat(str(raw_date)) if raw_date else now.date()
-    except ValueError:
-        target_date = now.date()
-    overrides = trigger.payload.get("overrides") or {}
-    if trigger.is_direct and isinstance(overrides, dict):
-        # A direct payload's own configuration fields are overrides too (they win, as in resolve_for_step):
-        # kept, so that a resume at snapshot_check resolves what this run did.
-        overrides = {**overrides, **{k: v for k, v in trigger.payload.items() if k in CONFIG_FIELDS}}
-    return OperationState(
-        operation_id=operation_id,
-        status="running",
-        next_step=Step.SNAPSHOT_CHECK,
-        target_date=target_date,
-        # Only configuration fields are kept: an unknown key (refused by snapshot_check) could hold anything,
-        # and the state item must never hold a secret.
-        overrides={k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
-        if isinstance(overrides, dict)
-        else {},
-        created_at=now,
-        updated_at=now,
-        expires_at=expiry(settings.state_ttl_days, now),
-    )
 
 
 def resolve_for_step(
