@@ -23,10 +23,15 @@ def reconciler_metric_dimensions(environment: str) -> dict[str, str]:
 
 
 def failed_operations_pattern() -> dict[str, Any]:
+    """What the alerts topic hears of: an operation that failed, and a request refused before it could be
+    one (RequestRejected: no usable operation id). EventBridge content filtering's `$or`:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html"""
     return {
         "source": [EVENT_SOURCE],
-        "detail-type": ["OperationFinished"],
-        "detail": {"outcome": ["failed"]},
+        "$or": [
+            {"detail-type": ["OperationFinished"], "detail": {"outcome": ["failed"]}},
+            {"detail-type": ["RequestRejected"]},
+        ],
     }
 
 

@@ -20,6 +20,7 @@ from pulumi_harness import (
 )
 
 from functions.routes import FUNCTIONS, RECONCILE_SCHEDULE, build_routes, handler_path
+from infra.monitoring import failed_operations_pattern
 from infra.policies import DESTRUCTIVE_RDS_ACTIONS
 from schemas.config import RestoreConfig
 from schemas.events import BUS_EVENTS
@@ -523,7 +524,7 @@ def test_alarms_cover_failed_operations_dlq_depth_overdue_waits_and_function_err
     } <= names
     assert {f"aurora-restore-{kebab(function)}-dev-errors" for function in FUNCTIONS} <= names
     failed = dev.one(RULE, name="aurora-restore-operation-failed-dev")
-    assert json.loads(failed.inputs["eventPattern"])["detail"] == {"outcome": ["failed"]}
+    assert json.loads(failed.inputs["eventPattern"]) == failed_operations_pattern()
     subscription = dev.one("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.inputs["protocol"] == "email"
     assert subscription.inputs["endpoint"] == "aurora-restore-dev@example.com"
@@ -724,3 +725,18 @@ def test_a_stack_in_china_builds_its_own_arns_in_the_aws_cn_partition() -> None:
     assert dead_letters and all(f"arn:aws-cn:events:cn-north-1:{ACCOUNT}:rule" in p for p in dead_letters)
     govcloud = json.dumps([route.pattern for route in build_routes("us-gov-west-1")])
     assert "arn:aws-us-gov:rds:us-gov-west-1:" in govcloud and "arn:aws:" not in govcloud
+
+
+def test_the_alerts_hear_of_failed_operations_and_refused_requests_only() -> None:
+    """A request with no usable operation id never becomes an operation: its RequestRejected is its alert."""
+    from moto.events.models import EventPattern
+
+    pattern = EventPattern.load(json.dumps(failed_operations_pattern()))
+
+    def event(detail_type: str, **detail: Any) -> dict[str, Any]:
+        return {"source": "aurora-restore", "detail-type": detail_type, "detail": detail}
+
+    assert pattern.matches_event(event("OperationFinished", outcome="failed"))
+    assert pattern.matches_event(event("RequestRejected", reason="target_date: not a date"))
+    assert not pattern.matches_event(event("OperationFinished", outcome="completed"))
+    assert not pattern.matches_event(event("StepFailed", step="delete_rds"))
