@@ -36,6 +36,27 @@ BUSY = frozenset({"InvalidDBClusterStateFault"})
 INSTANCE_EXISTS = frozenset({"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"})
 
 
+def rds_error(region: str, what: str, exc: ClientError) -> NotFound | AwsError:
+    """Our error for an RDS (or EC2, KMS) refusal."""
+    code = aws.error_code(exc)
+    if code in NOT_FOUND_CODES:
+        return NotFound(f"{what}: {code}")
+    message = exc.response.get("Error", {}).get("Message", "")
+    return AwsError(f"{what} failed in {region}: {code}: {message}", retryable=aws.is_transient(exc))
+
+
+def _describe_one(
+    adapter: RdsAdapter, what: str, call: Callable[..., Any], key: str, **kwargs: Any
+) -> dict[str, Any] | None:
+    """The one resource a describe call names, or None when it does not exist."""
+    try:
+        found = adapter._call(what, call, **kwargs)
+    except NotFound:
+        return None
+    items = found.get(key, [])
+    return dict(items[0]) if items else None
+
+
 class RdsAdapter:
     """One region's RDS. Methods return plain dicts as RDS describes them, or None when absent."""
 
@@ -55,30 +76,12 @@ class RdsAdapter:
         except ClientError as exc:
             if aws.error_code(exc) in tolerate:
                 return None
-            raise self._error(what, exc) from exc
-
-    def _error(self, what: str, exc: ClientError) -> NotFound | AwsError:
-        """Our error for an RDS (or EC2, KMS) refusal."""
-        code = aws.error_code(exc)
-        if code in NOT_FOUND_CODES:
-            return NotFound(f"{what}: {code}")
-        message = exc.response.get("Error", {}).get("Message", "")
-        return AwsError(f"{what} failed in {self.region}: {code}: {message}", retryable=aws.is_transient(exc))
-
-    def _describe_one(
-        self, what: str, call: Callable[..., Any], key: str, **kwargs: Any
-    ) -> dict[str, Any] | None:
-        """The one resource a describe call names, or None when it does not exist."""
-        try:
-            found = self._call(what, call, **kwargs)
-        except NotFound:
-            return None
-        items = found.get(key, [])
-        return dict(items[0]) if items else None
+            raise rds_error(self.region, what, exc) from exc
 
     def subnet_group(self, name: str) -> dict[str, Any] | None:
         """The DB subnet group, or None when it does not exist."""
-        return self._describe_one(
+        return _describe_one(
+            self,
             f"describing DB subnet group {name}",
             self._client.describe_db_subnet_groups,
             "DBSubnetGroups",
@@ -104,32 +107,10 @@ class RdsAdapter:
             request["Marker"] = page["Marker"]
         return True  # not settled within MAX_PAGES pages: not refused on a guess
 
-    def security_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
-        """Those of `group_ids` that exist in the region, as EC2 describes them (RDS takes VPC security
-        groups by id and has no call to describe them). A filter, not GroupIds: an unknown id is left out
-        instead of failing the call."""
-        found = self._call(
-            f"describing security groups {', '.join(group_ids)}",
-            aws.client("ec2", self.region).describe_security_groups,
-            Filters=[{"Name": "group-id", "Values": group_ids}],
-        )
-        return [dict(group) for group in found.get("SecurityGroups", [])]
-
-    def kms_key(self, key_id: str) -> dict[str, Any] | None:
-        """The KMS key `key_id` names in this region, as DescribeKey describes it (KeyMetadata), or None when
-        there is none. DescribeKey takes a key id, key ARN, alias name or alias ARN and answers with the key
-        an alias points to (https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html)."""
-        answer = self._call(
-            f"describing KMS key {key_id}",
-            aws.client("kms", self.region).describe_key,
-            tolerate=frozenset({"NotFoundException"}),
-            KeyId=key_id,
-        )
-        return dict(answer["KeyMetadata"]) if answer else None
-
     # -- snapshots --------------------------------------------------------------------------------------
     def cluster_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
-        return self._describe_one(
+        return _describe_one(
+            self,
             f"describing snapshot {snapshot_id}",
             self._client.describe_db_cluster_snapshots,
             "DBClusterSnapshots",
@@ -204,7 +185,8 @@ class RdsAdapter:
 
     # -- clusters and instances ---------------------------------------------------------------------------
     def cluster(self, cluster_id: str) -> dict[str, Any] | None:
-        return self._describe_one(
+        return _describe_one(
+            self,
             f"describing cluster {cluster_id}",
             self._client.describe_db_clusters,
             "DBClusters",
@@ -212,7 +194,8 @@ class RdsAdapter:
         )
 
     def instance(self, instance_id: str) -> dict[str, Any] | None:
-        return self._describe_one(
+        return _describe_one(
+            self,
             f"describing instance {instance_id}",
             self._client.describe_db_instances,
             "DBInstances",
@@ -287,7 +270,9 @@ class RdsAdapter:
             if code in BUSY:
                 return False
             if code not in INSTANCE_EXISTS:
-                raise self._error(f"creating instance {kwargs['DBInstanceIdentifier']}", exc) from exc
+                raise rds_error(
+                    self.region, f"creating instance {kwargs['DBInstanceIdentifier']}", exc
+                ) from exc
         return True
 
     def set_master_password(self, cluster_id: str, password: str) -> bool:

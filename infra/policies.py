@@ -256,7 +256,7 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _key_checked(refs: PolicyRefs) -> list[dict[str, Any]]:
-    """RdsAdapter.kms_key: snapshot_check describes the configured kms_key_id in the target region (an alias
+    """target_checks.kms_key: snapshot_check describes the configured kms_key_id in the target region (an alias
     resolved by KMS) before anything changes; nothing when no key is configured."""
     if not refs.restore_kms_key_id:
         return []

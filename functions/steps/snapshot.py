@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
-from functions import secrets
+from functions import secrets, target_checks
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
@@ -63,7 +63,10 @@ def _check_security_groups(ctx: StepContext, vpc_id: str | None) -> None:
     RDS checks that only when restoring, after the target cluster was deleted."""
     config = ctx.config
     wanted = list(dict.fromkeys(config.target_security_groups))
-    found = {group["GroupId"]: group.get("VpcId") for group in ctx.target_rds.security_groups(wanted)}
+    found = {
+        group["GroupId"]: group.get("VpcId")
+        for group in target_checks.security_groups(config.target_region, wanted)
+    }
     missing = [group_id for group_id in wanted if group_id not in found]
     if missing:
         raise ConfigError(
@@ -282,7 +285,7 @@ def _check_key(ctx: StepContext, snapshot: dict[str, Any]) -> None:
             f"kms_key_id {key_id} is in {named_region}: {used_for} take a key in {region}, the target region"
         )
     try:
-        key = ctx.target_rds.kms_key(key_id)
+        key = target_checks.kms_key(ctx.config.target_region, key_id)
     except AwsError as exc:
         if exc.retryable:
             raise

@@ -154,7 +154,7 @@ STEP_CALLS: dict[str, set[str]] = {
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",  # the DB users (SecureString)
         "kms:Decrypt",
-        "kms:DescribeKey",  # kms_key_id checked in the target region (RdsAdapter.kms_key)
+        "kms:DescribeKey",  # kms_key_id checked in the target region (target_checks.kms_key)
         "dynamodb:GetItem",  # the lease and its holder
         "dynamodb:PutItem",
     },
@@ -262,7 +262,8 @@ def test_every_aws_client_in_the_code_is_read_and_the_database_code_calls_none()
     assert step_calls.unaccounted_clients() == []
     calling = {key.partition(":")[0] for key, found in step_calls.inventory().items() if found.calls}
     assert calling == {
-        f"functions.{name}" for name in ("rds", "state", "wakeup", "notify", "bus", "config", "secrets")
+        f"functions.{name}"
+        for name in ("rds", "target_checks", "state", "wakeup", "notify", "bus", "config", "secrets")
     }
     assert set(ON_ITS_BEHALF) <= set(step_calls.inventory())
 
