@@ -112,7 +112,9 @@ class LocalRuntime:
         self.security_group_id = ""  # the restored clusters' (in the subnet group's VPC), made when seeding
         self.stop_event = threading.Event()
         self.fault_draws = FaultDraws(lambda: self.options.faults)
-        self.crash_profile = CrashProfile(lambda: self.options.faults, self._operation_mutations)
+        self.crash_profile = CrashProfile(
+            lambda: self.options.faults, lambda state: operation_changes(self, state)
+        )
         self.delivery = EventDelivery(self)
         self.wakeups = SchedulerEmulator(
             lambda: self.client("events"),
@@ -298,13 +300,6 @@ class LocalRuntime:
         if self.simulator is not None:
             self.simulator.options.send_events = not faults.drop_rds_events
 
-    def _operation_mutations(self, state: Any) -> int:
-        """The operation's changes so far, as the crash profile counts them: the mutating RDS calls RDS
-        accepted on its resources (counted at moto's server) and the outcome notices that name it."""
-        accepted = self.moto.app.rds_calls.tally(operation_resources(state), exclude_key=PLUMBING_ACCESS_KEY)
-        made = sum(count for (_, verdict), count in accepted.items() if verdict == ACCEPTED)
-        return made + self.notices(state.operation_id).total
-
     def notices(self, operation_id: str) -> NoticeCount:
         """The outcome notices naming the operation: on the notices' topic, and on their queue."""
         return count_notices(self.options.target_region, self.names.notifications, operation_id)
@@ -348,6 +343,14 @@ class LocalRuntime:
     def wait_for(self, operation_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Until the operation ends (completed, failed, aborted) or the timeout; returns its state."""
         return _poll(lambda: self.state(operation_id), _ended, timeout, poll)
+
+
+def operation_changes(runtime: LocalRuntime, state: Any) -> int:
+    """The operation's changes so far, as the crash profile counts them: the mutating RDS calls RDS accepted
+    on its resources (counted at moto's server) and the outcome notices that name it."""
+    tally = runtime.moto.app.rds_calls.tally(operation_resources(state), exclude_key=PLUMBING_ACCESS_KEY)
+    made = sum(count for (_, verdict), count in tally.items() if verdict == ACCEPTED)
+    return made + runtime.notices(state.operation_id).total
 
 
 def restore_requested_entry(
