@@ -65,7 +65,8 @@ class RdsProfile:
       (hashicorp/terraform-provider-aws#2791, seen right after a restore from a snapshot), and while it is
       not `available` RDS refuses CreateDBInstance and ModifyDBCluster with InvalidDBClusterStateFault ("You
       can create DB instances only after the RestoreDBClusterFromSnapshot operation has completed and the DB
-      cluster is available": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html).
+      cluster is available": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html;
+      a cluster made by CreateDBCluster takes its instances while `creating`, as consoles ask for both at once).
     - Renames take time: the old name is gone at once (ansible/ansible#7054), the new one answers `renaming`
       until it takes effect "in about two minutes"; an existing name cannot be taken
       (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/multi-az-db-cluster-rename.html). Without
@@ -220,12 +221,13 @@ class RdsBehaviour:
                 "characters other than '/', '\"', '@' and space.",
             )
 
-    def check_available(self, cluster: Any, action: str) -> None:
-        """A busy cluster refuses `action` (InvalidDBClusterStateFault), when the profile says so."""
+    def check_available(self, cluster: Any, action: str, also: tuple[str, ...] = ()) -> None:
+        """A cluster neither available nor in a status of `also` refuses `action`
+        (InvalidDBClusterStateFault), when the profile says so."""
         if not self.profile.refuse_when_busy or cluster is None:
             return
         status = str(cluster._status)
-        if status != "available":
+        if status != "available" and status not in also:
             raise RDSClientError(
                 "InvalidDBClusterStateFault",
                 f"DB cluster {cluster.db_cluster_identifier} is {status}: {action} needs it available.",

@@ -185,6 +185,7 @@ class RdsSimulator:
         self.publisher = EventPublisher(options, publish, self.scheduler.after, self.timed.record)
         self.timed.announce = self.publisher.announce
         self._originals: dict[str, Any] = {}
+        self._restored: list[Any] = []  # the clusters restored from a snapshot (moto's objects)
         self._lock = threading.Lock()
 
     # -- installation -------------------------------------------------------------------------------------
@@ -304,6 +305,7 @@ class RdsSimulator:
         cluster_id = cluster.db_cluster_identifier
         self._count("RestoreDBClusterFromSnapshot", cluster_id)
         cluster._status = "creating"
+        self._restored.append(cluster)
         loaded = load_while_creating(self.stand_in, cluster_id)
 
         def done() -> None:
@@ -323,7 +325,9 @@ class RdsSimulator:
         if db_kwargs.get("db_cluster_identifier"):
             self.behaviour.check_identifier("DBInstanceIdentifier", db_kwargs.get("db_instance_identifier"))
             cluster = backend.clusters.get(db_kwargs["db_cluster_identifier"])
-            self.behaviour.check_available(cluster, "CreateDBInstance")
+            # A created cluster takes its instances while `creating`; a restored one only once available.
+            creating_ok = () if any(cluster is c for c in self._restored) else ("creating",)
+            self.behaviour.check_available(cluster, "CreateDBInstance", also=creating_ok)
         instance = self._originals["create_db_instance"](backend, db_kwargs)
         if not db_kwargs.get("db_cluster_identifier"):
             return instance

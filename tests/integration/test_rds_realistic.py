@@ -233,6 +233,34 @@ def test_a_master_password_change_leaves_the_cluster_busy_refusing_a_writer(
     assert new_writer()["DBInstance"]["DBInstanceStatus"] == "creating"
 
 
+def test_a_restored_cluster_takes_its_writer_only_once_available(
+    simulate: Callable[..., tuple[RdsSimulator, Published]],
+) -> None:
+    # Given a cluster that refuses changes while busy, a snapshot, and a cluster just created
+    simulate(replace(QUIET, refuse_when_busy=True))
+    WorldSeeder(_client, NAMES).target_cluster("created-target")  # its writer asked for while `creating`
+    client = rds()
+    client.create_db_cluster_snapshot(DBClusterIdentifier=TARGET_CLUSTER, DBClusterSnapshotIdentifier="snap")
+
+    # When a cluster is restored and its writer asked for at once
+    client.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="restored", SnapshotIdentifier="snap", Engine="aurora-postgresql"
+    )
+
+    # Then RDS refuses the writer until the restore is done
+    def writer() -> Any:
+        return client.create_db_instance(
+            DBInstanceIdentifier="restored-writer",
+            DBClusterIdentifier="restored",
+            DBInstanceClass="db.r6g.large",
+            Engine="aurora-postgresql",
+        )
+
+    assert code_of(writer) == "InvalidDBClusterStateFault"
+    until(lambda: rds_backend(REGION).clusters["restored"]._status == "available")
+    assert writer()["DBInstance"]["DBInstanceStatus"] == "creating"
+
+
 def test_a_rename_takes_time(simulate: Callable[..., tuple[RdsSimulator, Published]]) -> None:
     # Given renames that take 0.5 s
     simulate(replace(QUIET, rename=0.5, enforce_limits=True))
@@ -369,9 +397,7 @@ def test_a_restore_without_an_engine_version_gets_the_regions_default(
     # Given the region's default engine version, other than the snapshot's
     simulate(replace(QUIET, default_engine_version="16.6"))
     client = rds()
-    arn = client.create_db_cluster_snapshot(
-        DBClusterIdentifier=TARGET_CLUSTER, DBClusterSnapshotIdentifier="snap"
-    )["DBClusterSnapshot"]["DBClusterSnapshotArn"]
+    client.create_db_cluster_snapshot(DBClusterIdentifier=TARGET_CLUSTER, DBClusterSnapshotIdentifier="snap")
 
     # When one restore names no version and another names the snapshot's
     def restore(name: str, **version: str) -> str:
@@ -426,3 +452,14 @@ def test_the_profiles_by_name_and_pace() -> None:
     assert halved.late_event_delay == pytest.approx(tuple(v / 2 for v in REALISTIC.late_event_delay))
     with pytest.raises(ValueError, match="fast, realistic"):
         rds_profile("slow", Durations())
+
+
+@pytest.mark.parametrize("command", [["demo"], ["chaos"], ["local", "serve", "--env-file", "x.env"]])
+def test_the_local_commands_take_rds_fast_by_default(command: list[str]) -> None:
+    from aurora_restore import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(command).rds == "fast"
+    assert parser.parse_args([*command, "--rds", "realistic"]).rds == "realistic"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--rds", "slow"])
