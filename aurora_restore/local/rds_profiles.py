@@ -38,7 +38,6 @@ class Durations:
 
 # The default Durations stand for AWS at 0.2 wall seconds per AWS minute (their 10.5 s for the 53 minutes the
 # benchmark's AWS durations add up to): the realistic profile's times below are at that pace, 1/300.
-AWS_SECONDS_PER_WALL_SECOND = 300.0
 Span = tuple[float, float]  # (shortest, longest) wall seconds, drawn uniformly
 
 
@@ -55,11 +54,13 @@ class RdsProfile:
       (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-delivery-level.html), so
       seconds usually, minutes sometimes. Early: "DB instance created" comes while the instance is still
       `backing-up` or `configuring-enhanced-monitoring` (crossplane-contrib/provider-aws#760: "an RDS instance
-      changes directly from creating to backing-up"; hashicorp/terraform#8707). Twice: EventBridge delivers
-      at least once, and RDS's events are no exception (the same detail, Date included).
+      changes directly from creating to backing-up"; hashicorp/terraform#8707). Twice: EventBridge sends an
+      event again when it could not confirm a delivery
+      (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html), the same detail,
+      Date included.
     - A copy's PercentProgress neither even nor steady: a cross-region copy request may wait in a queue,
       and "No progress information is displayed about copy requests while they are in the queue"
-      (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-copy-snapshot.html); after that
+      (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_CopySnapshot.html); after that
       it moves at more than one rate and stalls for a while part way.
     - The cluster busy after its master password is set: `resetting-master-credentials` for minutes
       (hashicorp/terraform-provider-aws#2791, seen right after a restore from a snapshot), and while it is
