@@ -16,6 +16,9 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # a
 OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)  # `list --status`
 STEP_NAMES = ", ".join(step.kebab for step in Step)
 PROFILE_NAMES = "{profile names}"
+# The RDS simulator's profiles (aurora_restore.local.rds_profiles.PROFILES, which a test holds this to):
+# named here so that building the parser imports no simulator.
+RDS_PROFILES = ("fast", "realistic")
 
 
 class _Help(argparse.HelpFormatter):
@@ -193,6 +196,18 @@ def _add_abort(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p.set_defaults(func=handlers["abort"])
 
 
+def _rds(p: argparse.ArgumentParser) -> None:
+    """The local runtime's RDS: `--rds fast|realistic`."""
+    p.add_argument(
+        "--rds",
+        choices=RDS_PROFILES,
+        default="fast",
+        help="the simulated RDS: fast (every operation its set time, each event on time; the default) or "
+        "realistic (RDS on a bad day: events late, early or twice, uneven copy progress, the cluster busy "
+        "after its master password is set, slow renames, RDS's limits enforced)",
+    )
+
+
 def _add_demo(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p = sub.add_parser("demo", help="run a whole restore on the embedded local runtime")
     p.add_argument(
@@ -201,6 +216,7 @@ def _add_demo(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         default=120.0,
         help="give up if the restore has not ended this many seconds after it started (default 120)",
     )
+    _rds(p)
     p.set_defaults(func=handlers["demo"])
 
 
@@ -214,6 +230,7 @@ def _add_chaos(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p.add_argument(
         "--profile", action="append", help=f"only this profile (repeatable): one of {PROFILE_NAMES}"
     )
+    _rds(p)
     p.set_defaults(func=handlers["chaos"])
 
 
@@ -225,4 +242,5 @@ def _add_local(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         "--env-file", required=True, help="write the `export` lines that reach the runtime here"
     )
     serve.add_argument("--log-file", help="the functions' JSON logs (default: kept in memory)")
+    _rds(serve)
     serve.set_defaults(func=handlers["local serve"])

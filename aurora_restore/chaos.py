@@ -69,8 +69,11 @@ EXTRA_PROFILES = {"none": FaultProfile(name="none")}  # a well-behaved AWS, sele
 OPERATION_TIMEOUT = 300.0
 
 
-def run_chaos(operations_per_profile: int = 2, profiles: Iterable[str] | None = None, out: Any = None) -> int:
-    """Run the batch under each profile on one local runtime; print the table. 0 only if all holds."""
+def run_chaos(
+    operations_per_profile: int = 2, profiles: Iterable[str] | None = None, out: Any = None, rds: str = "fast"
+) -> int:
+    """Run the batch under each profile on one local runtime whose RDS simulator runs the `rds` profile;
+    print the table. 0 only if all holds."""
     import sys
 
     out = out or sys.stdout
@@ -91,6 +94,7 @@ def run_chaos(operations_per_profile: int = 2, profiles: Iterable[str] | None = 
             recheck_interval_seconds=0.5,
             reconcile_interval_seconds=0.3,
             log_path=None,
+            rds=rds,
         )
     )
     results: list[ProfileResult] = []

@@ -183,7 +183,7 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
         print(f"aurora-restore: --env-file {env_file} is a directory: name a file to write", file=sys.stderr)
         return EXIT_USAGE
     try:
-        serve(env_file, Path(args.log_file) if args.log_file else None)
+        serve(env_file, Path(args.log_file) if args.log_file else None, rds=args.rds)
     except PostgresUnavailable as exc:
         print(f"cannot start the local runtime: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -193,13 +193,13 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aurora_restore.demo import run_demo
 
-    return run_demo(timeout=args.timeout)
+    return run_demo(timeout=args.timeout, rds=args.rds)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     from aurora_restore.chaos import run_chaos
 
-    return run_chaos(operations_per_profile=args.operations, profiles=args.profile)
+    return run_chaos(operations_per_profile=args.operations, profiles=args.profile, rds=args.rds)
 
 
 def build_parser() -> argparse.ArgumentParser:

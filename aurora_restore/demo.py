@@ -6,6 +6,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from aurora_restore import operations, render
 from aurora_restore.operations import Target
@@ -23,7 +24,31 @@ def _where(state: OperationState) -> str:
     return str(state.next_step or state.current_step or "the start")
 
 
-def run_demo(timeout: float = 120.0, log_path: Path | None = None) -> int:
+def _say_simulated_rds(options: Any, log_path: Path) -> None:
+    """How long each simulated RDS operation takes, and what the realistic profile adds."""
+    durations = options.durations
+    print(
+        f"simulated RDS: copy {durations.copy:g}s, delete {durations.delete_instance:g}s+{durations.delete_cluster:g}s, "
+        f"restore {durations.restore:g}s, writer {durations.create_instance:g}s; function logs in {log_path}"
+    )
+    if options.rds != "fast":
+        print(
+            f"RDS profile {options.rds}: events late, early or twice; uneven copy progress; the cluster busy "
+            "after its master password is set; RDS's limits enforced"
+        )
+
+
+def _say_rds_calls(simulator: Any, rds: str) -> None:
+    """The mutating RDS calls made, and under a profile other than fast the calls RDS refused."""
+    calls = simulator.mutating_calls()
+    print("mutating RDS calls: " + ", ".join(f"{name} x{count}" for name, count in sorted(calls.items())))
+    if rds != "fast" and simulator.refused:
+        refused = sorted(simulator.refused.items())
+        print("refused by RDS: " + ", ".join(f"{name} x{count}" for name, count in refused))
+
+
+def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "fast") -> int:
+    """The demo's restore on a fresh local runtime whose RDS simulator runs the `rds` profile."""
     from aurora_restore.cli import watch
     from aurora_restore.local.postgres import PostgresUnavailable
     from aurora_restore.local.runtime import TARGET_CLUSTER, LocalRuntime, RuntimeOptions
@@ -36,7 +61,7 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None) -> int:
     print("aurora-restore demo: a whole restore on the embedded local runtime")
     print("  (moto's server, the RDS simulator and a real PostgreSQL, all on 127.0.0.1; no AWS account)")
     began = time.monotonic()
-    runtime = LocalRuntime(RuntimeOptions(log_path=log_path))
+    runtime = LocalRuntime(RuntimeOptions(log_path=log_path, rds=rds))
     try:
         runtime.start()  # stops what it started when it fails or is interrupted
     except PostgresUnavailable as exc:
@@ -44,15 +69,11 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None) -> int:
         return 2
     try:
         env = runtime.environment()
-        durations = runtime.options.durations
         print(
             f"runtime ready in {time.monotonic() - began:.1f}s: moto {env['AWS_ENDPOINT_URL']}, "
             f"Lambda {env.get('AWS_ENDPOINT_URL_LAMBDA', '-')}, PostgreSQL {env['AURORA_RESTORE_PG_DSN']}"
         )
-        print(
-            f"simulated RDS: copy {durations.copy:g}s, delete {durations.delete_instance:g}s+{durations.delete_cluster:g}s, "
-            f"restore {durations.restore:g}s, writer {durations.create_instance:g}s; function logs in {log_path}"
-        )
+        _say_simulated_rds(runtime.options, log_path)
         target = Target(runtime.options.environment, runtime.options.target_region)
         today = date.today()
         operation_id = f"demo-{today.isoformat()}-{time.strftime('%H%M%S')}"
@@ -68,8 +89,7 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None) -> int:
             return 1
         assert runtime.simulator is not None
         print(render.timeline(state, runtime.simulator.events))
-        calls = runtime.simulator.mutating_calls()
-        print("mutating RDS calls: " + ", ".join(f"{name} x{count}" for name, count in sorted(calls.items())))
+        _say_rds_calls(runtime.simulator, rds)
         total = time.monotonic() - began
         if state.status not in TERMINAL_STATUSES:
             print(

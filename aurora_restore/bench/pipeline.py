@@ -124,10 +124,11 @@ def run_runbook_script(runtime: LocalRuntime, operation_id: str, target_date: st
     return script.sleeps
 
 
-def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:
+def _runtime(scale: Scale, choreography: bool, rds: str = "fast") -> LocalRuntime:
     return LocalRuntime(
         RuntimeOptions(
             durations=scale.durations(),
+            rds=rds,  # the RDS simulator's profile, at the pace of the durations
             recheck_interval_seconds=scale.wall(RECHECK_SECONDS),
             event_wait_recheck_seconds=scale.wall(EVENT_WAIT_RECHECK_SECONDS),
             reconcile_interval_seconds=scale.wall(RECONCILE_SECONDS),
@@ -138,10 +139,13 @@ def _runtime(scale: Scale, choreography: bool) -> LocalRuntime:
     )
 
 
-def measure(contender: str, scale: Scale, timeout: float, trace: bool = False) -> dict[str, Any]:
-    """Run one operation with `contender` ("choreography" or "polling_runbook") and read it back."""
+def measure(
+    contender: str, scale: Scale, timeout: float, trace: bool = False, rds: str = "fast"
+) -> dict[str, Any]:
+    """Run one operation with `contender` ("choreography" or "polling_runbook") on the `rds` profile's
+    simulated RDS, and read it back."""
     choreography = contender == "choreography"
-    runtime = _runtime(scale, choreography).start()
+    runtime = _runtime(scale, choreography, rds).start()
     try:
         assert runtime.simulator is not None
         recorder = CallRecorder(runtime)
@@ -229,11 +233,13 @@ def _await_call(recorder: CallRecorder, operation_id: str, function: str, timeou
         time.sleep(0.05)
 
 
-def measure_isolated(contender: str, scale: Scale, timeout: float, trace: bool = False) -> dict[str, Any]:
+def measure_isolated(
+    contender: str, scale: Scale, timeout: float, trace: bool = False, rds: str = "fast"
+) -> dict[str, Any]:
     """`measure` in a fresh interpreter: one local runtime per process, as the demo and the CLI run it."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        return dict(pool.apply(measure, (contender, scale, timeout, trace)))
+        return dict(pool.apply(measure, (contender, scale, timeout, trace, rds)))
 
 
 def _by_function(calls: list[Any]) -> dict[str, int]:

@@ -37,8 +37,9 @@ from aurora_restore.local.motoserver import LocalMotoServer
 from aurora_restore.local.notices import NoticeCount, count_notices
 from aurora_restore.local.postgres import PostgresServer
 from aurora_restore.local.rds_calls import ACCEPTED
+from aurora_restore.local.rds_profiles import rds_profile
 from aurora_restore.local.scheduler import SchedulerEmulator
-from aurora_restore.local.simulator import Durations, RdsSimulator, SimulatorOptions, StandIn
+from aurora_restore.local.simulator import MASTER_USERNAME, Durations, RdsSimulator, SimulatorOptions, StandIn
 from aurora_restore.local.world import (
     ACCOUNT,
     DATABASE,
@@ -63,6 +64,9 @@ class RuntimeOptions:
     source_region: str = "us-east-1"
     target_region: str = "us-west-2"
     durations: Durations = field(default_factory=Durations)
+    # The RDS simulator's profile (rds_profiles.PROFILES): "fast", or "realistic", RDS on a bad day at the
+    # pace of `durations`.
+    rds: str = "fast"
     recheck_interval_seconds: float = 1.0
     event_wait_recheck_seconds: float = 2.0
     wakeup_grace_seconds: float = 1.0
@@ -148,14 +152,19 @@ class LocalRuntime:
         _reset_function_caches()
         self._logs.start()
         self._seed()
+        profile = rds_profile(self.options.rds, self.options.durations)
         self.simulator = RdsSimulator(
             SimulatorOptions(
-                durations=self.options.durations, send_events=not self.options.faults.drop_rds_events
+                durations=self.options.durations,
+                send_events=not self.options.faults.drop_rds_events,
+                profile=profile,
             ),
             publish=self._publish_rds_event,
             stand_in=StandIn(self.postgres, self.database_for),
         )
         self.simulator.install()
+        if profile.existing_target_database:
+            self._existing_database(TARGET_CLUSTER)
         self._load_handlers()
         self.delivery.wire()
         self.moto.app.fault_hook = self.fault_draws.aws_fault
@@ -257,6 +266,15 @@ class LocalRuntime:
         WorldSeeder(self.client, self.names).target_cluster(cluster_id)
         if database:
             self.database_names[cluster_id] = database
+        if self.simulator is not None and self.simulator.options.profile.existing_target_database:
+            self._existing_database(cluster_id)
+
+    def _existing_database(self, cluster_id: str) -> None:
+        """The target's database as a real account has it before any refresh: there, answering the master
+        user with the password in the master secret."""
+        assert self.simulator is not None and self.simulator.stand_in is not None
+        self.simulator.stand_in.load(cluster_id)
+        self.simulator.stand_in.set_master_password(MASTER_USERNAME, self.master_password)
 
     def database_for(self, cluster_id: str) -> str:
         return self.database_names.get(cluster_id) or cluster_id.replace("-", "_")

@@ -19,13 +19,14 @@ WAKE_SECONDS = 0.5
 Handler = Callable[[int, FrameType | None], None]
 
 
-def serve(env_file: Path, log_path: Path | None = None) -> None:
+def serve(env_file: Path, log_path: Path | None = None, rds: str = "fast") -> None:
     """Start the runtime, write its environment to `env_file`, say `ready`, and run until SIGINT or SIGTERM;
     then stop it and say `stopped`. The signal handlers that were in place are back when it returns.
 
     Raises PostgresUnavailable when PostgreSQL's server cannot be started, and KeyboardInterrupt when a
-    signal comes during start-up; either way the runtime has stopped what it had started."""
-    runtime = LocalRuntime(RuntimeOptions(log_path=log_path))
+    signal comes during start-up; either way the runtime has stopped what it had started. `rds` names the
+    RDS simulator's profile (fast or realistic)."""
+    runtime = LocalRuntime(RuntimeOptions(log_path=log_path, rds=rds))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -55,8 +56,9 @@ def _run(runtime: LocalRuntime, env_file: Path, stop: threading.Event, on_signal
         _handle_signals(on_signal)
         environment = runtime.environment()
         write_env_file(env_file, environment)
+        profile = "" if runtime.options.rds == "fast" else f" ({runtime.options.rds} RDS)"
         print(
-            f"local runtime for {runtime.options.environment}: moto {runtime.moto.url}, "
+            f"local runtime for {runtime.options.environment}{profile}: moto {runtime.moto.url}, "
             f"PostgreSQL {environment['AURORA_RESTORE_PG_DSN']}; environment in {env_file}",
             flush=True,
         )

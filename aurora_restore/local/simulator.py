@@ -3,43 +3,36 @@
 It wraps moto's in-process RDS backend so that a snapshot copy stays `copying`, a deletion `deleting`, a
 restored cluster and a new instance `creating`, each for a configured duration, and then publishes the
 events real RDS documents (none for a cluster-snapshot copy) to the default bus of the region. When a
-restored cluster becomes available it loads the stand-in PostgreSQL database with the seed schema.
+restored cluster becomes available it loads the stand-in PostgreSQL database with the seed schema. Its
+profile (rds_profiles.py) says how: `fast`, as kind as moto, or `realistic`, RDS on a bad day.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from moto.rds import models as rds_models
 from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault, RDSClientError
 
-from aurora_restore.local.postgres import SUPERUSER
-
-SEED_SQL = Path(__file__).with_name("seed.sql")
-
-
-@dataclass
-class Durations:
-    """Wall-clock seconds each simulated RDS operation takes."""
-
-    copy: float = 3.0
-    delete_instance: float = 1.5
-    delete_cluster: float = 1.5
-    restore: float = 2.5
-    create_instance: float = 2.0
-
-    def scaled(self, factor: float) -> Durations:
-        return Durations(**{name: value * factor for name, value in self.__dict__.items()})
+from aurora_restore.local.rds_events import (
+    CLUSTER_CREATED,
+    CLUSTER_DELETED,
+    INSTANCE_CREATED,
+    INSTANCE_DELETED,
+    Announcement,
+    EventPublisher,
+)
+from aurora_restore.local.rds_profiles import FAST, Durations, EventPlan, RdsBehaviour, RdsProfile
+from aurora_restore.local.standin import MASTER_USERNAME as MASTER_USERNAME  # re-exported
+from aurora_restore.local.standin import SEED_SQL as SEED_SQL  # re-exported (the integration tests)
+from aurora_restore.local.standin import StandIn, load_while_creating
 
 
 @dataclass
@@ -58,6 +51,7 @@ class SimulatorOptions:
     durations: Durations = field(default_factory=Durations)
     send_events: bool = True
     event_filter: Callable[[dict[str, Any]], bool] | None = None  # False drops the event (fault profiles)
+    profile: RdsProfile = FAST
 
 
 class Scheduler:
@@ -102,115 +96,64 @@ class Scheduler:
         self._thread.join(timeout=5)
 
 
-# The clusters' master user, as Aurora makes it: not a superuser, but CREATEROLE and CREATEDB (Aurora's
-# master is rds_superuser's member with those). It owns each restored database and what the seed creates.
-MASTER_USERNAME = "cluster_admin"
 # The newest aurora-postgresql version moto's instance class offer data knows (its default, 12.7, is not in
 # it), for the clusters the local runtime and the tests create: snapshot_check asks whether the writer's
 # class is offered for the snapshot's version.
 ENGINE_VERSION = "15.2"
 
 
-class StandIn:
-    """The real PostgreSQL server standing in for restored clusters: one database per target cluster.
+class TimedWorks:
+    """The simulated operations under way: each one's end scheduled, announced by its event as the profile
+    plans it, and recorded with when it began and actually finished."""
 
-    The steps connect as MASTER_USERNAME, not as the server's superuser: what only a superuser may do
-    fails here as it would on Aurora.
-    """
-
-    def __init__(
-        self, server: Any, database_for: Callable[[str], str], master: str = MASTER_USERNAME
-    ) -> None:
-        self.server = server
-        self.database_for = database_for
-        self.master = master
+    def __init__(self, scheduler: Scheduler, behaviour: RdsBehaviour) -> None:
+        self.scheduler = scheduler
+        self.behaviour = behaviour
+        self.announce: Callable[[Announcement, tuple[float, ...]], None] = lambda _a, _d: None
+        self.works: list[SimulatedWork] = []
         self._lock = threading.Lock()
 
-    def load(self, cluster_id: str) -> None:
-        """A fresh restore: the database recreated with the seed schema, as a snapshot would bring it."""
-        from psycopg2 import sql
-
-        dbname, master = self.database_for(cluster_id), sql.Identifier(self.master)
+    def record(self, action: str, resource: str, seconds: float) -> SimulatedWork:
+        now = time.time()
+        work = SimulatedWork(action, resource, now, now + seconds)
         with self._lock:
-            admin = self.server.connect("postgres")
-            try:
-                with admin.cursor() as cursor:
-                    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.master,))
-                    if cursor.fetchone() is None:  # its password is set as the cluster's (ModifyDBCluster)
-                        cursor.execute(
-                            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB CREATEROLE").format(master)
-                        )
-                    cursor.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-                    )
-                    cursor.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), master)
-                    )
-            finally:
-                admin.close()
-            conn = self.server.connect(dbname)
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute(sql.SQL("SET ROLE {}").format(master))
-                    cursor.execute(SEED_SQL.read_text())
-            finally:
-                conn.close()
+            self.works.append(work)
+        return work
 
-    def set_master_password(self, username: str, password: str) -> None:
-        from psycopg2 import sql
-
-        from functions.database import scram_verifier
-
+    def dues(self, action: str, resources: set[str]) -> list[float]:
         with self._lock:
-            conn = self.server.connect("postgres")
-            try:
-                with conn.cursor() as cursor:
-                    # As a verifier, as setup_db_users sends them: the server's log never sees the password.
-                    cursor.execute(
-                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                            sql.Identifier(username), sql.Literal(scram_verifier(password))
-                        )
-                    )
-            finally:
-                conn.close()
-        if username == SUPERUSER:  # the runtime's own connections use the superuser's password
-            self.server.password = type(self.server.password)(password)
+            return [w.due for w in self.works if w.action == action and w.resource in resources]
 
+    def after(
+        self,
+        action: str,
+        resource: str,
+        seconds: float,
+        done: Callable[[], None],
+        announce: Announcement | None = None,
+    ) -> None:
+        """Schedule `done` and the event announcing it. The profile may send the event before `done` (the
+        interim status showing meanwhile), late, or twice."""
+        work = self.record(action, resource, seconds)
+        plan = self.behaviour.event_plan() if announce is not None else EventPlan()
+        lead = min(plan.lead, seconds)
 
-@dataclass(frozen=True)
-class RdsEvent:
-    """One kind of event RDS publishes: its detail-type, event id, message, categories and source type."""
+        def finish() -> None:
+            done()
+            if announce is not None and not lead:
+                self.announce(announce, plan.delays)
+            work.finished = time.time()
 
-    detail_type: str
-    event_id: str
-    message: str
-    categories: tuple[str, ...]
-    source_type: str
+        if announce is not None and lead:
 
-    def detail(self, arn: str, identifier: str) -> dict[str, Any]:
-        return {
-            "EventCategories": list(self.categories),
-            "SourceType": self.source_type,
-            "SourceArn": arn,
-            "Date": datetime.now(UTC).isoformat(),
-            "Message": self.message,
-            "SourceIdentifier": f"rds:{identifier}",
-            "EventID": self.event_id,
-        }
+            def early() -> None:
+                if announce.interim is not None:
+                    announce.interim()
+                self.announce(announce, plan.delays)
 
+            self.scheduler.after(seconds - lead, early)
+        self.scheduler.after(seconds, finish)
 
-INSTANCE_DELETED = RdsEvent(
-    "RDS DB Instance Event", "RDS-EVENT-0003", "DB instance deleted", ("deletion",), "DB_INSTANCE"
-)
-INSTANCE_CREATED = RdsEvent(
-    "RDS DB Instance Event", "RDS-EVENT-0005", "DB instance created", ("creation",), "DB_INSTANCE"
-)
-CLUSTER_CREATED = RdsEvent(
-    "RDS DB Cluster Event", "RDS-EVENT-0170", "DB cluster created", ("creation",), "CLUSTER"
-)
-CLUSTER_DELETED = RdsEvent(
-    "RDS DB Cluster Event", "RDS-EVENT-0171", "DB cluster deleted", ("deletion",), "CLUSTER"
-)
 
 # moto's RDS backend methods the simulator wraps, each with the simulator's method that takes its place.
 WRAPPED = {
@@ -233,13 +176,16 @@ class RdsSimulator:
         stand_in: StandIn | None,
     ):
         self.options = options
-        self.publish = publish
         self.stand_in = stand_in
+        self.behaviour = RdsBehaviour(options.profile)
         self.scheduler = Scheduler()
         self.calls: Counter[tuple[str, str]] = Counter()  # (action, resource id) -> count of mutating calls
-        self.events: list[dict[str, Any]] = []
-        self.works: list[SimulatedWork] = []  # every timed operation, for the benchmark's timelines
+        self.refused: Counter[str] = Counter()  # calls the profile's RDS refused (busy, out of its limits)
+        self.timed = TimedWorks(self.scheduler, self.behaviour)
+        self.publisher = EventPublisher(options, publish, self.scheduler.after, self.timed.record)
+        self.timed.announce = self.publisher.announce
         self._originals: dict[str, Any] = {}
+        self._restored: list[Any] = []  # the clusters restored from a snapshot (moto's objects)
         self._lock = threading.Lock()
 
     # -- installation -------------------------------------------------------------------------------------
@@ -250,7 +196,7 @@ class RdsSimulator:
         # moto reports "creating" once and then "available"; the simulator decides when instead.
         rds_models.DBCluster.status = property(_status_get, _status_set)  # type: ignore[assignment,method-assign]
         for name, method in WRAPPED.items():
-            setattr(backend, name, _in_place_of(getattr(self, method)))
+            setattr(backend, name, _in_place_of(getattr(self, method), name, self._refusal))
 
     def uninstall(self) -> None:
         self.scheduler.stop()
@@ -262,18 +208,9 @@ class RdsSimulator:
                 setattr(backend, name, original)
         self._originals = {}
 
-    def _after(self, action: str, resource: str, seconds: float, done: Callable[[], None]) -> None:
-        """Schedule `done` and keep a record of the work with the time it actually finished."""
-        now = time.time()
-        work = SimulatedWork(action, resource, now, now + seconds)
+    def _refusal(self, name: str, code: str) -> None:
         with self._lock:
-            self.works.append(work)
-
-        def finish() -> None:
-            done()
-            work.finished = time.time()
-
-        self.scheduler.after(seconds, finish)
+            self.refused[f"{name}: {code}"] += 1
 
     def _count(self, action: str, resource: str) -> None:
         with self._lock:
@@ -281,6 +218,8 @@ class RdsSimulator:
 
     # -- the wrapped calls --------------------------------------------------------------------------------
     def _copy(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        target = kwargs.get("target_db_cluster_snapshot_identifier")
+        self.behaviour.check_identifier("TargetDBClusterSnapshotIdentifier", target)
         snapshot = self._originals["copy_db_cluster_snapshot"](backend, *args, **kwargs)
         self._count("CopyDBClusterSnapshot", snapshot.db_cluster_snapshot_identifier)
         snapshot.status = "copying"
@@ -291,20 +230,16 @@ class RdsSimulator:
             snapshot.percent_progress = 100
             # Aurora sends no event for a cluster-snapshot copy: nothing is published here.
 
-        self._after(
-            "CopyDBClusterSnapshot",
-            snapshot.db_cluster_snapshot_identifier,
-            self.options.durations.copy,
-            done,
-        )
+        duration = self.options.durations.copy
+        self.timed.after("CopyDBClusterSnapshot", snapshot.db_cluster_snapshot_identifier, duration, done)
         # PercentProgress grows as the copy runs, in whole percents as RDS reports it.
-        for percent in range(1, 100):
+        for offset, percent in self.behaviour.copy_progress(duration):
 
             def advance(percent: int = percent) -> None:
                 if snapshot.status == "copying":
                     snapshot.percent_progress = percent
 
-            self.scheduler.after(self.options.durations.copy * percent / 100, advance)
+            self.scheduler.after(offset, advance)
         return snapshot
 
     def _delete_instance(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -320,13 +255,16 @@ class RdsSimulator:
         def done() -> None:
             instance.status = "available"  # moto's own delete expects a live instance
             self._originals["delete_db_instance"](backend, instance_id, None, True)
-            self._event(backend, INSTANCE_DELETED, instance.db_instance_arn, instance_id)
 
-        self._after("DeleteDBInstance", instance_id, self.options.durations.delete_instance, done)
+        announce = Announcement(backend, INSTANCE_DELETED, instance.db_instance_arn, instance_id)
+        self.timed.after(
+            "DeleteDBInstance", instance_id, self.options.durations.delete_instance, done, announce
+        )
         return instance
 
     def _delete_cluster(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
         cluster_id = kwargs.get("cluster_identifier") or args[0]
+        self.behaviour.check_identifier("FinalDBSnapshotIdentifier", kwargs.get("snapshot_name"), limit=255)
         cluster = backend.clusters.get(cluster_id)
         # Like RDS: refused while an instance is not yet `deleting`; accepted once every one is.
         live_members = [m for m in cluster.members if m.status != "deleting"] if cluster is not None else []
@@ -344,38 +282,52 @@ class RdsSimulator:
                 n for n, snap in backend.cluster_snapshots.items() if n.startswith(f"rds:{cluster_id}-")
             ]:
                 backend.cluster_snapshots.pop(name, None)
-            self._event(backend, CLUSTER_DELETED, cluster.db_cluster_arn, cluster_id)
 
         # The cluster goes after its instances: its own time runs from when the last of them is gone.
         member_ids = {m.db_instance_identifier for m in cluster.members}
-        with self._lock:
-            dues = [w.due for w in self.works if w.action == "DeleteDBInstance" and w.resource in member_ids]
+        dues = self.timed.dues("DeleteDBInstance", member_ids)
         wait_for_members = max([due - time.time() for due in dues] + [0.0])
-        self._after(
-            "DeleteDBCluster", cluster_id, wait_for_members + self.options.durations.delete_cluster, done
-        )
+        seconds = wait_for_members + self.options.durations.delete_cluster
+        announce = Announcement(backend, CLUSTER_DELETED, cluster.db_cluster_arn, cluster_id)
+        self.timed.after("DeleteDBCluster", cluster_id, seconds, done, announce)
         return cluster
 
     def _restore(self, backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
         wanted = overrides.get("db_cluster_identifier") or overrides.get("DBClusterIdentifier")
+        self.behaviour.check_identifier("DBClusterIdentifier", wanted)
         if wanted and wanted in backend.clusters:
             # As RDS answers (moto would replace the cluster): the name is taken.
             raise RDSClientError("DBClusterAlreadyExistsFault", f"DB Cluster {wanted} already exists")
+        default_version = self.options.profile.default_engine_version
+        if default_version and not overrides.get("engine_version"):
+            overrides = {**overrides, "engine_version": default_version}  # the region's, not the snapshot's
         cluster = self._originals["restore_db_cluster_from_snapshot"](backend, snapshot_id, overrides)
         cluster_id = cluster.db_cluster_identifier
         self._count("RestoreDBClusterFromSnapshot", cluster_id)
         cluster._status = "creating"
+        self._restored.append(cluster)
         loaded = load_while_creating(self.stand_in, cluster_id)
 
         def done() -> None:
             loaded()
             cluster._status = "available"
-            self._event(backend, CLUSTER_CREATED, cluster.db_cluster_arn, cluster_id)
 
-        self._after("RestoreDBClusterFromSnapshot", cluster_id, self.options.durations.restore, done)
+        def backing_up() -> None:
+            cluster._status = "backing-up"
+
+        announce = Announcement(backend, CLUSTER_CREATED, cluster.db_cluster_arn, cluster_id, backing_up)
+        self.timed.after(
+            "RestoreDBClusterFromSnapshot", cluster_id, self.options.durations.restore, done, announce
+        )
         return cluster
 
     def _create_instance(self, backend: Any, db_kwargs: dict[str, Any]) -> Any:
+        if db_kwargs.get("db_cluster_identifier"):
+            self.behaviour.check_identifier("DBInstanceIdentifier", db_kwargs.get("db_instance_identifier"))
+            cluster = backend.clusters.get(db_kwargs["db_cluster_identifier"])
+            # A created cluster takes its instances while `creating`; a restored one only once available.
+            creating_ok = () if any(cluster is c for c in self._restored) else ("creating",)
+            self.behaviour.check_available(cluster, "CreateDBInstance", also=creating_ok)
         instance = self._originals["create_db_instance"](backend, db_kwargs)
         if not db_kwargs.get("db_cluster_identifier"):
             return instance
@@ -385,42 +337,65 @@ class RdsSimulator:
 
         def done() -> None:
             instance.status = "available"
-            self._event(backend, INSTANCE_CREATED, instance.db_instance_arn, instance_id)
 
-        self._after("CreateDBInstance", instance_id, self.options.durations.create_instance, done)
+        def configuring() -> None:
+            instance.status = "configuring-enhanced-monitoring"
+
+        announce = Announcement(backend, INSTANCE_CREATED, instance.db_instance_arn, instance_id, configuring)
+        seconds = self.options.durations.create_instance
+        self.timed.after("CreateDBInstance", instance_id, seconds, done, announce)
         return instance
 
     def _modify_cluster(self, backend: Any, kwargs: dict[str, Any]) -> Any:
         password = kwargs.get("master_user_password")
         cluster_id = kwargs.get("db_cluster_identifier", "")
+        cluster = backend.clusters.get(cluster_id)
+        self.behaviour.check_modify(backend, cluster, kwargs)
+        renamed = kwargs.pop("new_db_cluster_identifier", None) if self.options.profile.rename else None
         if password:
             self._count("ModifyDBCluster:MasterUserPassword", cluster_id)
-            cluster = backend.clusters.get(cluster_id)
             if self.stand_in is not None and cluster is not None:
                 self.stand_in.set_master_password(cluster.master_username or self.stand_in.master, password)
         else:
             self._count("ModifyDBCluster", cluster_id)
-        return self._originals["modify_db_cluster"](backend, kwargs)
+        answer = self._originals["modify_db_cluster"](backend, kwargs)
+        if password and cluster is not None and self.options.profile.credentials_reset:
+            self._busy(cluster, "resetting-master-credentials", self.options.profile.credentials_reset)
+        if renamed and cluster is not None and kwargs.get("apply_immediately"):
+            # Without ApplyImmediately the rename waits for the maintenance window: not in a local run.
+            self._rename(backend, cluster, renamed)
+        return answer
 
-    # -- events ---------------------------------------------------------------------------------------------
-    def _event(self, backend: Any, kind: RdsEvent, arn: str, identifier: str) -> None:
-        """Record the event and publish it to the region's default bus, unless the options drop it."""
-        record = {
-            "detail-type": kind.detail_type,
-            "detail": kind.detail(arn, identifier),
-            "region": backend.region_name,
-        }
-        with self._lock:
-            self.events.append({**record, "sent": False})
-        if not self.options.send_events:
-            return
-        if self.options.event_filter is not None and not self.options.event_filter(record):
-            return
-        self.events[-1]["sent"] = True
-        self.publish(
-            backend.region_name,
-            {"Source": "aws.rds", "DetailType": kind.detail_type, "Detail": json.dumps(record["detail"])},
+    def _busy(self, cluster: Any, status: str, seconds: float) -> None:
+        """The cluster shows `status` for `seconds`, then is available again."""
+        cluster._status = status
+
+        def done() -> None:
+            if cluster._status == status:
+                cluster._status = "available"
+
+        self.timed.after(f"ModifyDBCluster:{status}", cluster.db_cluster_identifier, seconds, done)
+
+    def _rename(self, backend: Any, cluster: Any, new_id: str) -> None:
+        """As RDS renames: the old name is gone at once, the new one is `renaming` until it takes effect."""
+        members = list(cluster._members)  # moto finds them by the cluster's name: theirs follows it
+        self._originals["modify_db_cluster"](
+            backend,
+            {"db_cluster_identifier": cluster.db_cluster_identifier, "new_db_cluster_identifier": new_id},
         )
+        for member in members:
+            member.db_cluster_identifier = cluster.db_cluster_identifier
+        self._busy(cluster, "renaming", self.options.profile.rename)
+
+    @property
+    def works(self) -> list[SimulatedWork]:
+        """Every timed operation, for the benchmark's timelines."""
+        return self.timed.works
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every RDS event, sent or dropped, in the order they went."""
+        return self.publisher.events
 
     def mutating_calls(self, resources: set[str] | None = None) -> Counter[str]:
         """Mutating RDS calls by kind, optionally only those on the given resources."""
@@ -440,35 +415,17 @@ def _status_set(cluster: Any, value: str) -> None:
     cluster._status = value
 
 
-def _in_place_of(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A backend method that calls the simulator's `method` with the backend and the call's arguments."""
+def _in_place_of(
+    method: Callable[..., Any], name: str, refused: Callable[[str, str], None]
+) -> Callable[..., Any]:
+    """A backend method that calls the simulator's `method` with the backend and the call's arguments;
+    each refusal (an RDS error) is told to `refused` with the method's name and the error's code."""
 
     def wrapped(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        return method(backend, *args, **kwargs)
+        try:
+            return method(backend, *args, **kwargs)
+        except RDSClientError as exc:
+            refused(name, exc.code)
+            raise
 
     return wrapped
-
-
-def load_while_creating(stand_in: StandIn | None, cluster_id: str) -> Callable[[], None]:
-    """Reload the stand-in database while the cluster is `creating`, as RDS brings the data in within the
-    restore's own time: at the due time the cluster is ready at once, not a reload later. The returned
-    callable waits for the load (when the restore is shorter than it) and raises what it raised."""
-    if stand_in is None:
-        return lambda: None
-    failure: list[Exception] = []
-
-    def load() -> None:
-        try:
-            stand_in.load(cluster_id)
-        except Exception as exc:  # noqa: BLE001 - raised again when the restore is due
-            failure.append(exc)
-
-    thread = threading.Thread(target=load, name=f"stand-in-load-{cluster_id}", daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failure:
-            raise failure[0]
-
-    return wait

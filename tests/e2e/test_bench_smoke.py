@@ -24,7 +24,7 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,  # both contenders twice: on the fast and on the realistic simulated RDS
     )
 
     # Then it succeeded, printed its table and wrote every required key
@@ -90,3 +90,17 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
     assert choreography["aws_work_s"] == pytest.approx(polling["aws_work_s"], rel=0.05)
     assert choreography["rds_api_calls_per_op"] < polling["rds_api_calls_per_op"]
     assert choreography["invocations_per_op"] < polling["invocations_per_op"]
+    # and again on the realistic RDS profile, with the same keys, each completed, the choreography calling less
+    realistic = results["pipeline_realistic"]
+    assert realistic.keys() == pipeline.keys()
+    for contender in ("choreography", "polling_runbook"):
+        assert realistic[contender].keys() == pipeline[contender].keys()
+        assert realistic[contender]["status"] == "completed"
+    assert (
+        realistic["choreography"]["invocations_per_op"] < realistic["polling_runbook"]["invocations_per_op"]
+    )
+    assert (
+        realistic["choreography"]["rds_api_calls_per_op"]
+        < realistic["polling_runbook"]["rds_api_calls_per_op"]
+    )
+    assert "one restore, realistic RDS" in run.stdout
