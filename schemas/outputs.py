@@ -67,6 +67,10 @@ class StepOutputs(BaseModel):
     copy_requested_at: IsoDateTime | None = Field(
         default=None, description="When the copy was first asked for: its progress is measured from here"
     )
+    copy_queued_until: IsoDateTime | None = Field(
+        default=None,
+        description="The last check that found the copy at 0% (queued): its progress is measured from there",
+    )
     # check_copy_status
     target_snapshot_arn: str | None = Field(default=None, description="The copy's ARN, once it is available")
     # delete_rds

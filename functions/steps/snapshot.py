@@ -163,16 +163,19 @@ def check_copy_status(ctx: StepContext) -> Outcome:
             outputs=StepOutputs(target_snapshot_arn=snapshot.get("DBClusterSnapshotArn")),
         )
     if status in ("copying", "creating", "pending"):
+        # A copy can sit queued at 0% before it moves (RDS runs a few copies at a time per region): its
+        # progress is measured from the last check that still found it there, not from the request, or a
+        # long queue would project a far too late end.
+        queued = not float(snapshot.get("PercentProgress") or 0)
+        since = ctx.outputs.get("copy_queued_until") or ctx.outputs.get("copy_requested_at")
+        recheck = _copy_recheck(snapshot, ctx.config.recheck_interval_seconds, since)
         return Waiting(
             message="Snapshot copy in progress",
             fields={"target_snapshot": target_name, "copy_status": "in-progress"},
             wait=Wait(
-                f"snapshot copy {target_name}",
-                ctx.config.copy_timeout_minutes,
-                recheck_after_seconds=_copy_recheck(
-                    snapshot, ctx.config.recheck_interval_seconds, ctx.outputs.get("copy_requested_at")
-                ),
+                f"snapshot copy {target_name}", ctx.config.copy_timeout_minutes, recheck_after_seconds=recheck
             ),
+            outputs=StepOutputs(copy_queued_until=utcnow().isoformat()) if queued else StepOutputs(),
         )
     raise StepError(f"the snapshot copy {target_name} is {status}")
 

@@ -62,3 +62,64 @@ def test_without_a_request_time_the_snapshot_creation_time_is_used() -> None:
 )
 def test_a_wake_up_is_never_set_before_the_moment_asked_for(at: str, expression: str) -> None:
     assert at_expression(datetime.fromisoformat(at)) == expression
+
+
+class _Copy:
+    """The target region's RDS, as far as check_copy_status asks it: one copy at a given progress."""
+
+    def __init__(self, progress: int) -> None:
+        self.progress = progress
+
+    def cluster_snapshot(self, name: str) -> dict[str, object]:
+        return {"DBClusterSnapshotIdentifier": name, "Status": "copying", "PercentProgress": self.progress}
+
+
+def _check(copy: _Copy, outputs: dict[str, object]) -> tuple[float, dict[str, object]]:
+    """check_copy_status on an operation with these outputs: the wait it asks for (s), what it records."""
+    from fakes.memory_store import MemoryStateStore
+
+    from functions.engine.contract import StepContext, Waiting
+    from functions.engine.services import Services
+    from functions.engine.transitions import new_operation
+    from functions.engine.triggers import Trigger, TriggerKind
+    from functions.steps.snapshot import check_copy_status
+    from schemas.common import Step
+    from schemas.config import RestoreConfig
+    from unit.fakes import RUNBOOK_CONFIG, SETTINGS
+
+    class CopyServices(Services):
+        def rds(self, region: str) -> _Copy:  # type: ignore[override]
+            return copy
+
+    trigger = Trigger.internal(TriggerKind.RECHECK_DUE, "op-1")
+    state = new_operation(trigger, "op-1", SETTINGS, utcnow())
+    state.outputs = {"target_snapshot": "s-copy", **outputs}
+    config = RestoreConfig.model_validate(RUNBOOK_CONFIG)
+    services = CopyServices(SETTINGS, store=MemoryStateStore())
+    outcome = check_copy_status(StepContext(Step.CHECK_COPY_STATUS, state, config, {}, trigger, services))
+    assert isinstance(outcome, Waiting)
+    assert outcome.wait.recheck_after_seconds is not None
+    return outcome.wait.recheck_after_seconds, outcome.outputs.recorded()
+
+
+def test_a_copy_that_sat_queued_is_projected_from_when_it_was_last_seen_queued() -> None:
+    # Given a copy asked for an hour ago, found queued at 0% until a minute ago, now at 10%
+    hour_ago = (utcnow() - timedelta(hours=1)).isoformat()
+    minute_ago = (utcnow() - timedelta(minutes=1)).isoformat()
+    outputs: dict[str, object] = {"copy_requested_at": hour_ago, "copy_queued_until": minute_ago}
+
+    # When it is checked now
+    wait, recorded = _check(_Copy(10), outputs)
+
+    # Then 10% in (at most) a minute projects about 8 more minutes, stopped short at 90%: not the 8 hours
+    # that 10% in the hour since the request would give; a moving copy records no queue time
+    assert wait == pytest.approx(60 * 89.5 / 10.5 * 0.9, rel=0.05)
+    assert recorded == {}
+
+
+def test_a_check_that_finds_the_copy_queued_records_when() -> None:
+    outputs: dict[str, object] = {"copy_requested_at": (utcnow() - timedelta(hours=1)).isoformat()}
+    before = utcnow()
+    wait, recorded = _check(_Copy(0), outputs)
+    assert wait == 60.0
+    assert datetime.fromisoformat(str(recorded["copy_queued_until"])) >= before
