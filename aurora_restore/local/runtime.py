@@ -152,19 +152,9 @@ class LocalRuntime:
         _reset_function_caches()
         self._logs.start()
         self._seed()
-        profile = rds_profile(self.options.rds, self.options.durations)
-        self.simulator = RdsSimulator(
-            SimulatorOptions(
-                durations=self.options.durations,
-                send_events=not self.options.faults.drop_rds_events,
-                profile=profile,
-            ),
-            publish=self._publish_rds_event,
-            stand_in=StandIn(self.postgres, self.database_for),
-        )
-        self.simulator.install()
-        if profile.existing_target_database:
-            self._existing_database(TARGET_CLUSTER)
+        self.simulator = _simulator(self, rds_profile(self.options.rds, self.options.durations))
+        if self.simulator.options.profile.existing_target_database:
+            _existing_database(self, TARGET_CLUSTER)
         self._load_handlers()
         self.delivery.wire()
         self.moto.app.fault_hook = self.fault_draws.aws_fault
@@ -267,14 +257,7 @@ class LocalRuntime:
         if database:
             self.database_names[cluster_id] = database
         if self.simulator is not None and self.simulator.options.profile.existing_target_database:
-            self._existing_database(cluster_id)
-
-    def _existing_database(self, cluster_id: str) -> None:
-        """The target's database as a real account has it before any refresh: there, answering the master
-        user with the password in the master secret."""
-        assert self.simulator is not None and self.simulator.stand_in is not None
-        self.simulator.stand_in.load(cluster_id)
-        self.simulator.stand_in.set_master_password(MASTER_USERNAME, self.master_password)
+            _existing_database(self, cluster_id)
 
     def database_for(self, cluster_id: str) -> str:
         return self.database_names.get(cluster_id) or cluster_id.replace("-", "_")
@@ -361,6 +344,29 @@ class LocalRuntime:
     def wait_for(self, operation_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Until the operation ends (completed, failed, aborted) or the timeout; returns its state."""
         return _poll(lambda: self.state(operation_id), _ended, timeout, poll)
+
+
+def _simulator(runtime: LocalRuntime, profile: Any) -> RdsSimulator:
+    """The RDS simulator installed on moto's backend: the profile's timing, the PostgreSQL stand-in."""
+    assert runtime.postgres is not None
+    options = runtime.options
+    simulator = RdsSimulator(
+        SimulatorOptions(
+            durations=options.durations, send_events=not options.faults.drop_rds_events, profile=profile
+        ),
+        publish=runtime._publish_rds_event,
+        stand_in=StandIn(runtime.postgres, runtime.database_for),
+    )
+    simulator.install()
+    return simulator
+
+
+def _existing_database(runtime: LocalRuntime, cluster_id: str) -> None:
+    """The target's database as a real account has it before any refresh: there, answering the master user
+    with the password in the master secret."""
+    assert runtime.simulator is not None and runtime.simulator.stand_in is not None
+    runtime.simulator.stand_in.load(cluster_id)
+    runtime.simulator.stand_in.set_master_password(MASTER_USERNAME, runtime.master_password)
 
 
 def operation_changes(runtime: LocalRuntime, state: Any) -> int:

@@ -13,7 +13,6 @@ from functions.engine.claims import MAX_ATTEMPTS, Claims
 from functions.engine.configuration import resolve_for_step
 from functions.engine.contract import Outcome, RejectionLogic, StepContext, StepLogic
 from functions.engine.failures import as_step_error
-from functions.engine.rejections import reject
 from functions.engine.responses import Answer, error_response, ignored
 from functions.engine.services import Services
 from functions.engine.settle import record_failure, settle
@@ -63,6 +62,8 @@ class StepRunner:
             trigger = parse_trigger(event)
         except InvalidRequest as exc:
             logger.warning("rejected input", extra={"error": exc.message})
+            from functions.engine.rejections import reject  # only for a request that did not parse
+
             return reject(self.step, event, exc, self.services)
         if trigger.kind is TriggerKind.REQUEST_REJECTED:
             if self.on_rejected is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
 # A runbook payload or one of our events is a few hundred characters; EventBridge allows 256 KB.
 MAX_PAYLOAD_CHARS = 64_000
 
-_OPERATION_ID: TypeAdapter[str] = TypeAdapter(OperationId)
+
+@cache
+def _operation_id() -> TypeAdapter[str]:
+    """Built on first use: only direct payloads and refused requests check an id this way (a bus event's
+    model checks its own), so most cold starts skip building it."""
+    return TypeAdapter(OperationId)
 
 
 class TriggerKind(StrEnum):
@@ -121,7 +127,7 @@ def _direct_trigger(event: dict[str, Any]) -> Trigger:
     except ValidationError as exc:
         raise InvalidRequest(f"invalid payload: {first_error(exc)}") from exc
     try:
-        _OPERATION_ID.validate_python(direct.operation_id)
+        _operation_id().validate_python(direct.operation_id)
     except ValidationError as exc:
         raise InvalidRequest(f"invalid operation_id: {first_error(exc)}") from exc
     return Trigger(TriggerKind.DIRECT, "direct", direct.operation_id, dict(event))
@@ -130,7 +136,7 @@ def _direct_trigger(event: dict[str, Any]) -> Trigger:
 def usable_operation_id(value: Any) -> str | None:
     """`value` when it can name an operation (schemas.common.OperationId), else None."""
     try:
-        return _OPERATION_ID.validate_python(value, strict=True)
+        return _operation_id().validate_python(value, strict=True)
     except ValidationError:
         return None
 
