@@ -38,3 +38,28 @@ def unit_tier_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     for method in ("connect", "connect_ex", "bind"):
         monkeypatch.setattr(socket.socket, method, _refuse_socket)
     monkeypatch.setattr(sys, "meta_path", [_RefuseImports(), *sys.meta_path])
+
+
+# -- the engine's surroundings (tests/unit/test_engine_runner.py, test_rejections.py) -----------------------
+@pytest.fixture(autouse=True)
+def no_step_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No unit test writes the per-step S3 record (it would need a socket)."""
+    from fakes.engine import NoStepLog
+
+    from functions.engine import records
+
+    monkeypatch.setattr(records, "StepLog", NoStepLog)
+
+
+@pytest.fixture
+def store() -> Any:
+    from fakes.memory_store import MemoryStateStore
+
+    return MemoryStateStore()
+
+
+@pytest.fixture
+def bus() -> Any:
+    from fakes.engine import Bus
+
+    return Bus()

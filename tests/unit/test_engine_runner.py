@@ -2,63 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from fakes.engine import Bus
 from fakes.memory_store import MemoryStateStore
 
-from functions.engine import records, writer
+from functions.engine import writer
 from functions.engine.claims import Claims
 from functions.engine.contract import Done, StepContext, Wait, Waiting
 from functions.engine.runner import StepRunner
 from functions.engine.services import Services
 from functions.engine.transitions import new_operation
 from functions.engine.triggers import Trigger, TriggerKind
-from functions.errors import ClaimHeld, PublishError, StepError
+from functions.errors import ClaimHeld, StepError
 from schemas.common import Step, utcnow
 from schemas.config import RestoreConfig
-from schemas.events import BusEvent
 from schemas.outputs import StepOutputs
 from schemas.state import Claim, OperationState
 from unit.fakes import RUNBOOK_CONFIG, SETTINGS
-
-
-class Bus:
-    """Records what was put; refuses while `down`."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-        self.down = False
-
-    def publish(self, events: Sequence[BusEvent]) -> None:
-        if self.down:
-            raise PublishError("the bus refused the entries")
-        self.events.extend(events)
-
-
-class NoStepLog:
-    def __init__(self, *args: Any) -> None:
-        pass
-
-    def write(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(autouse=True)
-def no_s3(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(records, "StepLog", NoStepLog)
-
-
-@pytest.fixture
-def store() -> MemoryStateStore:
-    return MemoryStateStore()
-
-
-@pytest.fixture
-def bus() -> Bus:
-    return Bus()
 
 
 def services(store: MemoryStateStore, bus: Bus) -> Services:

@@ -4,24 +4,23 @@ back of it, the failed operation it begins, and the runner's path over an in-mem
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from fakes.engine import Bus
 from fakes.memory_store import MemoryStateStore
 
-from functions.engine import records
 from functions.engine.rejections import MAX_RECEIVED_CHARS, kept_fields, received
 from functions.engine.runner import StepRunner
 from functions.engine.services import Services
 from functions.engine.transitions import new_operation, rejected
 from functions.engine.triggers import Trigger, TriggerKind, parse_trigger, request_of, usable_operation_id
 from functions.engine.writer import Writer
-from functions.errors import InvalidRequest, PublishError, StaleWrite, StepError
+from functions.errors import InvalidRequest, StaleWrite, StepError
 from functions.routes import build_routes
 from schemas.common import Step, utcnow
-from schemas.events import BusEvent, RequestRejected
+from schemas.events import RequestRejected
 from schemas.state import OperationState
 from unit.fakes import SETTINGS
 
@@ -218,40 +217,6 @@ def test_request_rejected_routes_to_notify_completion_and_carries_no_operation_i
 
 
 # -- the runner's path, over an in-memory store ---------------------------------------------------------------
-class Bus:
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-        self.down = False
-
-    def publish(self, events: Sequence[BusEvent]) -> None:
-        if self.down:
-            raise PublishError([{"DetailType": e.detail_type} for e in events])
-        self.events.extend(events)
-
-
-class NoStepLog:
-    def __init__(self, *args: Any) -> None:
-        pass
-
-    def write(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(autouse=True)
-def no_s3(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(records, "StepLog", NoStepLog)
-
-
-@pytest.fixture
-def store() -> MemoryStateStore:
-    return MemoryStateStore()
-
-
-@pytest.fixture
-def bus() -> Bus:
-    return Bus()
-
-
 def snapshot_check(store: MemoryStateStore, bus: Bus, step: Step = Step.SNAPSHOT_CHECK) -> StepRunner:
     def must_not_run(ctx: Any) -> Any:
         raise AssertionError("the step's logic ran for a refused request")
