@@ -168,7 +168,7 @@ def _header(state: OperationState, frame: Frame) -> Iterator[str]:
     if state.error is not None and state.status == "failed":
         where = state.failed_step or state.current_step or "?"
         line = f"failed at {where}: {state.error.type}: {_first_line(state.error.message)}"
-        yield _label(16, 64, _clip(line, 200), fill=FAILED, weight="bold", tooltip=state.error.message)
+        yield _label(16, 64, _clip(line, 200), fill=FAILED, weight="bold", tooltip=line)
 
 
 def _stripes(count: int) -> Iterator[str]:
@@ -227,7 +227,7 @@ def _row(row: Row, top: int, frame: Frame, state: OperationState) -> Iterator[st
         yield _run(entry, number, frame, mid)
         if entry.outcome == "failed":
             yield from _failure(entry, frame, mid, state)
-    yield _annotation(row, frame, mid)
+    yield _annotation(row, frame, mid, state)
 
 
 def _between(before: HistoryEntry, after: HistoryEntry, frame: Frame, mid: float) -> Iterator[str]:
@@ -294,10 +294,7 @@ def _wake_up(entry: HistoryEntry, frame: Frame, mid: float, *, stopped: bool) ->
 def _failure(entry: HistoryEntry, frame: Frame, mid: float, state: OperationState) -> Iterator[str]:
     """A red mark at the end of a failed run; its tooltip is the error's first line."""
     x = frame.x(entry.finished_at) + MIN_BAR
-    message = entry.message
-    if state.error is not None and entry is state.history[-1]:
-        message = f"{state.error.type}: {state.error.message}"
-    tip = f"<title>{_text(f'{entry.step} failed: {_first_line(message)}')}</title>"
+    tip = f"<title>{_text(f'{entry.step} failed: {_failure_line(entry, state)}')}</title>"
     yield (
         f'<g><circle cx="{x + 7:.1f}" cy="{mid}" r="7" fill="{FAILED}"/>'
         f'<path d="M{x + 4:.1f},{mid - 3} l6,6 M{x + 10:.1f},{mid - 3} l-6,6" stroke="#ffffff" '
@@ -305,9 +302,16 @@ def _failure(entry: HistoryEntry, frame: Frame, mid: float, state: OperationStat
     )
 
 
-def _annotation(row: Row, frame: Frame, mid: float) -> str:
+def _failure_line(entry: HistoryEntry, state: OperationState) -> str:
+    """The first line of a failed run's error: the operation's recorded error for its last run."""
+    if state.error is not None and state.history and entry is state.history[-1]:
+        return _first_line(f"{state.error.type}: {state.error.message}")
+    return _first_line(entry.message)
+
+
+def _annotation(row: Row, frame: Frame, mid: float, state: OperationState) -> str:
     """How long the step took, its wake-ups and what ended its wait (or its error), beside its bar."""
-    words, colour = _summary(row, frame)
+    words, colour = _summary(row, frame, state)
     start = frame.x(row.entries[0].started_at) if row.entries else frame.x(row.since or frame.end)
     end = frame.x(frame.end) if row.now_doing else frame.x(row.entries[-1].finished_at)
     if row.entries and row.entries[-1].outcome == "failed":
@@ -320,21 +324,23 @@ def _annotation(row: Row, frame: Frame, mid: float) -> str:
     return _label(start - 6, mid - 9, words, anchor="end", fill=colour, size=10)
 
 
-def _summary(row: Row, frame: Frame) -> tuple[str, str]:
+def _summary(row: Row, frame: Frame, state: OperationState) -> tuple[str, str]:
     entries = row.entries
     finish = frame.end if row.now_doing else entries[-1].finished_at
-    took = _duration((finish - (entries[0].started_at if entries else finish)).total_seconds())
-    words = [took]
+    words = [_duration((finish - (entries[0].started_at if entries else finish)).total_seconds())]
     if len(entries) > 1:
         waits = sum(1 for entry in entries[:-1] if entry.outcome == "waiting")
-        runs = f"{len(entries)} runs" + (f", {waits} waits" if waits > 1 else ", 1 wait" if waits else "")
-        words.append(runs)
+        words.append(
+            f"{len(entries)} runs" + (f", {waits} waits" if waits > 1 else ", 1 wait" if waits else "")
+        )
+    pairs = list(zip(entries, entries[1:], strict=False))
+    words += [f"run again by {after.trigger}" for before, after in pairs if before.outcome == "failed"]
     if row.now_doing:
         return " · ".join([*words, row.now_doing]), MUTED
     last = entries[-1]
     if last.outcome == "failed":
-        return " · ".join([*words, _clip(f"failed: {_first_line(last.message)}", 90)]), FAILED
-    if len(entries) > 1 and entries[-2].outcome == "waiting":
+        return " · ".join([*words, _clip(f"failed: {_failure_line(last, state)}", 90)]), FAILED
+    if pairs and pairs[-1][0].outcome == "waiting":
         words.append(f"wait ended by {last.trigger}")
     return " · ".join(words), MUTED
 
@@ -364,9 +370,10 @@ def _legend(y: int) -> Iterator[str]:
         ),
     ]
     for shape, words in items:
+        swatch = 22 if 'width="22"' in shape else 14 if "width=" in shape else 8
         yield shape.format(x=f"{x:.1f}", x4=f"{x + 4:.1f}", x8=f"{x + 8:.1f}")
-        yield _label(x + 28, y, words, size=10)
-        x += 28 + 5.2 * len(words) + 20
+        yield _label(x + swatch + 6, y, words, size=10)
+        x += swatch + 6 + 5.2 * len(words) + 18
 
 
 # -- words and numbers ---------------------------------------------------------------------------------------
