@@ -57,8 +57,8 @@ def state(rows: list[tuple[str, str, str, float, float]], **fields: Any) -> Oper
     entries = history(rows)
     fields.setdefault("status", "completed")
     fields.setdefault("outputs", {"deletion_started": True})
+    fields.setdefault("operation_id", "dev-restore-2026-12-06-020000")
     return OperationState(
-        operation_id="dev-restore-2026-12-06-020000",
         target_date=date(2026, 12, 6),
         target_cluster_id="dev-target-cluster",
         created_at=T0,
