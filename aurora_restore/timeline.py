@@ -24,7 +24,28 @@ ROW_H = 30
 BAR_H = 12
 MIN_BAR = 2.0  # a run that took no measurable time still shows
 CHAR_W = 5.6  # the width of one character of the 10px annotations, to keep them inside the plot
-NICE_TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+NICE_TICKS = (
+    0.2,
+    0.5,
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+)
 
 RUN = "#3572c6"
 CHECK = "#7fa7e0"  # a run that found the step still waiting
@@ -182,15 +203,15 @@ def _axis(frame: Frame, bottom: int) -> Iterator[str]:
     """Grid lines through the rows and, under them, the offsets from the start in minutes:seconds."""
     seconds = frame.seconds
     step = next((tick for tick in NICE_TICKS if seconds / tick <= 10), NICE_TICKS[-1])
-    tick = 0
-    while tick <= seconds + 1e-9:
-        x = PLOT_X + PLOT_W * tick / seconds
+    for index in range(int(seconds / step + 1e-9) + 1):
+        x = PLOT_X + PLOT_W * index * step / seconds
         yield (
             f'<line x1="{x:.1f}" y1="{ROWS_Y}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#d0d4da" '
             'stroke-width="1"/>'
         )
-        yield _label(x, bottom + 16, _offset(tick), anchor="middle", fill=MUTED, size=10)
-        tick += step
+        yield _label(
+            x, bottom + 16, _offset(index * step, tenths=step < 1), anchor="middle", fill=MUTED, size=10
+        )
     unit = "hours:minutes:seconds" if seconds >= 3600 else "minutes:seconds"
     yield _label(PLOT_X + PLOT_W / 2, bottom + 30, f"time since the start ({unit})", anchor="middle", size=10)
 
@@ -408,8 +429,11 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _offset(seconds: float) -> str:
-    """`m:ss` since the start, `h:mm:ss` from an hour on."""
+def _offset(seconds: float, *, tenths: bool = False) -> str:
+    """`m:ss` since the start, `h:mm:ss` from an hour on; `m:ss.s` for an axis ticking in fractions of a second."""
+    if tenths:
+        minutes, secs = divmod(round(seconds, 1), 60)
+        return f"{int(minutes)}:{secs:04.1f}"
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

@@ -250,3 +250,5 @@ def test_an_operation_with_no_history_yet_is_still_a_drawing() -> None:
 
     assert "snapshot_check" in texts(root)
     assert "running" in texts(root)
+    # And an axis of three seconds ticks in half seconds
+    assert {"0:00.0", "0:00.5", "0:03.0"} <= set(texts(root).splitlines())
