@@ -98,7 +98,7 @@ class Frame:
 
 def svg(state: OperationState, now: datetime) -> str:
     """The operation's timeline as a standalone SVG document, read at `now` (the end of a live one's bars)."""
-    rows = _rows(state, now)
+    rows = _rows(state)
     frame = _frame(state, now)
     bottom = ROWS_Y + ROW_H * max(len(rows), 1)
     height = bottom + 76
@@ -124,7 +124,7 @@ def svg(state: OperationState, now: datetime) -> str:
 
 
 # -- what is drawn -------------------------------------------------------------------------------------------
-def _rows(state: OperationState, now: datetime) -> list[Row]:
+def _rows(state: OperationState) -> list[Row]:
     """One row per step, in the order the steps first ran; a live operation's current step gets its tail."""
     rows: dict[str, Row] = {}
     for entry in state.history:
@@ -324,8 +324,10 @@ def _failure(entry: HistoryEntry, frame: Frame, mid: float, state: OperationStat
 
 
 def _failure_line(entry: HistoryEntry, state: OperationState) -> str:
-    """The first line of a failed run's error: the operation's recorded error for its last run."""
-    if state.error is not None and state.history and entry is state.history[-1]:
+    """The first line of a failed run's error: for the run that failed the operation, its recorded error
+    (type and message); for an earlier failed run, which a resume or re-drive followed, its history message."""
+    failures = [e for e in state.history if e.outcome == "failed" and e.step == state.failed_step]
+    if state.error is not None and state.status == "failed" and failures and entry is failures[-1]:
         return _first_line(f"{state.error.type}: {state.error.message}")
     return _first_line(entry.message)
 

@@ -69,7 +69,11 @@ def state(rows: list[tuple[str, str, str, float, float]], **fields: Any) -> Oper
 
 
 def failed() -> OperationState:
-    rows = [*COMPLETED[:11], ("setup_db_users", "failed", "StepCompleted", 75.1, 1.0)]
+    rows = [
+        *COMPLETED[:11],
+        ("setup_db_users", "failed", "StepCompleted", 75.1, 1.0),
+        ("notify_completion", "success", "StepFailed", 75.2, 0.5),  # the failure notice
+    ]
     error = ErrorInfo(
         type="ConfigError", message="secret dev/app-user-password not found\nsecond line", retryable=False
     )
