@@ -81,6 +81,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         _add_list,
         _add_status,
         _add_watch,
+        _add_timeline,
         _add_invoke,
         _add_config,
         _add_resume,
@@ -155,6 +156,17 @@ def _add_watch(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         help=f"give up if the operation is not in the state table within this many seconds (default {APPEAR_TIMEOUT:g})",
     )
     p.set_defaults(func=handlers["watch"])
+
+
+def _add_timeline(sub: Commands, handlers: Mapping[str, Handler]) -> None:
+    p = sub.add_parser(
+        "timeline",
+        help="draw an operation as a standalone SVG: each step's runs and waits, the target's downtime",
+    )
+    _common(p)
+    p.add_argument("operation_id")
+    p.add_argument("--out", required=True, metavar="FILE.svg", help="write the SVG here (replaced if there)")
+    p.set_defaults(func=handlers["timeline"])
 
 
 def _add_invoke(sub: Commands, handlers: Mapping[str, Handler]) -> None:

@@ -1,4 +1,4 @@
-"""What an operator does to an operation: start it, read it, watch it, resume it, abort it; and to an
+"""What an operator does to an operation: start it, read it, watch it, draw it, resume it, abort it; and to an
 environment: show its configuration, invoke one step's function.
 
 Uses the functions' own state store and event publisher, so the CLI and the functions share one of each.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError
@@ -219,6 +220,18 @@ def load(target: Target, operation_id: str) -> OperationState:
     if state is None:
         raise OperatorError(f"no operation {operation_id} in {target.table} ({target.region})")
     return state
+
+
+def write_timeline(target: Target, operation_id: str, out: Path) -> Path:
+    """The operation's timeline (aurora_restore.timeline) written to `out`, read as `status` reads it."""
+    from aurora_restore import timeline
+
+    drawing = timeline.svg(load(target, operation_id), utcnow())
+    try:
+        out.write_text(drawing, encoding="utf-8")
+    except OSError as exc:
+        raise OperatorError(f"cannot write the timeline to {out}: {exc.strerror or exc}") from exc
+    return out
 
 
 def watch(
