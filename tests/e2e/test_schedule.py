@@ -74,6 +74,9 @@ def test_a_firing_refreshes_from_the_newest_snapshot_and_a_firing_during_it_is_r
     done = runtime.wait_for(first, timeout=120)
     assert done is not None and done.status == "completed", done
     assert done.target_date == date.today()
+    # And its notice names the day and the snapshot it restored
+    (completed,) = [n for n in notices_about(runtime, first) if n["outcome"] == "completed"]
+    assert (completed["target_date"], completed["source_snapshot"]) == (date.today().isoformat(), newest)
     calls = runtime.simulator.mutating_calls()  # type: ignore[union-attr]
     assert calls["RestoreDBClusterFromSnapshot"] == 1 and calls["DeleteDBCluster"] == 1
     assert runtime.client("rds").describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"]
