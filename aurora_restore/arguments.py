@@ -57,6 +57,11 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _requested_date(value: str) -> date | str:
+    """`start --date`: a day, or `latest` (the newest available snapshot, found by snapshot_check)."""
+    return value if value == "latest" else _date(value)
+
+
 def _limit(value: str) -> int | None:
     """`list --limit`: a count, 0 for all (None slices nothing off)."""
     try:
@@ -104,7 +109,10 @@ def _add_start(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p = sub.add_parser("start", help="start an operation (one put-events of RestoreRequested)")
     _common(p)
     p.add_argument(
-        "--date", type=_date, required=True, help="the day whose snapshot is restored (YYYY-MM-DD)"
+        "--date",
+        type=_requested_date,
+        required=True,
+        help="the day whose snapshot is restored (YYYY-MM-DD), or latest: the newest available snapshot",
     )
     p.add_argument("--operation-id", help="default: <env>-restore-<date>-<HHMMSS>")
     p.add_argument(

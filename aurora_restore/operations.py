@@ -66,8 +66,9 @@ class Target:
         return EventPublisher(self.bus, self.region)
 
 
-def default_operation_id(environment: str, target_date: date) -> str:
-    return f"{environment}-restore-{target_date.isoformat()}-{utcnow().strftime('%H%M%S')}"
+def default_operation_id(environment: str, target_date: date | str) -> str:
+    """`<env>-restore-<date>-<HHMMSS>`; `<date>` is `latest` for the newest snapshot."""
+    return f"{environment}-restore-{target_date}-{utcnow().strftime('%H%M%S')}"
 
 
 # What an operation id may hold (schemas.common.OperationId), said to the operator.
@@ -171,11 +172,13 @@ def missing_resource(exc: BaseException, target: Target) -> OperatorError | None
 
 
 def start(
-    target: Target, operation_id: str, target_date: date, overrides: dict[str, Any] | None = None
+    target: Target, operation_id: str, target_date: date | str, overrides: dict[str, Any] | None = None
 ) -> RestoreRequested:
     """One put-events of RestoreRequested: everything else is the choreography."""
     check_operation_id(operation_id)
-    event = RestoreRequested(operation_id=operation_id, target_date=target_date, overrides=overrides or None)
+    event = RestoreRequested.model_validate(
+        {"operation_id": operation_id, "target_date": target_date, "overrides": overrides or None}
+    )
     store = target.store()
     existing = store.get(operation_id)
     if existing is not None:
