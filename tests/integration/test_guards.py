@@ -626,10 +626,20 @@ def test_the_instance_class_is_checked_against_the_engine_version_the_restore_wi
     world: World, engine_version: str, offered: bool
 ) -> None:
     # Given Serverless v2, which Aurora PostgreSQL offers from 13.6, and an engine_version for the restore
+    # (with parameter groups of its family: the target's own are for 15)
+    rds = world.client("rds")
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName="cluster-13", DBParameterGroupFamily="aurora-postgresql13", Description="13"
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName="writer-13", DBParameterGroupFamily="aurora-postgresql13", Description="13"
+    )
     payload = {
         **RUNBOOK_PAYLOADS["snapshot_check"],
         "instance_class": "db.serverless",
         "engine_version": engine_version,
+        "cluster_parameter_group": "cluster-13",
+        "db_parameter_group": "writer-13",
     }
 
     # When the first call names them
