@@ -9,6 +9,7 @@ in-process, which both run in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable, Iterable
@@ -218,14 +219,19 @@ class WorldSeeder:
         defaults and not the source's): a refresh puts them back on the restored cluster."""
         rds = self.client("rds", self.names.target_region)
         family = f"{ENGINE}{ENGINE_VERSION.split('.')[0]}"
-        rds.create_db_cluster_parameter_group(
-            DBClusterParameterGroupName=TARGET_CLUSTER_PARAMETERS,
-            DBParameterGroupFamily=family,
-            Description="local",
-        )
-        rds.create_db_parameter_group(
-            DBParameterGroupName=TARGET_WRITER_PARAMETERS, DBParameterGroupFamily=family, Description="local"
-        )
+        with contextlib.suppress(
+            rds.exceptions.DBParameterGroupAlreadyExistsFault
+        ):  # one set for all targets
+            rds.create_db_cluster_parameter_group(
+                DBClusterParameterGroupName=TARGET_CLUSTER_PARAMETERS,
+                DBParameterGroupFamily=family,
+                Description="local",
+            )
+            rds.create_db_parameter_group(
+                DBParameterGroupName=TARGET_WRITER_PARAMETERS,
+                DBParameterGroupFamily=family,
+                Description="local",
+            )
         rds.create_db_cluster(
             DBClusterIdentifier=cluster_id,
             Engine=ENGINE,

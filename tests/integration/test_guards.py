@@ -629,7 +629,9 @@ def test_the_instance_class_is_checked_against_the_engine_version_the_restore_wi
     # (with parameter groups of its family: the target's own are for 15)
     rds = world.client("rds")
     rds.create_db_cluster_parameter_group(
-        DBClusterParameterGroupName="cluster-13", DBParameterGroupFamily="aurora-postgresql13", Description="13"
+        DBClusterParameterGroupName="cluster-13",
+        DBParameterGroupFamily="aurora-postgresql13",
+        Description="13",
     )
     rds.create_db_parameter_group(
         DBParameterGroupName="writer-13", DBParameterGroupFamily="aurora-postgresql13", Description="13"
