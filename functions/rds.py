@@ -19,6 +19,8 @@ NOT_FOUND_CODES = frozenset(
         "DBInstanceNotFoundFault",
         "DBClusterSnapshotNotFoundFault",
         "DBSubnetGroupNotFoundFault",
+        "DBParameterGroupNotFound",
+        "DBParameterGroupNotFoundFault",
     }
 )
 # A concurrent duplicate of the same step got there first: the deletion is under way, which is the goal.
@@ -183,6 +185,19 @@ class RdsAdapter:
             return False
         return True
 
+    def parameter_group_family(self, name: str, *, cluster: bool) -> str | None:
+        """The family (`aurora-postgresql15`) of a DB cluster (or DB) parameter group; None when none."""
+        kind = "DBClusterParameterGroup" if cluster else "DBParameterGroup"
+        call = (
+            self._client.describe_db_cluster_parameter_groups
+            if cluster
+            else self._client.describe_db_parameter_groups
+        )
+        group = _describe_one(
+            self, f"describing parameter group {name}", call, f"{kind}s", **{f"{kind}Name": name}
+        )
+        return group.get("DBParameterGroupFamily") if group else None
+
     # -- clusters and instances ---------------------------------------------------------------------------
     def cluster(self, cluster_id: str) -> dict[str, Any] | None:
         return _describe_one(
@@ -275,8 +290,9 @@ class RdsAdapter:
                 ) from exc
         return True
 
-    def set_master_password(self, cluster_id: str, password: str) -> bool:
-        """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check."""
+    def set_master_password(self, cluster_id: str, password: str, **settings: Any) -> bool:
+        """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check.
+        `settings`: other ModifyDBCluster arguments asked for in the same call."""
         answer = self._call(
             f"setting the master password of {cluster_id}",
             self._client.modify_db_cluster,
@@ -284,5 +300,6 @@ class RdsAdapter:
             DBClusterIdentifier=cluster_id,
             MasterUserPassword=password,
             ApplyImmediately=True,
+            **settings,
         )
         return answer is not None

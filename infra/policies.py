@@ -250,6 +250,14 @@ def _snapshot_check(refs: PolicyRefs) -> list[dict[str, Any]]:
             ["*"],
             {"StringEquals": {"aws:RequestedRegion": refs.region}},
         ),
+        # functions.target_settings: the target, its writer and their parameter groups, read to be put back.
+        _statement("TargetSettingsRead", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        _statement("TargetWriterRead", ["rds:DescribeDBInstances"], refs.target_instance_arns),
+        _statement(
+            "ParameterGroupsChecked",
+            ["rds:DescribeDBClusterParameterGroups", "rds:DescribeDBParameterGroups"],
+            [refs.rds("cluster-pg", "*"), refs.rds("pg", "*")],
+        ),
         *_db_users(refs),
         *_key_checked(refs),
     ]
@@ -376,6 +384,13 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
             [refs.rds("pg", "*"), refs.rds("subgrp", refs.target_subnet_group)],
         ),
         _statement("MasterSecret", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn]),
+        # The old writer's enhanced monitoring is put back on the new one: RDS assumes its monitoring role.
+        _statement(
+            "PassMonitoringRole",
+            ["iam:PassRole"],
+            [f"arn:{refs.partition}:iam::{refs.account}:role/*"],
+            {"StringEquals": {"iam:PassedToService": "monitoring.rds.amazonaws.com"}},
+        ),
     ]
 
 

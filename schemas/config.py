@@ -176,6 +176,18 @@ class RestoreConfig(BaseModel):
     serverless_min_capacity: float = Field(default=0.5, ge=0, le=256)
     serverless_max_capacity: float = Field(default=4.0, ge=1, le=256)
     kms_key_id: str | None = None
+    cluster_parameter_group: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The restored cluster's DB cluster parameter group; unset: the old target's (unless RDS's"
+        " default), else RDS's default for the version",
+    )
+    db_parameter_group: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The writer's DB parameter group; unset: the old writer's (unless RDS's default), else RDS's"
+        " default",
+    )
     snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
     database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
     expected_tables: list[TableName] = Field(default_factory=list)

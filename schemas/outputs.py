@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from schemas.common import IsoDateTime
+from schemas.target_settings import TargetSettings
 
 # notify_completion keeps the SNS message id of each notice it sent under `sns:<notice>` (`sns:completed`,
 # `sns:<failed_step>#<n>`): a retry after SQS refused the message sends to SQS alone.
@@ -56,6 +57,11 @@ class StepOutputs(BaseModel):
     )
     warnings: list[str] | None = Field(
         default=None, description="Configuration warnings found at the start (a literal password, ...)"
+    )
+    target_settings: TargetSettings | None = Field(
+        default=None,
+        description="The target cluster's own settings before the refresh, put back on the restored cluster"
+        " and its writer (absent: there was no target cluster)",
     )
     # copy_snapshot
     target_snapshot: str | None = Field(

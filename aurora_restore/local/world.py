@@ -9,6 +9,7 @@ in-process, which both run in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable, Iterable
@@ -25,6 +26,24 @@ DATABASE = "appdb"
 LOG_PREFIX = "aurora-restore-logs"
 ENGINE = "aurora-postgresql"
 WRITER_CLASS = "db.r6g.large"
+# The target's own settings, which a refresh keeps (functions.target_settings).
+TARGET_CLUSTER_PARAMETERS = "dev-target-cluster-params"
+TARGET_WRITER_PARAMETERS = "dev-target-writer-params"
+TARGET_SETTINGS: dict[str, Any] = {
+    "DBClusterParameterGroupName": TARGET_CLUSTER_PARAMETERS,
+    "BackupRetentionPeriod": 7,
+    "PreferredBackupWindow": "03:30-04:00",
+    "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
+    "EnableCloudwatchLogsExports": ["postgresql"],
+    "EnableIAMDatabaseAuthentication": True,
+    "Tags": [{"Key": "team", "Value": "data-platform"}, {"Key": "cost-center", "Value": "4711"}],
+}
+TARGET_WRITER_SETTINGS: dict[str, Any] = {
+    "DBParameterGroupName": TARGET_WRITER_PARAMETERS,
+    "AutoMinorVersionUpgrade": False,
+    "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+    "PreferredMaintenanceWindow": "sun:06:00-sun:06:30",
+}
 
 # The runbook's db_users parameter, value for value.
 RUNBOOK_USERS: list[dict[str, Any]] = [
@@ -196,8 +215,23 @@ class WorldSeeder:
             snapshot.created = datetime(day.year, day.month, day.day, 3, 0, tzinfo=UTC)
 
     def target_cluster(self, cluster_id: str) -> None:
-        """An existing, available target cluster with its writer."""
+        """An existing, available target cluster with its writer, each with settings of its own (not RDS's
+        defaults and not the source's): a refresh puts them back on the restored cluster."""
         rds = self.client("rds", self.names.target_region)
+        family = f"{ENGINE}{ENGINE_VERSION.split('.')[0]}"
+        with contextlib.suppress(
+            rds.exceptions.DBParameterGroupAlreadyExistsFault
+        ):  # one set for all targets
+            rds.create_db_cluster_parameter_group(
+                DBClusterParameterGroupName=TARGET_CLUSTER_PARAMETERS,
+                DBParameterGroupFamily=family,
+                Description="local",
+            )
+            rds.create_db_parameter_group(
+                DBParameterGroupName=TARGET_WRITER_PARAMETERS,
+                DBParameterGroupFamily=family,
+                Description="local",
+            )
         rds.create_db_cluster(
             DBClusterIdentifier=cluster_id,
             Engine=ENGINE,
@@ -205,12 +239,14 @@ class WorldSeeder:
             MasterUsername=self.master_username,
             MasterUserPassword=secrets.token_urlsafe(18),
             DBSubnetGroupName=self.names.subnet_group,
+            **TARGET_SETTINGS,
         )
         rds.create_db_instance(
             DBInstanceIdentifier=writer_of(cluster_id),
             DBClusterIdentifier=cluster_id,
             Engine=ENGINE,
             DBInstanceClass=WRITER_CLASS,
+            **TARGET_WRITER_SETTINGS,
         )
         backend = rds_backend(self.names.target_region)
         backend.databases[writer_of(cluster_id)].status = "available"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from functions import secrets
+from functions import secrets, target_settings
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import ConfigError, GuardRefused, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import final_snapshot_id, writer_id
@@ -48,6 +48,14 @@ INSTANCE_FAILED = frozenset(
 # Put on the restored cluster right after its master password is set, valued with the operation id: a run
 # that dies before recording `master_password_set` in state leaves it, and the next run does not set it again.
 MASTER_PASSWORD_TAG = "aurora-restore:master-password-set"
+
+
+def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
 def tags_of(resource: dict[str, Any]) -> dict[str, str]:
@@ -167,15 +175,16 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         raise InvalidRequest(f"target_snapshot {shown(target_snapshot)} is not this operation's copy")
     rds = ctx.target_rds
     cluster_id = config.target_cluster_id
+    settings = target_settings.recorded(ctx.outputs)
     kwargs: dict[str, Any] = {
         "DBClusterIdentifier": cluster_id,
         "SnapshotIdentifier": target_snapshot,
         "Engine": config.engine,
         "DBSubnetGroupName": config.target_subnet_group,
         "VpcSecurityGroupIds": list(config.target_security_groups),
-        "Tags": ctx.tags(),
-        "DeletionProtection": False,
-        "CopyTagsToSnapshot": True,
+        # The target's own tags, then ours (which say what restored it) over them.
+        "Tags": _tag_list({**(settings.tags if settings else {}), **_tag_dict(ctx.tags())}),
+        **target_settings.restore_arguments(settings, config, ctx.config_sources),
     }
     # The version snapshot_check checked the writer's class against (engine_version, else the snapshot's):
     # named always, since without EngineVersion RDS restores at the region's default version for the engine,
@@ -186,11 +195,6 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         kwargs["EngineVersion"] = version
     if config.kms_key_id:
         kwargs["KmsKeyId"] = config.kms_key_id
-    if config.serverless:
-        kwargs["ServerlessV2ScalingConfiguration"] = {
-            "MinCapacity": config.serverless_min_capacity,
-            "MaxCapacity": config.serverless_max_capacity,
-        }
     ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
     message = "Cluster restore initiated"
     if not rds.restore_cluster(**kwargs):  # a cluster of that name exists: ours already, or a stranger
@@ -251,8 +255,10 @@ def _set_master_password(ctx: StepContext, cluster: dict[str, Any]) -> bool:
         return True
     config = ctx.config
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+    # The settings RestoreDBClusterFromSnapshot does not take go with the password, in one ModifyDBCluster.
+    modifications = target_settings.cluster_modifications(target_settings.recorded(ctx.outputs))
     if not ctx.target_rds.set_master_password(
-        config.target_cluster_id, credentials.password.get_secret_value()
+        config.target_cluster_id, credentials.password.get_secret_value(), **modifications
     ):
         return False
     ctx.target_rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
@@ -310,13 +316,14 @@ def _ask_for_writer(
     end the wait. Refused for now (the cluster `resetting-master-credentials` right after its master password
     was set, or otherwise busy), no event follows: look again at the short interval and ask again, rather
     than at the safety re-check."""
+    settings = target_settings.recorded(ctx.outputs)
     accepted = ctx.target_rds.create_instance(
         DBInstanceIdentifier=writer,
         DBClusterIdentifier=ctx.config.target_cluster_id,
-        DBInstanceClass=ctx.config.instance_class,
         Engine=ctx.config.engine,
         Tags=ctx.tags(),
         PubliclyAccessible=False,
+        **target_settings.writer_arguments(settings, ctx.config, ctx.config_sources),
     )
     if accepted:
         return _restoring(ctx, fields, "creating", f"writer instance {writer} to be available", outputs)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
-from functions import secrets, target_checks
+from functions import secrets, target_checks, target_settings
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
@@ -40,7 +40,10 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     # The version the restore asks for, and the writer's class is checked against: RDS restores at the
     # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
     version = config.engine_version or snapshot.get("EngineVersion")
-    _check_instance_class(ctx, version)
+    # What the target has now is what the refresh puts back (recorded before anything changes).
+    settings = target_settings.current(ctx.target_rds, config.target_cluster_id)
+    _check_instance_class(ctx, version, target_settings.instance_class(settings, config, ctx.config_sources))
+    target_settings.check_parameter_groups(ctx.target_rds, settings, config, version)
     _check_key(ctx, snapshot)
     name = snapshot["DBClusterSnapshotIdentifier"]
     _check_identifiers(ctx, name)
@@ -55,6 +58,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
             snapshot_encrypted=bool(snapshot.get("StorageEncrypted")),
             engine_version=version,
             target_cluster_id=config.target_cluster_id,
+            target_settings=settings,
             warnings=ctx.warnings,
         ),
     )
@@ -265,13 +269,13 @@ def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     return snapshot
 
 
-def _check_instance_class(ctx: StepContext, version: str | None) -> None:
+def _check_instance_class(ctx: StepContext, version: str | None, instance_class: str) -> None:
     """The writer is created after the target was deleted: a class RDS does not offer for the engine version
     the restore will have (the snapshot's, unless engine_version says otherwise) is refused here instead."""
     config = ctx.config
-    if not ctx.target_rds.offers_instance_class(config.engine, version, config.instance_class):
+    if not ctx.target_rds.offers_instance_class(config.engine, version, instance_class):
         raise ConfigError(
-            f"instance_class {config.instance_class} is not offered for {config.engine}"
+            f"instance_class {instance_class} is not offered for {config.engine}"
             f"{f' {version}' if version else ''} in {config.target_region}: the writer would be refused after"
             " the target cluster was deleted"
         )

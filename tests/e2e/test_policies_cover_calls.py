@@ -157,6 +157,11 @@ STEP_CALLS: dict[str, set[str]] = {
         "kms:DescribeKey",  # kms_key_id checked in the target region (target_checks.kms_key)
         "dynamodb:GetItem",  # the lease and its holder
         "dynamodb:PutItem",
+        # functions.target_settings: the target and its writer, and the parameter groups' families
+        "rds:DescribeDBClusters",
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusterParameterGroups",
+        "rds:DescribeDBParameterGroups",
     },
     "copy_snapshot": {"rds:CopyDBClusterSnapshot", "dynamodb:PutItem", "dynamodb:UpdateItem"},
     "check_copy_status": {"rds:DescribeDBClusterSnapshots"},

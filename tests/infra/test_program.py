@@ -271,6 +271,10 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
         "kms:Decrypt",
+        "rds:DescribeDBClusters",
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusterParameterGroups",
+        "rds:DescribeDBParameterGroups",
     },
     "copy_snapshot": {
         "rds:CopyDBClusterSnapshot",

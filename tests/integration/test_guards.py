@@ -626,10 +626,22 @@ def test_the_instance_class_is_checked_against_the_engine_version_the_restore_wi
     world: World, engine_version: str, offered: bool
 ) -> None:
     # Given Serverless v2, which Aurora PostgreSQL offers from 13.6, and an engine_version for the restore
+    # (with parameter groups of its family: the target's own are for 15)
+    rds = world.client("rds")
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName="cluster-13",
+        DBParameterGroupFamily="aurora-postgresql13",
+        Description="13",
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName="writer-13", DBParameterGroupFamily="aurora-postgresql13", Description="13"
+    )
     payload = {
         **RUNBOOK_PAYLOADS["snapshot_check"],
         "instance_class": "db.serverless",
         "engine_version": engine_version,
+        "cluster_parameter_group": "cluster-13",
+        "db_parameter_group": "writer-13",
     }
 
     # When the first call names them
@@ -643,3 +655,34 @@ def test_the_instance_class_is_checked_against_the_engine_version_the_restore_wi
         assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
         assert f"db.serverless is not offered for aurora-postgresql {engine_version}" in response["message"]
         assert world.state(f"lease#{TARGET_CLUSTER}") is None
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        (
+            "cluster_parameter_group",
+            "cluster_parameter_group: parameter group params-14 is of family aurora-postgresql14, and the restore"
+            " is aurora-postgresql 15.2 (aurora-postgresql15): set cluster_parameter_group to a group of family"
+            " aurora-postgresql15",
+        ),
+        ("db_parameter_group", "db_parameter_group: no parameter group params-14 in us-west-2"),
+    ],
+)
+def test_a_parameter_group_rds_would_refuse_at_the_restore_is_refused_before_the_lease(
+    world: World, field: str, named: str
+) -> None:
+    # Given a cluster parameter group for another major version than the snapshot's (15.2)
+    world.client("rds").create_db_cluster_parameter_group(
+        DBClusterParameterGroupName="params-14",
+        DBParameterGroupFamily="aurora-postgresql14",
+        Description="old",
+    )
+    # When the start names it for the restored cluster (or, as the writer's group, where there is none)
+    response = world.invoke("snapshot_check", {**RUNBOOK_PAYLOADS["snapshot_check"], field: "params-14"})
+
+    # Then it is refused at once with the fix, and the target is neither taken nor touched
+    assert_recorded_failure(world, response, "snapshot_check", "ConfigError")
+    assert named in response["message"]
+    assert world.state(f"lease#{TARGET_CLUSTER}") is None
+    assert_target_untouched(world)
