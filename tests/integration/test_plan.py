@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from unit.test_cli_offline import run
 
-from integration.world import SNAPSHOT_NAME, STATE_TABLE, TARGET_CLUSTER, TARGET_DATE, TARGET_REGION, World
+from integration.world import (
+    SNAPSHOT_NAME,
+    STATE_TABLE,
+    TARGET_CLUSTER,
+    TARGET_DATE,
+    TARGET_REGION,
+    World,
+    rds_backend,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +176,26 @@ def test_a_held_lease_is_a_reason_and_stays_held(world: World, capsys: pytest.Ca
     assert f"lease: target cluster {TARGET_CLUSTER} is held by operation dev-restore-running" in out
     assert everything(world) == before
     assert store.lease_holder(TARGET_CLUSTER) == "dev-restore-running"
+
+
+def test_a_quota_the_refresh_would_exceed_is_a_reason(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an account whose manual cluster snapshots are at their maximum (the local runtime's answer to
+    # DescribeAccountAttributes, which moto lacks, with the maximum lowered)
+    from aurora_restore.local import account_quotas
+
+    used = account_quotas.usage(rds_backend(TARGET_REGION))["ManualClusterSnapshots"]
+    uninstall = account_quotas.install(
+        lambda: {**account_quotas.DEFAULT_MAXIMA, "ManualClusterSnapshots": used}
+    )
+    try:
+        # When a refresh is planned (its copy is one more manual cluster snapshot)
+        code, out, _ = run(capsys, *PLAN, "--date", TARGET_DATE)
+    finally:
+        uninstall()
+    # Then it would not start, for that quota
+    assert code == 1
+    assert f"quotas: ManualClusterSnapshots: {used} of {used} used, the refresh needs 1 more" in out
+    # And the clusters and instances are fine: the target is deleted first
+    assert "DBClusters" not in out and "DBInstances" not in out
