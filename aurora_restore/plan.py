@@ -55,6 +55,18 @@ class ReadOnlyStore:
         raise PlanChanged(f"plan changes nothing, yet the state store was asked to {name}")
 
 
+class LeasedStore(ReadOnlyStore):
+    """The store as delete_rds's guard reads it once the operation took the target's lease, still read-only."""
+
+    def __init__(self, store: Any, cluster: str, operation_id: str) -> None:
+        super().__init__(store)
+        self._leased = (cluster, operation_id)
+
+    def lease_holder(self, cluster: str) -> str | None:
+        leased, holder = self._leased
+        return holder if cluster == leased else self._store.lease_holder(cluster)  # type: ignore[no-any-return]
+
+
 class NoPublisher:
     """An event publisher that refuses every event: `plan` puts nothing on the bus."""
 
@@ -130,8 +142,23 @@ def plan(target: Target, target_date: date, overrides: dict[str, Any] | None = N
     found.checks.insert(0, Check("configuration", "passed"))
     found.run("lease", lambda: _check_lease(ctx))
     cluster = found.run("target cluster", lambda: ctx.target_rds.cluster(ctx.config.target_cluster_id))
+    if cluster is not None:
+        found.run("deletion guard", lambda: _check_guard(ctx, cluster))
     _check_quotas(ctx, found, cluster)
     return report(ctx, found, cluster)
+
+
+def _check_guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
+    """delete_rds's guard on the target (never the source, a protected cluster, one with deletion protection
+    unless allowed), as it runs once the operation holds the lease: else the refresh fails after the copy."""
+    from dataclasses import replace
+
+    from functions.engine.services import Services
+    from functions.steps.cluster import _guard
+
+    store = LeasedStore(ctx.services.store, ctx.config.target_cluster_id, ctx.operation_id)
+    services = Services(ctx.settings, publisher=NoPublisher(), store=cast("StateStore", store))
+    _guard(replace(ctx, services=services), cluster)
 
 
 def _check_quotas(ctx: StepContext, found: Preflight, cluster: dict[str, Any] | None) -> None:

@@ -401,7 +401,8 @@ def _plan_actions(report: dict[str, Any]) -> list[str]:
         lines.append("  settings  " + ", ".join(f"{k}={v}" for k, v in said.items() if v is not None))
     for user in report["users"]:
         lines.append(f"  user      {user['username']} ({', '.join(user['privileges'])}; {user['password']})")
-    lines.append(f"  masking   {len(report['masking_rules'])} rule(s)")
+    if target:
+        lines.append(f"  masking   {len(report['masking_rules'])} rule(s)")
     if report["expected_downtime_s"] is not None:
         lines.append(
             f"  downtime  about {spoken_duration(timedelta(seconds=report['expected_downtime_s']))} (an estimate: delete,"

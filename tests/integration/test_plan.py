@@ -113,7 +113,15 @@ def test_plan_json_has_its_stable_keys(world: World, capsys: pytest.CaptureFixtu
     )
     names = [check["name"] for check in report["checks"]]
     assert names[:3] == ["configuration", "request", "users and secrets"]
-    assert {"snapshot", "lease", "quotas", "identifiers", "KMS key", "instance class"} <= set(names)
+    assert {
+        "snapshot",
+        "lease",
+        "deletion guard",
+        "quotas",
+        "identifiers",
+        "KMS key",
+        "instance class",
+    } <= set(names)
     # moto has no DescribeAccountAttributes: the quotas are said to be unchecked, not failed
     quotas = next(check for check in report["checks"] if check["name"] == "quotas")
     assert quotas["outcome"] in ("unknown", "passed"), quotas
@@ -199,3 +207,16 @@ def test_a_quota_the_refresh_would_exceed_is_a_reason(
     assert f"quotas: ManualClusterSnapshots: {used} of {used} used, the refresh needs 1 more" in out
     # And the clusters and instances are fine: the target is deleted first
     assert "DBClusters" not in out and "DBInstances" not in out
+
+
+def test_a_target_the_deletion_guard_refuses_is_a_reason(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the target with deletion protection on, not allowed (delete_rds would refuse it, after the copy)
+    world.client("rds").modify_db_cluster(DBClusterIdentifier=TARGET_CLUSTER, DeletionProtection=True)
+    code, out, _ = run(capsys, *PLAN, "--date", TARGET_DATE)
+    assert code == 1
+    assert f"deletion guard: refusing to delete {TARGET_CLUSTER}: deletion protection is on" in out
+    # And the guard's own lease check read the lease as the operation would hold it, taking nothing
+    assert "does not hold its lease" not in out
+    assert world.published() == []
