@@ -9,6 +9,7 @@ import pytest
 from unit.test_cli_offline import run
 
 from integration.world import (
+    RUNBOOK_USERS,
     SNAPSHOT_NAME,
     STATE_TABLE,
     TARGET_CLUSTER,
@@ -58,8 +59,10 @@ def test_plan_names_the_snapshot_and_the_target_and_changes_nothing(
     assert everything(world) == before
     assert world.published() == []
     assert world.rds_calls.names() == []
-    # And no secret value was shown
-    assert world.master_password not in out + err
+    # And no secret value was shown, in text or in JSON
+    _, as_json, _ = run(capsys, *PLAN, "--date", TARGET_DATE, "--json")
+    for secret in (world.master_password, *(user["password"] for user in RUNBOOK_USERS)):
+        assert secret not in out + err + as_json
 
 
 def test_a_date_without_snapshot_exits_1_with_the_reason(
