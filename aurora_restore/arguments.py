@@ -129,7 +129,10 @@ def _add_plan(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     )
     _common(p)
     p.add_argument(
-        "--date", type=_date, required=True, help="the day whose snapshot would be restored (YYYY-MM-DD)"
+        "--date",
+        type=_requested_date,
+        required=True,
+        help="the day whose snapshot would be restored (YYYY-MM-DD), or latest: the newest available snapshot",
     )
     p.add_argument(
         "--override", action="append", metavar="KEY=VALUE", help="a configuration value, as for `start`"

@@ -92,7 +92,7 @@ def _settings(target: Target) -> Settings:
     return get_settings()
 
 
-def build_context(target: Target, target_date: date, overrides: dict[str, Any]) -> StepContext:
+def build_context(target: Target, target_date: date | str, overrides: dict[str, Any]) -> StepContext:
     """snapshot_check's context for a request started now, with a store and a publisher that write nothing.
 
     ConfigError when the configuration does not resolve (the first check, as at snapshot_check)."""
@@ -107,11 +107,16 @@ def build_context(target: Target, target_date: date, overrides: dict[str, Any]) 
     # The environment layer is the functions' own environment, not this shell's (as `config show`).
     resolved = resolver.resolve(settings, event_values=overrides, environ={})
     operation_id = default_operation_id(target.environment, target_date)
-    payload: dict[str, Any] = {"operation_id": operation_id, "target_date": target_date.isoformat()}
+    payload: dict[str, Any] = {"operation_id": operation_id, "target_date": str(target_date)}
     if overrides:
         payload["overrides"] = overrides
     now = utcnow()
-    state = OperationState(operation_id=operation_id, target_date=target_date, created_at=now, updated_at=now)
+    # `latest`: the day is the newest snapshot's, which the snapshot check finds and records (as at the start).
+    latest = not isinstance(target_date, date)
+    day = now.date() if latest else target_date
+    state = OperationState(
+        operation_id=operation_id, target_date=day, latest_snapshot=latest, created_at=now, updated_at=now
+    )
     services = Services(
         settings, publisher=NoPublisher(), store=cast("StateStore", ReadOnlyStore(target.store()))
     )
@@ -127,9 +132,9 @@ def build_context(target: Target, target_date: date, overrides: dict[str, Any]) 
     )
 
 
-def plan(target: Target, target_date: date, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan(target: Target, target_date: date | str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan's report (render.plan_text and plan_json word it): every check, and what a refresh started
-    now for `target_date` would do. Reads only."""
+    now for `target_date` (a day, or `latest`) would do. Reads only."""
     from functions.steps.snapshot import preflight
 
     try:
@@ -231,12 +236,12 @@ def quota_note(needs: dict[str, int]) -> str:
     )
 
 
-def refused_report(target_date: date, found: Preflight) -> dict[str, Any]:
+def refused_report(target_date: date | str, found: Preflight) -> dict[str, Any]:
     """The report when the configuration itself does not resolve: nothing else could be checked."""
     return {
         "would_start": False,
         "reasons": found.reasons,
-        "target_date": target_date.isoformat(),
+        "target_date": str(target_date),
         "snapshot": None,
         "copy": None,
         "target": None,
@@ -256,7 +261,7 @@ def report(ctx: StepContext, found: Preflight, cluster: dict[str, Any] | None) -
     return {
         "would_start": not found.reasons,
         "reasons": found.reasons,
-        "target_date": ctx.trigger.payload["target_date"],
+        "target_date": ctx.state.target_date.isoformat(),  # `latest`: the newest snapshot's day
         "snapshot": snapshot_part(snapshot),
         "copy": copy_part(config, snapshot),
         "target": target_part(ctx, cluster),

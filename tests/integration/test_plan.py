@@ -223,3 +223,18 @@ def test_a_target_the_deletion_guard_refuses_is_a_reason(
     # And the guard's own lease check read the lease as the operation would hold it, taking nothing
     assert "does not hold its lease" not in out
     assert world.published() == []
+
+
+def test_latest_plans_the_newest_snapshot(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *PLAN, "--date", "latest", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    # The source's newest available snapshot (moto made an automated one when it created the source), and
+    # the day planned is that snapshot's
+    snapshots = world.client("rds", "us-east-1").describe_db_cluster_snapshots(
+        DBClusterIdentifier="dev-source-cluster"
+    )["DBClusterSnapshots"]
+    newest = max(snapshots, key=lambda snapshot: snapshot["SnapshotCreateTime"])
+    assert report["snapshot"]["name"] == newest["DBClusterSnapshotIdentifier"]
+    assert report["target_date"] == newest["SnapshotCreateTime"].date().isoformat()
+    assert world.published() == []
