@@ -83,6 +83,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     # In the order `--help` lists them.
     for add in (
         _add_start,
+        _add_plan,
         _add_list,
         _add_status,
         _add_watch,
@@ -119,6 +120,25 @@ def _add_start(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         "--override", action="append", metavar="KEY=VALUE", help="a configuration value, highest priority"
     )
     p.set_defaults(func=handlers["start"])
+
+
+def _add_plan(sub: Commands, handlers: Mapping[str, Handler]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="every check a refresh makes and what it would do; changes nothing (exit 0: it would start)",
+    )
+    _common(p)
+    p.add_argument(
+        "--date",
+        type=_requested_date,
+        required=True,
+        help="the day whose snapshot would be restored (YYYY-MM-DD), or latest: the newest available snapshot",
+    )
+    p.add_argument(
+        "--override", action="append", metavar="KEY=VALUE", help="a configuration value, as for `start`"
+    )
+    p.add_argument("--json", action="store_true", help="the plan as one JSON object")
+    p.set_defaults(func=handlers["plan"])
 
 
 def _add_list(sub: Commands, handlers: Mapping[str, Handler]) -> None:

@@ -69,6 +69,15 @@ def cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from aurora_restore.plan import plan
+
+    target = _target(args)
+    report = plan(target, args.date, operations.parse_overrides(args.override or []))
+    print(render.plan_json(report) if args.json else render.plan_text(report))
+    return EXIT_OK if report["would_start"] else EXIT_FAILED
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state = operations.load(_target(args), args.operation_id)
     print(render.status_json(state) if args.json else render.status_text(state))
@@ -213,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     return arguments.build_parser(
         {
             "start": cmd_start,
+            "plan": cmd_plan,
             "list": cmd_list,
             "status": cmd_status,
             "watch": cmd_watch,

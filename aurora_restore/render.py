@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from functions.notify import left_in_place, out_of_use
@@ -351,3 +351,76 @@ def configuration_text(document: dict[str, Any]) -> str:
         )
     lines += [f"warning: {warning}" for warning in document["warnings"]]
     return "\n".join(lines)
+
+
+# -- plan: every check, and what a refresh would do --------------------------------------------------------
+CHECK_MARK = {"passed": "ok", "failed": "!!", "skipped": "--", "unknown": "??"}
+
+
+def plan_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=str)
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    said = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in values.items()}
+    return ", ".join(f"{k}={v}" for k, v in said.items() if v is not None)
+
+
+def _settings_lines(settings: dict[str, Any]) -> list[str]:
+    if not settings:
+        return []
+    flat = {k: v for k, v in settings.items() if not isinstance(v, dict)}
+    lines = ["  settings  " + _pairs(flat)]
+    lines += [
+        f"            {part}: {_pairs(settings[part])}"
+        for part in ("cluster", "writer", "tags")
+        if settings.get(part)
+    ]
+    return lines
+
+
+def plan_text(report: dict[str, Any]) -> str:
+    """`plan`'s report: the verdict, the checks, then what a refresh started now would do."""
+    lines = [
+        f"a refresh for {report['target_date']} would start"
+        if report["would_start"]
+        else f"a refresh for {report['target_date']} would NOT start:",
+        *(f"  - {reason}" for reason in report["reasons"]),
+        "checks:",
+        *(_check_line(check) for check in report["checks"]),
+    ]
+    lines += [f"warning: {warning}" for warning in report["warnings"]]
+    return "\n".join(lines + _plan_actions(report))
+
+
+def _check_line(check: dict[str, str]) -> str:
+    said = f": {check['message']}" if check["message"] else ""
+    return f"  {CHECK_MARK.get(check['outcome'], '  ')} {check['name']}{said}"
+
+
+def _plan_actions(report: dict[str, Any]) -> list[str]:
+    snapshot, copy, target = report["snapshot"], report["copy"], report["target"]
+    lines: list[str] = ["what it would do (nothing was changed):"]
+    if snapshot:
+        size = f", {snapshot['size_gb']} GB" if snapshot.get("size_gb") is not None else ""
+        lines.append(f"  snapshot  {snapshot['name']} (created {snapshot['created']}{size})")
+    if copy:
+        key = f" under KMS key {copy['kms_key']}" if copy["kms_key"] else ""
+        lines.append(f"  copy      {copy['name']} in {copy['region']}{key}")
+    if target:
+        now = f" ({target['status']}, instances: {', '.join(target['instances']) or 'none'})"
+        lines.append(f"  target    {target['cluster']} in {target['region']}: {target['action']}")
+        lines.append(f"            now{now if target['exists'] else ': none'}; writer {target['writer']}")
+        if target["final_snapshot"]:
+            lines.append(f"            final snapshot {target['final_snapshot']} before the deletion")
+    lines += _settings_lines(report["settings_carried"])
+    for user in report["users"]:
+        lines.append(f"  user      {user['username']} ({', '.join(user['privileges'])}; {user['password']})")
+    if target:
+        lines.append(f"  masking   {len(report['masking_rules'])} rule(s)")
+    if report["expected_downtime_s"] is not None:
+        lines.append(
+            f"  downtime  about {spoken_duration(timedelta(seconds=report['expected_downtime_s']))} (an estimate: delete,"
+            " restore and writer as docs/performance.md's model times them)"
+        )
+    return lines

@@ -21,6 +21,7 @@ from typing import Any
 from moto.rds import models as rds_models
 from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault, RDSClientError
 
+from aurora_restore.local import account_quotas
 from aurora_restore.local.rds_events import (
     CLUSTER_CREATED,
     CLUSTER_DELETED,
@@ -52,6 +53,8 @@ class SimulatorOptions:
     send_events: bool = True
     event_filter: Callable[[dict[str, Any]], bool] | None = None  # False drops the event (fault profiles)
     profile: RdsProfile = FAST
+    # DescribeAccountAttributes' maxima (account_quotas.py); a test may lower one on a running runtime.
+    account_quotas: dict[str, int] = field(default_factory=lambda: dict(account_quotas.DEFAULT_MAXIMA))
 
 
 class Scheduler:
@@ -185,6 +188,7 @@ class RdsSimulator:
         self.publisher = EventPublisher(options, publish, self.scheduler.after, self.timed.record)
         self.timed.announce = self.publisher.announce
         self._originals: dict[str, Any] = {}
+        self._uninstall_quotas: Callable[[], None] = lambda: None
         self._restored: list[Any] = []  # the clusters restored from a snapshot (moto's objects)
         self._lock = threading.Lock()
 
@@ -197,9 +201,11 @@ class RdsSimulator:
         rds_models.DBCluster.status = property(_status_get, _status_set)  # type: ignore[assignment,method-assign]
         for name, method in WRAPPED.items():
             setattr(backend, name, _in_place_of(getattr(self, method), name, self._refusal))
+        self._uninstall_quotas = account_quotas.install(lambda: self.options.account_quotas)
 
     def uninstall(self) -> None:
         self.scheduler.stop()
+        self._uninstall_quotas()
         backend = rds_models.RDSBackend
         for name, original in self._originals.items():
             if name == "cluster_status":

@@ -11,8 +11,9 @@ from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
 from functions.steps import latest
+from functions.steps.preflight import Preflight
 from schemas.common import Step, utcnow
-from schemas.config import CONFIG_FIELDS
+from schemas.config import CONFIG_FIELDS, DbUsers
 from schemas.events import LATEST
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
@@ -22,31 +23,10 @@ OPERATION_TAG = "aurora-restore:operation-id"
 
 def snapshot_check(ctx: StepContext) -> Outcome:
     """Check everything that can be checked, then take the lease on the target: nothing else changes."""
-    _check_request(ctx)
     config = ctx.config
-    users, warnings = config_resolver.load_db_users(ctx.settings)
-    ctx.warnings.extend(warnings)
-    # Every secret is read and checked now, before anything is deleted (their values are not kept).
-    master = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
-    config_resolver.refuse_master_as_user(users, master.username, ctx.settings.db_users_parameter)
-    for user in users.users:
-        secrets.user_password(user, config.target_region)
-    _check_network(ctx)
-    snapshot = _source_snapshot(ctx)
-    # The restored cluster's master is the source's: the snapshot names it.
-    config_resolver.refuse_master_as_user(
-        users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
-    )
-    # The version the restore asks for, and the writer's class is checked against: RDS restores at the
-    # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
-    version = config.engine_version or snapshot.get("EngineVersion")
-    # What the target has now is what the refresh puts back (recorded before anything changes).
-    settings = target_settings.current(ctx.target_rds, config.target_cluster_id)
-    _check_instance_class(ctx, version, target_settings.instance_class(settings, config, ctx.config_sources))
-    target_settings.check_parameter_groups(ctx.target_rds, settings, config, version)
-    _check_key(ctx, snapshot)
+    found = preflight(ctx)
+    snapshot = found.snapshot or {}
     name = snapshot["DBClusterSnapshotIdentifier"]
-    _check_identifiers(ctx, name)
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
     return Done(
         message="Snapshot exists",
@@ -56,12 +36,74 @@ def snapshot_check(ctx: StepContext) -> Outcome:
             snapshot_name=name,
             snapshot_arn=snapshot["DBClusterSnapshotArn"],
             snapshot_encrypted=bool(snapshot.get("StorageEncrypted")),
-            engine_version=version,
+            engine_version=found.version,
             target_cluster_id=config.target_cluster_id,
-            target_settings=settings,
+            target_settings=found.settings,
             warnings=ctx.warnings,
         ),
     )
+
+
+def preflight(ctx: StepContext, collect: bool = False) -> Preflight:
+    """snapshot_check's checks, in its order, before it takes the lease: to the first failure (raised), or
+    with `collect` (`aurora-restore plan`) each one recorded, those needing a failed one's answer skipped."""
+    found = Preflight(collect)
+    found.run("request", lambda: _check_request(ctx))
+    found.users = found.run("users and secrets", lambda: _check_users(ctx))
+    found.run("subnet group and security groups", lambda: _check_network(ctx))
+    snapshot = found.snapshot = found.run("snapshot", lambda: _source_snapshot(ctx))
+    if snapshot is None:
+        found.skip(
+            (
+                "master user",
+                "target settings",
+                "instance class",
+                "parameter groups",
+                "KMS key",
+                "identifiers",
+            ),
+            "needs the snapshot",
+        )
+        return found
+    users = found.users
+    if users is not None:
+        # The restored cluster's master is the source's: the snapshot names it.
+        found.run(
+            "master user",
+            lambda: config_resolver.refuse_master_as_user(
+                users, snapshot.get("MasterUsername"), ctx.settings.db_users_parameter
+            ),
+        )
+    # The version the restore asks for, and the writer's class is checked against: RDS restores at the
+    # region's default version when RestoreDBClusterFromSnapshot names none, not at the snapshot's.
+    found.version = ctx.config.engine_version or snapshot.get("EngineVersion")
+    # What the target has now is what the refresh puts back (recorded before anything changes).
+    found.settings = found.run(
+        "target settings", lambda: target_settings.current(ctx.target_rds, ctx.config.target_cluster_id)
+    )
+    instance_class = target_settings.instance_class(found.settings, ctx.config, ctx.config_sources)
+    found.run("instance class", lambda: _check_instance_class(ctx, found.version, instance_class))
+    found.run(
+        "parameter groups",
+        lambda: target_settings.check_parameter_groups(
+            ctx.target_rds, found.settings, ctx.config, found.version
+        ),
+    )
+    found.run("KMS key", lambda: _check_key(ctx, snapshot))
+    found.run("identifiers", lambda: _check_identifiers(ctx, snapshot["DBClusterSnapshotIdentifier"]))
+    return found
+
+
+def _check_users(ctx: StepContext) -> DbUsers:
+    """The DB users and every secret: read and checked now, before anything is deleted (values not kept)."""
+    config = ctx.config
+    users, warnings = config_resolver.load_db_users(ctx.settings)
+    ctx.warnings.extend(warnings)
+    master = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
+    config_resolver.refuse_master_as_user(users, master.username, ctx.settings.db_users_parameter)
+    for user in users.users:
+        secrets.user_password(user, config.target_region)
+    return users
 
 
 def _check_security_groups(ctx: StepContext, vpc_id: str | None) -> None:
