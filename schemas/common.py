@@ -54,7 +54,9 @@ IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(
 
 
 class Step(StrEnum):
-    """The ten runbook steps, in order."""
+    """The steps, in order: the runbook's ten, with mask_data between check_restore_status and
+    setup_db_users (it runs only for a configuration with masking rules or post-restore SQL:
+    functions.sequence says which steps an operation takes)."""
 
     SNAPSHOT_CHECK = "snapshot_check"
     COPY_SNAPSHOT = "copy_snapshot"
@@ -62,6 +64,7 @@ class Step(StrEnum):
     DELETE_RDS = "delete_rds"
     RESTORE_SNAPSHOT = "restore_snapshot"
     CHECK_RESTORE_STATUS = "check_restore_status"
+    MASK_DATA = "mask_data"
     SETUP_DB_USERS = "setup_db_users"
     VERIFY_RESTORE = "verify_restore"
     NOTIFY_COMPLETION = "notify_completion"
