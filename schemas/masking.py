@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 from schemas.config import TableName
 
@@ -69,8 +77,8 @@ class MaskingRule(BaseModel):
 
 
 def _one_rule_per_column(rules: list[MaskingRule]) -> list[MaskingRule]:
-    seen: set[str] = set()
-    twice = sorted({rule.qualified for rule in rules if rule.qualified in seen or seen.add(rule.qualified)})
+    names = [rule.qualified for rule in rules]
+    twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"more than one rule for the same column: {', '.join(twice)}")
     return rules
