@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.wakeup import schedule_prefix
+from infra.masking import mask_data_policy, masking_key_statements
 from infra.settings import StackConfigError
 from schemas.common import Step
 
@@ -70,6 +71,8 @@ class PolicyRefs:
     partition: str = "aws"
     environment: str = ""
     wakeup_role_arn: str = ""
+    masking_key_secret_id: str | None = None
+    post_restore_objects: tuple[str, ...] = ()  # s3:// URIs
 
     # -- ARNs -----------------------------------------------------------------------------------------
     def rds(self, kind: str, name: str, region: str | None = None) -> str:
@@ -175,7 +178,11 @@ def _common(function: str, refs: PolicyRefs) -> list[dict[str, Any]]:
         statements.append(_statement("StateTable", actions, [refs.table_arn]))
         # functions.config.resolve reads the config document while the operation has none recorded.
         statements.append(_statement("ConfigParameter", ["ssm:GetParameter"], [refs.config_parameter_arn]))
-    if refs.in_vpc and function in (Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value):
+    if refs.in_vpc and function in (
+        Step.MASK_DATA.value,
+        Step.SETUP_DB_USERS.value,
+        Step.VERIFY_RESTORE.value,
+    ):
         # Lambda's VPC attachment, made with the function's role: the actions of AWS's own
         # AWSLambdaVPCAccessExecutionRole (its logs actions are OwnLogs above), which take no resource-level
         # permissions. https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaVPCAccessExecutionRole.html
@@ -445,8 +452,9 @@ _SPECIFIC: dict[str, Callable[[PolicyRefs], list[dict[str, Any]]]] = {
     Step.DELETE_RDS.value: _delete_rds,
     Step.RESTORE_SNAPSHOT.value: _restore_snapshot,
     Step.CHECK_RESTORE_STATUS.value: _check_restore_status,
+    Step.MASK_DATA.value: mask_data_policy,
     Step.SETUP_DB_USERS.value: _database_step,
-    Step.VERIFY_RESTORE.value: _database_step,
+    Step.VERIFY_RESTORE.value: lambda refs: [*_database_step(refs), *masking_key_statements(refs)],
     Step.NOTIFY_COMPLETION.value: _notify_completion,
     Step.CLEANUP.value: _cleanup,
     "reconcile": lambda refs: [],

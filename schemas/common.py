@@ -47,6 +47,8 @@ def partition_of(region: str) -> str:
     return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
+# "schema.table" (the configuration's expected_tables, a masking rule's table).
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 TargetDate = Annotated[date, Field(description="The day whose snapshot is restored (YYYY-MM-DD)")]
 # A time as the functions write it into state items and notices: `datetime.isoformat()` (`+00:00`, not
 # pydantic's `Z`), so a value read and written again keeps its text.

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import ClusterId, Region
-from schemas.masking import MaskingRule
+from schemas.common import ClusterId, Region, TableName
+from schemas.masking import MaskingRules
 from schemas.post_restore import PostRestoreScript
 
 # Privileges a DB user may be granted on the restored tables: a whitelist, nothing else reaches SQL.
@@ -100,9 +100,6 @@ def _secret_id(value: str) -> str:
 SecretId = Annotated[
     str, AfterValidator(_secret_id), Field(description="A Secrets Manager secret's name or ARN")
 ]
-
-
-TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 
 
 class DbUser(BaseModel):
@@ -211,7 +208,7 @@ class RestoreConfig(BaseModel):
     protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
     allow_deletion_protected: bool = False
     # Masking and post-restore SQL (docs/masking.md): the environment's configuration only, never a request.
-    masking_rules: list[MaskingRule] = Field(
+    masking_rules: MaskingRules = Field(
         default_factory=list, description="Columns masked after the restore, before any user can log in"
     )
     masking_key_secret_id: SecretId | None = Field(

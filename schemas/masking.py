@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.config import TableName
+from schemas.common import TableName
 
 Strategy = Literal["email", "hash", "null", "fixed"]
 STRATEGIES: tuple[str, ...] = ("email", "hash", "null", "fixed")

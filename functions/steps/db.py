@@ -98,15 +98,20 @@ def setup_db_users(ctx: StepContext) -> Outcome:
 
 
 def verify_restore(ctx: StepContext) -> Outcome:
+    from functions.steps.masking import verify_masking  # it builds on this module's master_target
+
     target = _connection(ctx)
     conn = database.connect(target.endpoint, target.master_user, target.master_password)
     try:
         result = database.verify(conn, target.endpoint, target.grants, ctx.config.expected_tables)
+        database.require(result)
+        masked = verify_masking(ctx, conn)
     finally:
         conn.close()
-    database.require(result)
     cluster_id = ctx.config.target_cluster_id
     schema_info: dict[str, Any] = {"schemas": result.schemas, "tables": result.tables}
+    if masked:
+        schema_info["masking"] = masked
     return Done(
         message=f"Successfully verified cluster {cluster_id}",
         fields={

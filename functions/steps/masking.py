@@ -28,10 +28,6 @@ NEXT_INVOCATION_SECONDS = 1.0
 SAMPLE_SIZE = 100
 
 
-class _OutOfTime(Exception):
-    """Half the invocation's time is spent: stop after the batch just committed."""
-
-
 def mask_data(ctx: StepContext) -> Outcome:
     target = master_target(ctx)
     conn = database.connect(target.endpoint, target.user, target.password)
@@ -75,28 +71,20 @@ def _mask_and_run(ctx: StepContext, conn: Any) -> Outcome:
     """Phase 2: mask for half the invocation's time at most, then run the scripts not run yet."""
     progress = {row["table"]: TableMasked(**row) for row in ctx.outputs.get("masking_progress") or []}
     if ctx.config.masking_rules:
-        stop_at = time.monotonic() + ctx.settings.claim_seconds / 2
-
-        def on_progress(table: Any) -> None:
-            progress[table.table] = _shown(table)
-            if time.monotonic() >= stop_at:
-                raise _OutOfTime
-
-        try:
-            masked = masking.mask(
-                conn,
-                ctx.operation_id,
-                ctx.config.masking_rules,
-                _key(ctx),
-                batch_rows=ctx.config.masking_batch_rows,
-                on_progress=on_progress,
-            )
-        except _OutOfTime:
-            conn.rollback()
+        masked = masking.mask(
+            conn,
+            ctx.operation_id,
+            ctx.config.masking_rules,
+            _key(ctx),
+            batch_rows=ctx.config.masking_batch_rows,
+            # Half the invocation's time: the batch under way ends and the state is written in the rest.
+            deadline=time.monotonic() + ctx.settings.claim_seconds / 2,
+        )
+        progress.update({table.table: _shown(table) for table in masked})
+        if not all(table.done for table in progress.values()):
             return _again(
                 ctx, _describe(progress), "masking", StepOutputs(masking_progress=[*progress.values()])
             )
-        progress.update({table.table: _shown(table) for table in masked})
     ran = _run_scripts(ctx, conn)
     outputs = StepOutputs(masking_progress=[*progress.values()], post_restore_sql_done=ran)
     return _again(
