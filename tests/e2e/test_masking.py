@@ -1,0 +1,99 @@
+"""Masking on the local runtime: rules in the environment's configuration mask the restored data before any
+user logs in, the same way on every refresh; a request cannot weaken them; a crash mid-way masks no row twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from aurora_restore.local.runtime import DATABASE, TARGET_CLUSTER, LocalRuntime
+
+pytestmark = pytest.mark.e2e
+
+ORIGINAL = {"ada@example.com", "grace@example.com"}
+EMAIL_RULE = {"table": "public.users", "column": "email", "strategy": "email"}
+MASKED = {"masking_rules": [EMAIL_RULE]}
+
+
+def emails(runtime: LocalRuntime) -> list[tuple[int, str]]:
+    """The restored users' (id, email), as the database holds them now."""
+    assert runtime.postgres is not None
+    conn = runtime.postgres.connect(DATABASE)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id, email FROM public.users ORDER BY id")
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def joined_orders(runtime: LocalRuntime) -> int:
+    assert runtime.postgres is not None
+    conn = runtime.postgres.connect(DATABASE)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM app_schema.orders o JOIN public.users u ON u.id = o.user_id")
+            return int(cursor.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def completed(runtime: LocalRuntime, operation_id: str) -> Any:
+    runtime.put_restore_requested(operation_id, date.today())
+    state = runtime.wait_for(operation_id, timeout=120)
+    assert state is not None and state.status == "completed", state and (state.error, state.history[-4:])
+    return state
+
+
+def test_rules_mask_the_emails_before_the_users_alike_on_every_refresh(
+    start_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # Given the local runtime whose configuration (SSM) has one rule: public.users.email by `email`
+    runtime = start_runtime(config_overrides=MASKED, log_path=None)
+
+    # When a refresh completes
+    first = completed(runtime, "mask-first")
+
+    # Then mask_data ran between check_restore_status and setup_db_users
+    done = [entry.step for entry in first.history if entry.outcome == "success"]
+    assert done.index("check_restore_status") < done.index("mask_data") < done.index("setup_db_users")
+    # and no original address is left, the two users have two distinct addresses, the orders still join
+    masked = emails(runtime)
+    assert not {email for _, email in masked} & ORIGINAL
+    assert len({email for _, email in masked}) == 2
+    assert joined_orders(runtime) == 2
+    # and verify_restore checked the masking
+    assert first.results["verify_restore"]["schema_info"]["masking"] == {"masked_columns": 1, "masked_tables": 1}
+    # and no original value is in the state item
+    assert not any(address in json.dumps(first.model_dump(mode="json")) for address in ORIGINAL)
+
+    # When the same source is refreshed again
+    completed(runtime, "mask-second")
+    # Then every user has the same masked address as after the first
+    assert emails(runtime) == masked
+
+
+def test_a_request_naming_masking_rules_is_refused_and_the_target_untouched(
+    start_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # Given the local runtime with masking configured, and the target as it is
+    runtime = start_runtime(config_overrides=MASKED, log_path=None)
+    rds = runtime.client("rds")
+    before = rds.describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"][0]["DBClusterArn"]
+
+    # When a request asks for no masking
+    runtime.put_restore_requested("mask-weaken", date.today(), overrides={"masking_rules": []})
+    state = runtime.wait_for("mask-weaken", timeout=60)
+
+    # Then it is refused at its first step, saying why
+    assert state is not None and (state.status, state.failed_step) == ("failed", "snapshot_check"), state
+    assert state.error is not None and state.error.type == "InvalidRequest"
+    assert "masking_rules" in state.error.message and "environment's configuration only" in state.error.message
+    # and the target is the same cluster, untouched
+    after = rds.describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"][0]
+    assert after["DBClusterArn"] == before and after["Status"] == "available"
+    assert runtime.simulator is not None and not runtime.simulator.mutating_calls()
