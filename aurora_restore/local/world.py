@@ -36,6 +36,11 @@ RUNBOOK_USERS: list[dict[str, Any]] = [
     {"username": "readonly_user", "password": "readonly_password", "privileges": ["SELECT"]},
 ]
 
+# The addresses the stand-in's seed (seed.sql) gives public.users: what masking replaces.
+SEED_EMAILS = ("ada@example.com", "grace@example.com")
+# What the chaos run and the masking tests configure: public.users.email masked by `email`.
+EMAIL_MASKING = {"masking_rules": [{"table": "public.users", "column": "email", "strategy": "email"}]}
+
 # (service, region) -> a client for it.
 ClientFactory = Callable[[str, str], Any]
 

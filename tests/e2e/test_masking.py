@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
+from aurora_restore.local.faults import FaultProfile
 from aurora_restore.local.runtime import DATABASE, TARGET_CLUSTER, LocalRuntime
+from aurora_restore.local.world import EMAIL_MASKING, SEED_EMAILS
 
 pytestmark = pytest.mark.e2e
 
-ORIGINAL = {"ada@example.com", "grace@example.com"}
-EMAIL_RULE = {"table": "public.users", "column": "email", "strategy": "email"}
-MASKED = {"masking_rules": [EMAIL_RULE]}
+ORIGINAL = set(SEED_EMAILS)
+MASKED = EMAIL_MASKING
 
 
 def emails(runtime: LocalRuntime) -> list[tuple[int, str]]:
@@ -67,7 +68,10 @@ def test_rules_mask_the_emails_before_the_users_alike_on_every_refresh(
     assert len({email for _, email in masked}) == 2
     assert joined_orders(runtime) == 2
     # and verify_restore checked the masking
-    assert first.results["verify_restore"]["schema_info"]["masking"] == {"masked_columns": 1, "masked_tables": 1}
+    assert first.results["verify_restore"]["schema_info"]["masking"] == {
+        "masked_columns": 1,
+        "masked_tables": 1,
+    }
     # and no original value is in the state item
     assert not any(address in json.dumps(first.model_dump(mode="json")) for address in ORIGINAL)
 
@@ -92,8 +96,30 @@ def test_a_request_naming_masking_rules_is_refused_and_the_target_untouched(
     # Then it is refused at its first step, saying why
     assert state is not None and (state.status, state.failed_step) == ("failed", "snapshot_check"), state
     assert state.error is not None and state.error.type == "InvalidRequest"
-    assert "masking_rules" in state.error.message and "environment's configuration only" in state.error.message
+    assert (
+        "masking_rules" in state.error.message and "environment's configuration only" in state.error.message
+    )
     # and the target is the same cluster, untouched
     after = rds.describe_db_clusters(DBClusterIdentifier=TARGET_CLUSTER)["DBClusters"][0]
     assert after["DBClusterArn"] == before and after["Status"] == "available"
     assert runtime.simulator is not None and not runtime.simulator.mutating_calls()
+
+
+def test_a_crash_after_masking_before_its_record_masks_no_row_twice(
+    start_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # Given the local runtime masking one row per transaction, and the values a clean refresh masks to
+    runtime = start_runtime(config_overrides={**MASKED, "masking_batch_rows": 1}, log_path=None)
+    completed(runtime, "mask-clean")
+    clean = emails(runtime)
+
+    # When mask_data dies after it masked the rows (committed) and before its run was recorded
+    runtime.set_faults(FaultProfile(name="crash", crash_steps=frozenset({"mask_data"})))
+    crashed = completed(runtime, "mask-crashed")
+
+    # Then it did crash there, was run again, and the operation completed
+    assert ("mask-crashed", "mask_data") in runtime.crashes
+    # and every row was masked exactly once: the same values as the clean run (twice would differ)
+    assert emails(runtime) == clean
+    progress = crashed.outputs["masking_progress"]
+    assert progress == [{"table": "public.users", "rows_done": 2, "rows_total": 2, "done": True}]
