@@ -132,7 +132,8 @@ def _masking_ended(ctx: StepContext) -> bool:
 
 def _again(ctx: StepContext, message: str, waiting_for: str, outputs: StepOutputs) -> Waiting:
     wait = Wait(waiting_for, ctx.config.masking_timeout_minutes, NEXT_INVOCATION_SECONDS)
-    return Waiting(message=message, wait=wait, outputs=outputs)
+    fields = {"target_cluster_id": ctx.config.target_cluster_id, "masking_status": waiting_for}
+    return Waiting(message=message, wait=wait, fields=fields, outputs=outputs)
 
 
 def _done(ctx: StepContext) -> Done:
@@ -140,7 +141,12 @@ def _done(ctx: StepContext) -> Done:
     cluster_id = ctx.config.target_cluster_id
     return Done(
         message=f"Masked {tables} table(s) and ran {scripts} post-restore script(s) on cluster {cluster_id}",
-        fields={"target_cluster_id": cluster_id, "tables_masked": tables, "scripts_run": scripts},
+        fields={
+            "target_cluster_id": cluster_id,
+            "masking_status": "done",
+            "tables_masked": tables,
+            "scripts_run": scripts,
+        },
         next_step=after(Step.MASK_DATA, ctx.config),
     )
 
