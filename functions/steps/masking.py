@@ -158,6 +158,7 @@ def verify_masking(ctx: StepContext, conn: Any) -> dict[str, Any]:
         return {}
     before = ctx.outputs.get("masking_samples") or {}
     hits = masking.masked_sample_hits(conn, rules, _key(ctx), before)
+    masking.forget(conn, ctx.operation_id)  # sampling set up pgcrypto again: nothing of ours stays
     counted = ctx.outputs.get("masking_row_counts") or {}
     now = masking.row_counts(conn, list(counted))
     problems = [
