@@ -374,3 +374,36 @@ def test_forget_drops_the_progress_and_pgcrypto_it_installed(conn: Any) -> None:
     masking.forget(conn, "op-other")  # twice: nothing left to drop
     assert rows(conn, "SELECT to_regnamespace('aurora_restore_masking')") == [(None,)]
     assert rows(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'") == [(0,)]
+
+
+def test_a_deadline_stops_between_transactions_and_the_next_run_goes_on(conn: Any, twin: Any) -> None:
+    masking.mask(twin, "op-clean", RULES, KEY)
+
+    # A deadline already past: nothing is done, and mask says so
+    stopped = masking.mask(conn, "op-deadline", RULES, KEY, batch_rows=400, deadline=0.0)
+    assert [(p.table, p.rows_done, p.done) for p in stopped] == [
+        ("mask_test.users", 0, False),
+        ("mask_test.orders", 0, False),
+    ]
+
+    # The next run, with time enough, finishes it
+    assert all(p.done for p in masking.mask(conn, "op-deadline", RULES, KEY, batch_rows=400))
+    assert everything(conn) == everything(twin)
+
+
+def test_a_table_without_a_primary_key_is_masked_in_one_transaction(conn: Any, twin: Any) -> None:
+    for connection in (conn, twin):
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TABLE mask_test.events AS SELECT 'who' || i AS who FROM generate_series(1, 900) i"
+            )
+    events = rules({"table": "mask_test.events", "column": "who", "strategy": "hash"})
+    masking.mask(twin, "op-clean", events, KEY)
+    calls: list[masking.TableProgress] = []
+
+    masking.mask(conn, "op-no-key", events, KEY, batch_rows=100, on_progress=calls.append)
+
+    assert calls == [masking.TableProgress("mask_test.events", 900, 900, True)]
+    assert rows(conn, "SELECT who FROM mask_test.events ORDER BY 1") == rows(
+        twin, "SELECT who FROM mask_test.events ORDER BY 1"
+    )
