@@ -78,10 +78,14 @@ def _transactions(conn: Any, doing: str) -> Iterator[None]:
     try:
         yield
     except psycopg2.Error as exc:
-        conn.rollback()
-        raise DatabaseError(
-            f"{doing} failed: {server_message(exc)}", retryable=isinstance(exc, psycopg2.OperationalError)
-        ) from exc
+        if not conn.closed:
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                pass  # the connection is gone: the server rolled the transaction back
+        # The connection lost (or closed by the server): running again continues where the commits got.
+        lost = isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+        raise DatabaseError(f"{doing} failed: {server_message(exc)}", retryable=lost) from exc
     finally:
         if autocommit and not conn.closed:
             conn.rollback()
