@@ -57,6 +57,11 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _requested_date(value: str) -> date | str:
+    """`start --date`: a day, or `latest` (the newest available snapshot, found by snapshot_check)."""
+    return value if value == "latest" else _date(value)
+
+
 def _limit(value: str) -> int | None:
     """`list --limit`: a count, 0 for all (None slices nothing off)."""
     try:
@@ -81,6 +86,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         _add_list,
         _add_status,
         _add_watch,
+        _add_timeline,
         _add_invoke,
         _add_config,
         _add_resume,
@@ -103,7 +109,10 @@ def _add_start(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p = sub.add_parser("start", help="start an operation (one put-events of RestoreRequested)")
     _common(p)
     p.add_argument(
-        "--date", type=_date, required=True, help="the day whose snapshot is restored (YYYY-MM-DD)"
+        "--date",
+        type=_requested_date,
+        required=True,
+        help="the day whose snapshot is restored (YYYY-MM-DD), or latest: the newest available snapshot",
     )
     p.add_argument("--operation-id", help="default: <env>-restore-<date>-<HHMMSS>")
     p.add_argument(
@@ -155,6 +164,17 @@ def _add_watch(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         help=f"give up if the operation is not in the state table within this many seconds (default {APPEAR_TIMEOUT:g})",
     )
     p.set_defaults(func=handlers["watch"])
+
+
+def _add_timeline(sub: Commands, handlers: Mapping[str, Handler]) -> None:
+    p = sub.add_parser(
+        "timeline",
+        help="draw an operation as a standalone SVG: each step's runs and waits, the target's downtime",
+    )
+    _common(p)
+    p.add_argument("operation_id")
+    p.add_argument("--out", required=True, metavar="FILE.svg", help="write the SVG here (replaced if there)")
+    p.set_defaults(func=handlers["timeline"])
 
 
 def _add_invoke(sub: Commands, handlers: Mapping[str, Handler]) -> None:

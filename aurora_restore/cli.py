@@ -75,6 +75,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if state.status != "failed" else EXIT_FAILED
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    path = operations.write_timeline(_target(args), args.operation_id, Path(args.out))
+    print(path)
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     target = _target(args)
     states = operations.list_operations(target, args.status)
@@ -210,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
             "list": cmd_list,
             "status": cmd_status,
             "watch": cmd_watch,
+            "timeline": cmd_timeline,
             "invoke": cmd_invoke,
             "config show": cmd_config_show,
             "resume": cmd_resume,

@@ -47,6 +47,20 @@ def _say_rds_calls(simulator: Any, rds: str) -> None:
         print("refused by RDS: " + ", ".join(f"{name} x{count}" for name, count in refused))
 
 
+def _draw(state: OperationState, folder: Path) -> None:
+    """The operation's SVG timeline beside the function log (`aurora-restore timeline` draws the same)."""
+    from aurora_restore import timeline
+    from schemas.common import utcnow
+
+    path = folder / f"timeline-{state.operation_id}.svg"
+    try:
+        path.write_text(timeline.svg(state, utcnow()), encoding="utf-8")
+    except OSError as exc:
+        print(f"timeline SVG not written: {path}: {exc.strerror or exc}")
+        return
+    print(f"timeline SVG: {path}")
+
+
 def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "fast") -> int:
     """The demo's restore on a fresh local runtime whose RDS simulator runs the `rds` profile."""
     from aurora_restore.cli import watch
@@ -90,6 +104,7 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "f
         assert runtime.simulator is not None
         print(render.timeline(state, runtime.simulator.events))
         _say_rds_calls(runtime.simulator, rds)
+        _draw(state, log_path.parent)
         total = time.monotonic() - began
         if state.status not in TERMINAL_STATUSES:
             print(

@@ -1,4 +1,4 @@
-"""What an operator does to an operation: start it, read it, watch it, resume it, abort it; and to an
+"""What an operator does to an operation: start it, read it, watch it, draw it, resume it, abort it; and to an
 environment: show its configuration, invoke one step's function.
 
 Uses the functions' own state store and event publisher, so the CLI and the functions share one of each.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError
@@ -65,8 +66,9 @@ class Target:
         return EventPublisher(self.bus, self.region)
 
 
-def default_operation_id(environment: str, target_date: date) -> str:
-    return f"{environment}-restore-{target_date.isoformat()}-{utcnow().strftime('%H%M%S')}"
+def default_operation_id(environment: str, target_date: date | str) -> str:
+    """`<env>-restore-<date>-<HHMMSS>`; `<date>` is `latest` for the newest snapshot."""
+    return f"{environment}-restore-{target_date}-{utcnow().strftime('%H%M%S')}"
 
 
 # What an operation id may hold (schemas.common.OperationId), said to the operator.
@@ -170,11 +172,13 @@ def missing_resource(exc: BaseException, target: Target) -> OperatorError | None
 
 
 def start(
-    target: Target, operation_id: str, target_date: date, overrides: dict[str, Any] | None = None
+    target: Target, operation_id: str, target_date: date | str, overrides: dict[str, Any] | None = None
 ) -> RestoreRequested:
     """One put-events of RestoreRequested: everything else is the choreography."""
     check_operation_id(operation_id)
-    event = RestoreRequested(operation_id=operation_id, target_date=target_date, overrides=overrides or None)
+    event = RestoreRequested.model_validate(
+        {"operation_id": operation_id, "target_date": target_date, "overrides": overrides or None}
+    )
     store = target.store()
     existing = store.get(operation_id)
     if existing is not None:
@@ -219,6 +223,18 @@ def load(target: Target, operation_id: str) -> OperationState:
     if state is None:
         raise OperatorError(f"no operation {operation_id} in {target.table} ({target.region})")
     return state
+
+
+def write_timeline(target: Target, operation_id: str, out: Path) -> Path:
+    """The operation's timeline (aurora_restore.timeline) written to `out`, read as `status` reads it."""
+    from aurora_restore import timeline
+
+    drawing = timeline.svg(load(target, operation_id), utcnow())
+    try:
+        out.write_text(drawing, encoding="utf-8")
+    except OSError as exc:
+        raise OperatorError(f"cannot write the timeline to {out}: {exc.strerror or exc}") from exc
+    return out
 
 
 def watch(

@@ -114,13 +114,22 @@ def downtime_text(state: OperationState) -> str | None:
     return f"{spoken_duration(until - since)}, from {began} (the deletion) to the users set up on the restored cluster"
 
 
+def date_text(state: OperationState) -> str:
+    """The operation's day; for a `latest` request, said so (the day is the newest snapshot's once
+    snapshot_check has found it, the day the request came until then)."""
+    if not state.latest_snapshot:
+        return state.target_date.isoformat()
+    found = state.outputs.get("snapshot_name")
+    return f"{state.target_date.isoformat()} (requested: latest{f'; {found}' if found else ''})"
+
+
 def status_text(state: OperationState) -> str:
     """`aurora-restore status`: where the operation is, what it left in place, and its history."""
     lines = [
         f"operation   {state.operation_id}",
         f"status      {state.status}",
         f"target      {target_of(state) or '?'} in {state.config.get('target_region', '?')}",
-        f"date        {state.target_date.isoformat()}",
+        f"date        {date_text(state)}",
         f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
     ]
     down = downtime_text(state)
@@ -236,7 +245,7 @@ def timeline(state: OperationState, rds_events: list[dict[str, Any]] | None = No
 
 
 # -- what the commands say ---------------------------------------------------------------------------------
-def started(target: Target, operation_id: str, target_date: date) -> str:
+def started(target: Target, operation_id: str, target_date: date | str) -> str:
     return (
         f"started {operation_id}: RestoreRequested for {target_date} on {target.bus} ({target.region})\n"
         f"watch it with: aurora-restore watch {operation_id}"

@@ -21,6 +21,7 @@ from infra.parameters import RestoreParameters
 from infra.policies import PolicyRefs, function_policy_text
 from infra.registry import EventSchemas
 from infra.routing import EventBus, Routes
+from infra.schedule import declare as declare_refresh_schedule
 from infra.settings import PROJECT, StackConfigError, StackSettings, load, user_secret_ids
 from infra.storage import LogBucket, StateTable
 from schemas.common import Step, partition_of
@@ -76,6 +77,7 @@ def main() -> dict[str, Any]:
     alerts = Alerts("alerts", settings, key.key.arn, account)
     bus = EventBus("bus", settings, account)
     failures = dead_letter_queue("failed-invocations", settings.name("failed-invocations"), bus)
+    refresh = declare_refresh_schedule(settings, bus, account)  # aurora-restore:refreshSchedule, if set
     parameters = RestoreParameters(
         "parameters",
         settings,
@@ -199,6 +201,8 @@ def main() -> dict[str, Any]:
         "events_dlq_url": bus.dead_letters.url,
         "failed_invocations_dlq_url": failures.url,
     }
+    if refresh is not None:
+        outputs["refresh_schedule"] = refresh.schedule.name
     for name, value in outputs.items():
         pulumi.export(name, value)
     return outputs

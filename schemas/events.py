@@ -11,20 +11,33 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from schemas.common import SCHEMA_VERSION, OperationId, Step, TargetDate
 
 EVENT_SOURCE = "aurora-restore"
+# A request's target_date may name no day: the newest available snapshot of the source cluster is restored,
+# and snapshot_check records its day as the operation's target_date (functions/steps/latest.py).
+LATEST = "latest"
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _requested_day(value: Any) -> Any:
     """A requested day as the runbook writes it (YYYY-MM-DD), or a date: pydantic alone takes a number as
-    seconds since 1970 (0 was 1970-01-01) and a timestamp as its day."""
+    seconds since 1970 (0 was 1970-01-01) and a timestamp as its day. `latest` asks for the newest snapshot."""
+    if value == LATEST:
+        return value
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, str) and _DAY.fullmatch(value):
-        return value
+        # Parsed here, not by the union below: its refusal is then the field's own, as it was before
+        # `latest` (no `target_date.date` in the error's location).
+        return date.fromisoformat(value)
     raise ValueError("not a date (YYYY-MM-DD)")
 
 
-RequestedDate = Annotated[TargetDate, BeforeValidator(_requested_day)]
+RequestedDate = Annotated[
+    TargetDate | Literal["latest"],
+    BeforeValidator(_requested_day),
+    Field(
+        description="The day whose snapshot is restored (YYYY-MM-DD), or `latest`: the newest available one"
+    ),
+]
 
 
 class BusEvent(BaseModel):

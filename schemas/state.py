@@ -57,6 +57,12 @@ class OperationState(BaseModel):
     current_step: Step | None = None
     next_step: Step | None = None
     target_date: TargetDate
+    latest_snapshot: bool = Field(
+        default=False,
+        description="The request asked for target_date `latest`: snapshot_check restores the newest available"
+        " snapshot of the source cluster and records its day in target_date (until then, the day the request"
+        " came)",
+    )
     target_cluster_id: str | None = None
     config: dict[str, Any] = Field(
         default_factory=dict, description="Resolved configuration, no secret values"

@@ -19,6 +19,7 @@ from functions.state import expiry
 from schemas.common import Step
 from schemas.config import CONFIG_FIELDS, RestoreConfig
 from schemas.events import (
+    LATEST,
     BusEvent,
     ErrorInfo,
     OperationFinished,
@@ -241,6 +242,7 @@ def new_operation(trigger: Trigger, operation_id: str, settings: Settings, now: 
         status="running",
         next_step=Step.SNAPSHOT_CHECK,
         target_date=target_date,
+        latest_snapshot=raw_date == LATEST,
         # Only configuration fields are kept: an unknown key (refused by snapshot_check) could hold anything,
         # and the state item must never hold a secret.
         overrides={k: v for k, v in overrides.items() if k in CONFIG_FIELDS}

@@ -10,8 +10,10 @@ from functions import secrets, sequence, target_checks
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
+from functions.steps import latest
 from schemas.common import Step, utcnow
 from schemas.config import CONFIG_FIELDS, environment_only_problem
+from schemas.events import LATEST
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
 
@@ -219,7 +221,7 @@ def _check_request(ctx: StepContext) -> None:
                 " overrides and configuration fields)"
             )
     raw_date = ctx.trigger.payload.get("target_date")
-    if raw_date is not None:
+    if raw_date is not None and raw_date != LATEST:
         try:
             date.fromisoformat(str(raw_date))
         except ValueError as exc:
@@ -242,9 +244,14 @@ def _check_network(ctx: StepContext) -> None:
 def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     """The source cluster's snapshot for the target date: available, and copyable with the configured key."""
     config, day = ctx.config, ctx.state.target_date
-    snapshot = ctx.source_rds.find_snapshot_for_date(
-        config.source_cluster_id, day, config.snapshot_name_pattern
-    )
+    snapshot: dict[str, Any] | None
+    if ctx.state.latest_snapshot:  # target_date `latest`: the day recorded is the newest snapshot's
+        snapshot = latest.newest_snapshot(ctx.source_rds, config.source_cluster_id, config.source_region)
+        ctx.state.target_date = latest.snapshot_day(snapshot)
+    else:
+        snapshot = ctx.source_rds.find_snapshot_for_date(
+            config.source_cluster_id, day, config.snapshot_name_pattern
+        )
     if snapshot is None:
         raise NotFound(
             f"no snapshot of {config.source_cluster_id} in {config.source_region} for {day.isoformat()} "

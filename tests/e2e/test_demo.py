@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,12 @@ def test_the_demo_completes_with_the_output_the_readme_shows(
     assert {_kind(line) for line in lines if line} <= kinds, out
     assert "an earlier demo" not in log.read_text()
     assert "snapshot_check" in log.read_text()
+    # And the operation's SVG timeline is beside the log, naming every step
+    drawn = [line.removeprefix("timeline SVG: ") for line in lines if line.startswith("timeline SVG: ")]
+    assert len(drawn) == 1 and Path(drawn[0]).parent == tmp_path, out
+    svg = ET.fromstring(Path(drawn[0]).read_bytes())
+    words = {"".join(text.itertext()) for text in svg.iter("{http://www.w3.org/2000/svg}text")}
+    assert {step.value for step in Step} <= words
 
 
 def _kind(line: str) -> str:
