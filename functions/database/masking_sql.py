@@ -23,6 +23,7 @@ TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext"})
 # Integer types -> the bits of their positive range a hashed value fills.
 INT_BITS = {"int2": 15, "int4": 31, "int8": 63}
 SQL_INT = {"int2": "smallint", "int4": "integer", "int8": "bigint"}
+UNIQUE_COLLISION_ODDS = 0.01  # above these odds of any collision, a unique column is refused (check_rules)
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,23 @@ class Column:
     not_null: bool = False
     identity_always: bool = False
     generated: bool = False
+    unique: bool = False  # the column alone is a unique index's key (a primary key's included)
+    rows: float = 0.0  # the table's rows, as the planner's statistics have them (0 if never analyzed)
 
     @property
     def hash_length(self) -> int:
         """How many hex digits a hashed text value keeps: 64, or n for varchar(n)/char(n) below 64."""
         return min(HEX_DIGITS, self.length or HEX_DIGITS)
+
+    def output_bits(self) -> int | None:
+        """How many bits of the HMAC a masked value keeps (None: not a keyed strategy)."""
+        if self.rule.strategy == "email":
+            return EMAIL_HEX * 4
+        if self.rule.strategy != "hash":
+            return None
+        if self.type_name in INT_BITS:
+            return INT_BITS[self.type_name]
+        return 128 if self.type_name == "uuid" else 4 * self.hash_length
 
     def output_shape(self) -> tuple[Any, ...] | None:
         """What decides a masked value besides the input: equal shapes map equal inputs to equal outputs,
@@ -61,7 +74,10 @@ class Column:
 _COLUMNS = """
 SELECT r.ord, c.oid IS NOT NULL, a.attnum IS NOT NULL, base.typname,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-       coalesce(a.attnotnull, false), coalesce(a.attidentity = 'a', false), coalesce(a.attgenerated <> '', false)
+       coalesce(a.attnotnull, false), coalesce(a.attidentity = 'a', false), coalesce(a.attgenerated <> '', false),
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
+               AND i.indkey[0] = a.attnum),
+       greatest(coalesce(c.reltuples, 0), 0)
 FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS r(nsp, rel, col, ord)
 LEFT JOIN pg_namespace n ON n.nspname = r.nsp
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = r.rel AND c.relkind IN ('r', 'p')
@@ -83,12 +99,22 @@ def columns(cursor: Any, rules: Sequence[MaskingRule]) -> list[Column]:
         ),
     )
     found = []
-    for (_, table_found, column_found, type_name, typmod, not_null, identity, generated), rule in zip(
-        cursor.fetchall(), rules, strict=True
-    ):
+    for row, rule in zip(cursor.fetchall(), rules, strict=True):
+        _, table_found, column_found, type_name, typmod, not_null, identity, generated, unique, rows = row
         length = typmod - 4 if type_name in ("varchar", "bpchar") and typmod and typmod > 4 else None
         found.append(
-            Column(rule, table_found, column_found, type_name or "", length, not_null, identity, generated)
+            Column(
+                rule,
+                table_found,
+                column_found,
+                type_name or "",
+                length,
+                not_null,
+                identity,
+                generated,
+                unique,
+                float(rows),
+            )
         )
     return found
 
@@ -114,7 +140,21 @@ def column_problem(column: Column) -> str | None:
         return f"{rule.qualified}: strategy hash masks text, integer and uuid columns, not {kind}"
     if rule.strategy == "null" and column.not_null:
         return f"{rule.qualified}: strategy null on a NOT NULL column"
-    return None
+    return _collision_problem(column)
+
+
+def _collision_problem(column: Column) -> str | None:
+    """A unique column whose masked values are likely to collide: the UPDATE would fail on its unique
+    index part way (a masked value meeting another, or a value not masked yet). Refused before anything
+    changes when the odds of any collision, about rows² / 2^(bits + 1), pass UNIQUE_COLLISION_ODDS."""
+    bits = column.output_bits()
+    if not column.unique or bits is None or column.rows**2 / 2 ** (bits + 1) <= UNIQUE_COLLISION_ODDS:
+        return None
+    return (
+        f"{column.rule.qualified}: unique, and its {column.rows:,.0f} rows' masked values ({bits} bits of the"
+        f" hash in a {column.type_name}) would collide, failing its unique constraint; use a wider type"
+        f" (bigint, or text of 24 characters or more) or mask another column"
+    )
 
 
 _FOREIGN_KEYS = """

@@ -407,3 +407,35 @@ def test_a_table_without_a_primary_key_is_masked_in_one_transaction(conn: Any, t
     assert rows(conn, "SELECT who FROM mask_test.events ORDER BY 1") == rows(
         twin, "SELECT who FROM mask_test.events ORDER BY 1"
     )
+
+
+def test_a_unique_column_too_narrow_for_its_rows_is_refused_before_anything_changes(conn: Any) -> None:
+    # Given unique integer and smallint columns with more rows than their hashes keep apart
+    with conn, conn.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE mask_test.seats (seat integer PRIMARY KEY, place smallint UNIQUE, label varchar(8) UNIQUE);"
+            "INSERT INTO mask_test.seats SELECT i, i, 'l' || i"
+            " FROM generate_series(1, 20000) AS i;"
+            "ANALYZE mask_test.seats"
+        )
+    seats = rules(
+        {"table": "mask_test.seats", "column": "seat", "strategy": "hash"},
+        {"table": "mask_test.seats", "column": "place", "strategy": "hash"},
+        {"table": "mask_test.seats", "column": "label", "strategy": "hash"},
+    )
+
+    # Then each is named, with what to do instead, and nothing is masked
+    with pytest.raises(ConfigError) as raised:
+        masking.mask(conn, "op-seats", seats, KEY)
+    for column, bits in (("seat", 31), ("place", 15), ("label", 32)):
+        assert f"mask_test.seats.{column}: unique, and its 20,000 rows' masked values ({bits} bits" in (
+            raised.value.message
+        )
+    assert "use a wider type" in raised.value.message
+    assert rows(conn, "SELECT min(seat), max(seat) FROM mask_test.seats") == [(1, 20000)]
+
+    # And the same integer column in a small table (odds of a collision under 1%) is masked
+    with conn, conn.cursor() as cursor:
+        cursor.execute("DELETE FROM mask_test.seats WHERE seat > 500; ANALYZE mask_test.seats")
+    masking.mask(conn, "op-few-seats", seats[:1], KEY)
+    assert len({seat for (seat,) in rows(conn, "SELECT seat FROM mask_test.seats")}) == 500
