@@ -38,6 +38,7 @@ from aurora_restore.local.runtime import (
     RuntimeOptions,
 )
 from aurora_restore.local.simulator import Durations
+from aurora_restore.local.world import EMAIL_MASKING
 from schemas.common import Step
 
 __all__ = ["EXTRA_PROFILES", "MUTATING_KINDS", "PROFILES", "queue_messages", "run_chaos"]
@@ -49,6 +50,7 @@ CRASH_STEPS = frozenset(
         Step.DELETE_RDS.value,
         Step.RESTORE_SNAPSHOT.value,
         Step.CHECK_RESTORE_STATUS.value,
+        Step.MASK_DATA.value,
         Step.SETUP_DB_USERS.value,
         Step.NOTIFY_COMPLETION.value,
         Step.CLEANUP.value,
@@ -65,7 +67,7 @@ PROFILES: dict[str, FaultProfile] = {
     )
 }
 EXTRA_PROFILES = {"none": FaultProfile(name="none")}  # a well-behaved AWS, selectable for comparison
-# The crash profile's operation dies at eight steps and waits out a claim (20 s here) at each.
+# The crash profile's operation dies at nine steps and waits out a claim (20 s here) at each.
 OPERATION_TIMEOUT = 300.0
 
 
@@ -95,6 +97,8 @@ def run_chaos(
             reconcile_interval_seconds=0.3,
             log_path=None,
             rds=rds,
+            # Every operation masks: the crash profile crashes mask_data after it masked, too.
+            config_overrides=dict(EMAIL_MASKING),
         )
     )
     results: list[ProfileResult] = []

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from aurora_restore.local.faults import PLUMBING_ACCESS_KEY, operation_resources
 from aurora_restore.local.rds_calls import ACCEPTED, PASSWORD_KIND
 from aurora_restore.local.world import SOURCE_CLUSTER
+from functions import sequence
 from schemas.common import Step
+from schemas.config import RestoreConfig
 
 if TYPE_CHECKING:
     from aurora_restore.local.runtime import LocalRuntime
@@ -115,7 +117,8 @@ def _state_problems(item: Planned, state: Any) -> list[str]:
         problems.append(f"{op}: completed but inconsistent (outbox, waiting or next_step left)")
     if getattr(state, "claim", None) is not None:
         problems.append(f"{op}: completed with a claim left on {state.claim.step}")
-    missing = [step.value for step in Step if step.value not in state.results]
+    taken = sequence.steps(RestoreConfig.model_validate(state.config)) if state.config else tuple(Step)
+    missing = [step.value for step in taken if step.value not in state.results]
     if missing:
         problems.append(f"{op}: no recorded result for {', '.join(missing)}")
     if operation_resources(state) - item.resources:

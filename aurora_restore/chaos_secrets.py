@@ -7,17 +7,21 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from aurora_restore.local import notices
-from aurora_restore.local.world import RUNBOOK_USERS
+from aurora_restore.local.world import RUNBOOK_USERS, SEED_EMAILS
 
 if TYPE_CHECKING:
     from aurora_restore.local.runtime import LocalRuntime
 
 
 def known_secrets(runtime: LocalRuntime) -> list[str]:
-    """The secret values the run knows: the clusters' master password, the server's, the users'."""
+    """The secret values the run knows: the clusters' master password, the server's, the users', the masking
+    key, and the data values masking replaces."""
     assert runtime.postgres is not None
     values = [runtime.master_password, runtime.postgres.password.get_secret_value()]
     values += [str(user["password"]) for user in RUNBOOK_USERS if user.get("password")]
+    # The masking key, and the original values masking replaces (the seed's addresses).
+    key = runtime.client("secretsmanager").get_secret_value(SecretId=runtime.names.masking_key_secret_id)
+    values += [str(key["SecretString"]), *SEED_EMAILS]
     return [value for value in values if value]
 
 

@@ -142,7 +142,7 @@ def status_text(state: OperationState) -> str:
         )
     if state.error is not None:
         lines.append(f"error       {state.failed_step}: {state.error.type}: {state.error.message}")
-    lines += _in_place_lines(state) + _config_lines(state)
+    lines += masking_lines(state) + _in_place_lines(state) + _config_lines(state)
     if state.outputs.get("cluster_endpoint"):
         lines.append(
             f"endpoint    {state.outputs['cluster_endpoint']}:{state.outputs.get('cluster_port', 5432)}"
@@ -151,6 +151,21 @@ def status_text(state: OperationState) -> str:
     for entry in state.history:
         lines.append("  " + progress_line(entry, state.created_at))
     return "\n".join(lines)
+
+
+def masking_lines(state: OperationState) -> list[str]:
+    """Each masked table's progress (`masking     public.users 40% (400 of 1,000 rows)`), as mask_data
+    last recorded it, and the post-restore scripts run."""
+    lines: list[str] = []
+    for row in state.outputs.get("masking_progress") or []:
+        total, done = int(row.get("rows_total") or 0), int(row.get("rows_done") or 0)
+        share = "done" if row.get("done") else f"{min(100, 100 * done // total) if total else 0}%"
+        lines.append(
+            f"{'masking' if not lines else '':<12}{row['table']} {share} ({done:,} of {total:,} rows)"
+        )
+    scripts = state.outputs.get("post_restore_sql_done") or []
+    lines += [f"{'sql' if i == 0 else '':<12}{run['uri']}: {run['status']}" for i, run in enumerate(scripts)]
+    return lines
 
 
 def _in_place_lines(state: OperationState) -> list[str]:

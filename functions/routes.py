@@ -96,7 +96,8 @@ def build_routes(target_region: str | None = None) -> list[Route]:
             "a request refused before any operation was recorded is notified",
         )
     )
-    for step in (Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS):
+    # mask_data waits on itself: a large table goes on in its next invocation, woken the same way.
+    for step in (Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS, Step.MASK_DATA):
         routes.append(
             Route(
                 f"recheck-{step.kebab}",

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
-from pydantic import SecretStr
+from pydantic import SecretBytes, SecretStr
 
 from functions import aws
 from functions.errors import AwsError, ConfigError
@@ -98,3 +98,16 @@ def user_password(user: DbUser, region: str) -> SecretStr:
         return user.password
     assert user.password_secret_id is not None
     return SecretStr(_password_and_username(user.password_secret_id, region)[0])
+
+
+# The least a masking key holds: shorter, its keyed hashes could be found by trying every key.
+MASKING_KEY_MIN = 32
+
+
+def masking_key(secret_id: str, region: str) -> SecretBytes:
+    """The environment's masking key (the secret's whole text, as bytes): the same key masks the same value
+    the same way on every refresh; it never leaves this wrapper but into a query parameter."""
+    raw = _secret_string(secret_id, region)
+    if len(raw) < MASKING_KEY_MIN:
+        raise ConfigError(f"secret {secret_id!r} holds a masking key under {MASKING_KEY_MIN} characters")
+    return SecretBytes(raw.encode("utf-8"))

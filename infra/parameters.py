@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.masking import masking_key_secret_name
 from infra.settings import PROJECT, StackConfigError, StackSettings, validate_db_users
 
 # Parameter Store's largest value (the Advanced tier; Standard holds 4,096). Both parameters are
@@ -16,13 +17,16 @@ PARAMETER_MAX_CHARS = 8_192
 TIER = "Intelligent-Tiering"
 
 
-def config_document(restore: dict[str, Any], topic_arn: str, queue_url: str, log_bucket: str) -> str:
+def config_document(
+    restore: dict[str, Any], topic_arn: str, queue_url: str, log_bucket: str, masking_key_secret_id: str = ""
+) -> str:
     """The runbook's config JSON: the stack's `restore` values plus what the stack itself created."""
     document = {
         **restore,
         "notification_topic_arn": topic_arn,
         "notification_queue_url": queue_url,
         "log_bucket": log_bucket,
+        "masking_key_secret_id": masking_key_secret_id,
     }
     return json.dumps(document, indent=2, sort_keys=True)
 
@@ -66,7 +70,9 @@ class RestoreParameters(pulumi.ComponentResource):
             description="aurora-restore configuration (runbook keys); managed by Pulumi",
             # Not a secret (it holds secret ids, never values): shown in previews and diffs.
             insecure_value=pulumi.Output.all(topic_arn, queue_url, log_bucket).apply(
-                lambda args: config_document(settings.restore, args[0], args[1], args[2])
+                lambda args: config_document(
+                    settings.restore, args[0], args[1], args[2], masking_key_secret_name(settings.environment)
+                )
             ),
             opts=child,
         )

@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from functions.routes import FUNCTIONS, RECONCILE, build_routes
 from infra.encryption import StackKey
 from infra.function import StepFunction, environment_variables
+from infra.masking import MaskingKey, masking_key_secret_name, post_restore_objects
 from infra.messaging import Alerts, Notifications, dead_letter_queue
 from infra.monitoring import Monitoring
 from infra.package import ARTIFACT, MANIFEST
@@ -25,7 +26,7 @@ from infra.settings import PROJECT, StackConfigError, StackSettings, load, user_
 from infra.storage import LogBucket, StateTable
 from schemas.common import Step, partition_of
 
-DATABASE_STEPS = (Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value)
+DATABASE_STEPS = (Step.MASK_DATA.value, Step.SETUP_DB_USERS.value, Step.VERIFY_RESTORE.value)
 
 
 def lambda_code(settings: StackSettings) -> pulumi.Archive:
@@ -87,6 +88,7 @@ def main() -> dict[str, Any]:
         key.key.arn,
     )
     EventSchemas("schemas", settings)
+    MaskingKey("masking-key", settings)
 
     restore = settings.restore
     refs = pulumi.Output.all(
@@ -119,6 +121,8 @@ def main() -> dict[str, Any]:
             target_instance_ids=settings.target_instance_ids,
             final_snapshot=bool(restore.get("final_snapshot", False)),
             final_snapshots_kept=restore.get("final_snapshots_kept") is not None,
+            masking_key_secret_id=masking_key_secret_name(settings.environment),
+            post_restore_objects=post_restore_objects(restore),
             in_vpc=settings.in_vpc,
             tracing=settings.tracing,
             environment=settings.environment,
@@ -162,7 +166,7 @@ def main() -> dict[str, Any]:
     }
     if not settings.in_vpc:
         pulumi.log.warn(
-            "aurora-restore:lambdaSubnetIds is not set: setup_db_users and verify_restore run outside the "
+            "aurora-restore:lambdaSubnetIds is not set: mask_data, setup_db_users and verify_restore run outside the "
             "VPC and cannot reach a private cluster"
         )
     lambdas = {function: component.function for function, component in functions.items()}

@@ -27,17 +27,20 @@ STATE_TTL_DAYS: int = function_default("state_ttl_days")
 ARCHIVE_RETENTION_DAYS = 30
 LOG_EXPIRATION_DAYS = 90
 # The stack creates these and writes them into the SSM config document itself.
-STACK_OWNED_KEYS = ("notification_topic_arn", "notification_queue_url", "log_bucket")
+STACK_OWNED_KEYS = ("notification_topic_arn", "notification_queue_url", "log_bucket", "masking_key_secret_id")
 # Stand-ins for the stack-owned keys, only to validate the rest of the document before deploying.
 _PLACEHOLDERS = {
     "notification_topic_arn": "arn:aws:sns:us-east-1:000000000000:placeholder",
     "notification_queue_url": "https://sqs.us-east-1.amazonaws.com/000000000000/placeholder",
     "log_bucket": "placeholder-bucket",
+    "masking_key_secret_id": "aurora-restore/placeholder/masking-key",
 }
 # The database steps load psycopg2 and talk to PostgreSQL: more memory and time than the API-only steps.
 # setup_db_users computes a SCRAM verifier (PBKDF2, 4,096 rounds) per user: 1,769 MB is where Lambda gives
 # a whole vCPU (at 512 MB, ~0.3 of one, 1,000 users' verifiers alone took ~3 s); one short run per restore.
+# mask_data masks in batches for half its timeout per invocation: the longest Lambda allows.
 DEFAULT_SIZING: dict[str, tuple[int, int]] = {
+    "mask_data": (1769, 900),
     "setup_db_users": (1769, 300),
     "verify_restore": (512, 300),
 }

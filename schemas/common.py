@@ -47,6 +47,8 @@ def partition_of(region: str) -> str:
     return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
+# "schema.table" (the configuration's expected_tables, a masking rule's table).
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 TargetDate = Annotated[date, Field(description="The day whose snapshot is restored (YYYY-MM-DD)")]
 # A time as the functions write it into state items and notices: `datetime.isoformat()` (`+00:00`, not
 # pydantic's `Z`), so a value read and written again keeps its text.
@@ -54,7 +56,9 @@ IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(
 
 
 class Step(StrEnum):
-    """The ten runbook steps, in order."""
+    """The steps, in order: the runbook's ten, with mask_data between check_restore_status and
+    setup_db_users (it runs only for a configuration with masking rules or post-restore SQL:
+    functions.sequence says which steps an operation takes)."""
 
     SNAPSHOT_CHECK = "snapshot_check"
     COPY_SNAPSHOT = "copy_snapshot"
@@ -62,6 +66,7 @@ class Step(StrEnum):
     DELETE_RDS = "delete_rds"
     RESTORE_SNAPSHOT = "restore_snapshot"
     CHECK_RESTORE_STATUS = "check_restore_status"
+    MASK_DATA = "mask_data"
     SETUP_DB_USERS = "setup_db_users"
     VERIFY_RESTORE = "verify_restore"
     NOTIFY_COMPLETION = "notify_completion"

@@ -15,7 +15,9 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import ClusterId, Region
+from schemas.common import ClusterId, Region, TableName
+from schemas.masking import MaskingRules
+from schemas.post_restore import PostRestoreScript
 
 # Privileges a DB user may be granted on the restored tables: a whitelist, nothing else reaches SQL.
 PRIVILEGES: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -98,9 +100,6 @@ def _secret_id(value: str) -> str:
 SecretId = Annotated[
     str, AfterValidator(_secret_id), Field(description="A Secrets Manager secret's name or ARN")
 ]
-
-
-TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")]
 
 
 class DbUser(BaseModel):
@@ -220,6 +219,28 @@ class RestoreConfig(BaseModel):
     )
     protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
     allow_deletion_protected: bool = False
+    # Masking and post-restore SQL (docs/masking.md): the environment's configuration only, never a request.
+    masking_rules: MaskingRules = Field(
+        default_factory=list, description="Columns masked after the restore, before any user can log in"
+    )
+    masking_key_secret_id: SecretId | None = Field(
+        default=None, description="The secret holding the environment's masking key (required with rules)"
+    )
+    masking_batch_rows: int = Field(
+        default=1_000_000, ge=1, le=100_000_000, description="Rows masked per transaction on a large table"
+    )
+    masking_timeout_minutes: float = Field(
+        default=720, ge=0.001, le=MAX_MINUTES, description="How long mask_data may take, all invocations"
+    )
+    post_restore_sql: list[PostRestoreScript] = Field(
+        default_factory=list, description="Scripts run once each, in order, after masking, before the users"
+    )
+
+    @model_validator(mode="after")
+    def _masking(self) -> RestoreConfig:
+        if self.masking_rules and not self.masking_key_secret_id:
+            raise ValueError("masking_rules need masking_key_secret_id: the secret holding the masking key")
+        return self
 
     @model_validator(mode="after")
     def _guard(self) -> RestoreConfig:
@@ -259,3 +280,18 @@ class RestoreConfig(BaseModel):
 
 
 CONFIG_FIELDS: tuple[str, ...] = tuple(RestoreConfig.model_fields)
+# Fields a request may not set (its overrides, a direct payload): masking and the SQL run as the master come
+# from the environment's configuration only, so no request can weaken or skip them.
+ENVIRONMENT_ONLY_FIELDS: tuple[str, ...] = ("masking_rules", "masking_key_secret_id", "post_restore_sql")
+
+
+def environment_only_problem(requested: object) -> str | None:
+    """Why a request's overrides or payload may not be used (None: it may): it names a field that comes
+    from the environment's configuration only, whatever its value (an empty list too)."""
+    named = sorted(set(requested) & set(ENVIRONMENT_ONLY_FIELDS)) if isinstance(requested, dict) else []
+    if not named:
+        return None
+    return (
+        f"{', '.join(named)} come(s) from the environment's configuration only: a request may not set"
+        " them (masking and post-restore SQL cannot be changed or skipped per request)"
+    )

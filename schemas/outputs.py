@@ -30,6 +30,30 @@ def _stored_shape(schema: dict[str, Any]) -> None:
     }
 
 
+class TableMasked(BaseModel):
+    """How far mask_data is with one table (the database holds the exact progress; this is for `watch`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str
+    rows_done: int
+    rows_total: int = Field(description="The table's rows when masking began (an estimate on large tables)")
+    done: bool
+
+
+class ScriptRun(BaseModel):
+    """One post-restore SQL script that ran: where it came from and what PostgreSQL said, never its data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str
+    sha256: str
+    status: str = Field(
+        description="PostgreSQL's command tag of its last statement (`UPDATE 12`, `CREATE ...`)"
+    )
+    seconds: float
+
+
 class StepOutputs(BaseModel):
     """Every key a step records in `outputs`; each is optional, and a key no step writes is refused.
 
@@ -110,6 +134,21 @@ class StepOutputs(BaseModel):
     )
     copy_deleted: bool | None = Field(
         default=None, description="The copy was deleted then (no other operation used it any more)"
+    )
+    # mask_data
+    masking_samples: dict[str, list[str]] | None = Field(
+        default=None,
+        description="Per `schema.table.column`, keyed hashes of a sample of the values before masking (no"
+        " value itself): verify_restore checks none is left",
+    )
+    masking_row_counts: dict[str, int] | None = Field(
+        default=None, description="Each masked table's rows before masking: verify_restore finds as many"
+    )
+    masking_progress: list[TableMasked] | None = Field(
+        default=None, description="Each masked table's progress, as of the last batch mask_data recorded"
+    )
+    post_restore_sql_done: list[ScriptRun] | None = Field(
+        default=None, description="The post-restore SQL scripts run so far, in order (a re-run skips them)"
     )
     # setup_db_users
     users: list[str] | None = Field(default=None, description="The application users set up")

@@ -69,8 +69,21 @@ class CheckRestoreStatusResponse(StepResponse):
     cluster_status: str = Field(
         description="`available` once the cluster and its writer are; else what RDS says (`creating`, ...)"
     )
-    next_step: Literal["check_restore_status", "setup_db_users"] = Field(
-        description="check_restore_status while the restore is in progress"
+    next_step: Literal["check_restore_status", "mask_data", "setup_db_users"] = Field(
+        description="check_restore_status while the restore is in progress; mask_data when the configuration"
+        " has masking rules or post-restore SQL"
+    )
+
+
+class MaskDataResponse(StepResponse):
+    target_cluster_id: TargetCluster
+    masking_status: Literal["masking to begin", "masking", "masking to end", "done"] = Field(
+        description="Where mask_data is: sampled (masking next), masking, masked and scripts run, done"
+    )
+    tables_masked: int | None = Field(default=None, description="Tables masked (once done)")
+    scripts_run: int | None = Field(default=None, description="Post-restore SQL scripts run (once done)")
+    next_step: Literal["mask_data", "setup_db_users"] = Field(
+        description="mask_data while it goes on in its next invocation"
     )
 
 
@@ -170,6 +183,7 @@ RESPONSE_BY_STEP: dict[Step, type[StepResponse]] = {
     Step.DELETE_RDS: DeleteRdsResponse,
     Step.RESTORE_SNAPSHOT: RestoreSnapshotResponse,
     Step.CHECK_RESTORE_STATUS: CheckRestoreStatusResponse,
+    Step.MASK_DATA: MaskDataResponse,
     Step.SETUP_DB_USERS: SetupDbUsersResponse,
     Step.VERIFY_RESTORE: VerifyRestoreResponse,
     Step.NOTIFY_COMPLETION: NotifyCompletionResponse,
@@ -185,6 +199,7 @@ class DirectResponse(
         | DeleteRdsResponse
         | RestoreSnapshotResponse
         | CheckRestoreStatusResponse
+        | MaskDataResponse
         | SetupDbUsersResponse
         | VerifyRestoreResponse
         | NotifyCompletionResponse

@@ -19,6 +19,9 @@ RDS_MUTATING_STEPS = frozenset({"copy_snapshot", "delete_rds", "restore_snapshot
 # The step whose run sends the outcome notice; the crash profile crashes it after the send, before the run
 # is recorded: the run is made again, and what the notice reaches twice is what such a crash costs.
 SENDING_STEPS = frozenset({"notify_completion"})
+# The step that masks the restored data; the crash profile crashes it after a run that masked rows (committed
+# in the database with their progress), before the run is recorded: the re-run must mask no row twice.
+MASKING_STEPS = frozenset({"mask_data"})
 
 
 @dataclass
@@ -113,12 +116,19 @@ class CrashProfile:
         with self._lock:
             if key in self._crashed:
                 return False
+            if step in MASKING_STEPS and not _masked(state):
+                return False
             if step in RDS_MUTATING_STEPS | SENDING_STEPS:
                 made = self.mutations(state)
                 if made <= self._mutations_seen.get(state.operation_id, 0):
                     return False
             self._crashed.add(key)
         return True
+
+
+def _masked(state: Any) -> bool:
+    """The run being recorded masked rows (the progress it records counts some)."""
+    return any(row.get("rows_done") for row in state.outputs.get("masking_progress") or [])
 
 
 def install_crash_hook(profile: CrashProfile) -> Callable[[], None]:

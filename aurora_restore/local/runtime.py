@@ -238,6 +238,8 @@ class LocalRuntime:
             "expected_tables": ["public.users", "public.products", "app_schema.orders"],
             "recheck_interval_seconds": self.options.recheck_interval_seconds,
             "event_wait_recheck_seconds": self.options.event_wait_recheck_seconds,
+            # As the stack does: the key is there, so masking_rules alone turn masking on.
+            "masking_key_secret_id": self.names.masking_key_secret_id,
         }
         return document | self.options.config_overrides
 

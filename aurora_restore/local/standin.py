@@ -46,6 +46,11 @@ class StandIn:
                         cursor.execute(
                             sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB CREATEROLE").format(master)
                         )
+                    # What rds_superuser may do on Aurora and masking needs: no trigger fires while masking
+                    # (functions.database.masking.mask).
+                    cursor.execute(
+                        sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(master)
+                    )
                     cursor.execute(
                         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
                     )

@@ -55,6 +55,11 @@ RUNBOOK_USERS: list[dict[str, Any]] = [
     {"username": "readonly_user", "password": "readonly_password", "privileges": ["SELECT"]},
 ]
 
+# The addresses the stand-in's seed (seed.sql) gives public.users: what masking replaces.
+SEED_EMAILS = ("ada@example.com", "grace@example.com")
+# What the chaos run and the masking tests configure: public.users.email masked by `email`.
+EMAIL_MASKING = {"masking_rules": [{"table": "public.users", "column": "email", "strategy": "email"}]}
+
 # (service, region) -> a client for it.
 ClientFactory = Callable[[str, str], Any]
 
@@ -82,6 +87,10 @@ class WorldNames:
     @property
     def db_users_parameter(self) -> str:
         return f"/aurora-restore/{self.environment}/db_users"
+
+    @property
+    def masking_key_secret_id(self) -> str:
+        return f"aurora-restore/{self.environment}/masking-key"
 
     @property
     def master_secret_id(self) -> str:
@@ -258,6 +267,12 @@ class WorldSeeder:
         for name, value in ((self.names.config_parameter, config), (self.names.db_users_parameter, users)):
             ssm.put_parameter(Name=name, Value=json.dumps(value), Type="String", Overwrite=True)
 
+    def masking_key(self) -> None:
+        """The environment's masking key, as the stack creates it: random, kept for the world's life."""
+        self.client("secretsmanager", self.names.target_region).create_secret(
+            Name=self.names.masking_key_secret_id, SecretString=secrets.token_hex(32)
+        )
+
     def master_secret(self, password: str) -> None:
         self.client("secretsmanager", self.names.target_region).create_secret(
             Name=self.names.master_secret_id,
@@ -311,5 +326,6 @@ def seed_world(
     document = config(security_group_id)
     seeder.settings(document, RUNBOOK_USERS)
     seeder.master_secret(master_password)
+    seeder.masking_key()
     seeder.settle()
     return Seeded(security_group_id, topic_arn, queue_url, document)

@@ -9,6 +9,7 @@ from functions.errors import ConfigError, InvalidRequest
 from functions.observability import logger
 from functions.settings import Settings
 from schemas.common import Step
+from schemas.config import environment_only_problem
 from schemas.state import OperationState
 
 # What an operation acts on, fixed once it is recorded: a later step's direct payload may change the rest of
@@ -47,6 +48,9 @@ def _over_recorded(
     for name, source in state.config_sources.items():
         if resolved.sources.get(name) == "state":
             resolved.sources[name] = f"state ({source})"
+    refused = environment_only_problem(event_values)
+    if refused:
+        raise InvalidRequest(f"{step.value}: {refused}")
     for name in FIXED_FIELDS:
         recorded = state.config.get(name)
         if recorded is not None and getattr(resolved.config, name) != recorded:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions import sequence
 from functions.engine.triggers import Trigger
 from functions.errors import StepError
 from functions.notify import StepLog
@@ -38,7 +39,7 @@ def write_record(
         "response": response,
         "recorded_at": utcnow().isoformat(),
     }
-    index = list(Step).index(step) + 1
+    index = sequence.position(step, config)
     try:
         StepLog(config.log_bucket, config.log_prefix, config.target_region).write(
             state.operation_id, f"{index:02d}-{step.value}", record

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functions import sequence
 from schemas.common import WAITING_STEPS, Step
+from schemas.config import RestoreConfig
 from schemas.events import BusEvent, RecheckDue, RestoreRequested, StepCompleted
 from schemas.state import OperationState
 
@@ -22,8 +24,18 @@ def restart_event(state: OperationState, step: Step, reason: str) -> BusEvent:
         )
     if step in WAITING_STEPS:
         return RecheckDue(operation_id=state.operation_id, step=step)
-    order = list(Step)
-    previous = order[order.index(step) - 1]
+    previous = sequence.preceding(step, recorded_config(state))
+    assert previous is not None  # only snapshot_check, answered above, has none
     return StepCompleted(
         operation_id=state.operation_id, step=previous, next_step=step, message=reason, result={}
     )
+
+
+def recorded_config(state: OperationState) -> RestoreConfig | None:
+    """The operation's recorded configuration (None: none recorded, or no longer valid)."""
+    if not state.config:
+        return None
+    try:
+        return RestoreConfig.model_validate(state.config)
+    except ValueError:
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from functions import secrets, target_settings
+from functions import secrets, sequence, target_settings
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import ConfigError, GuardRefused, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import final_snapshot_id, writer_id
@@ -98,7 +98,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
             if started
             else "Cluster does not exist, proceeding to restore",
             fields={**fields, "deletion_status": "completed"},
-            next_step=Step.RESTORE_SNAPSHOT,
+            next_step=sequence.after(Step.DELETE_RDS, ctx.config),
         )
     status = cluster.get("Status")
     if status not in GONE:
@@ -205,7 +205,7 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
     return Done(
         message=message,
         fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
-        next_step=Step.CHECK_RESTORE_STATUS,
+        next_step=sequence.after(Step.RESTORE_SNAPSHOT, ctx.config),
     )
 
 
@@ -287,7 +287,7 @@ def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, A
     return Done(
         message="Cluster restore completed",
         fields={**fields, "cluster_status": "available"},
-        next_step=Step.SETUP_DB_USERS,
+        next_step=sequence.after(Step.CHECK_RESTORE_STATUS, ctx.config),
         outputs=StepOutputs.of({**outputs, "writer_instance_id": writer}),
     )
 

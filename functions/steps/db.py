@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from functions import config as config_resolver
-from functions import database, secrets
+from functions import database, secrets, sequence
 from functions.engine.contract import Done, Outcome, StepContext
 from functions.errors import NotFound
 from schemas.common import Step
@@ -25,7 +25,19 @@ class Connection:
     advertised_port: int
 
 
-def _connection(ctx: StepContext) -> Connection:
+@dataclass
+class Master:
+    """Where the restored database answers, and its master's credentials (the password wrapped)."""
+
+    endpoint: database.Endpoint
+    user: str
+    password: SecretStr
+    advertised_host: str
+    advertised_port: int
+
+
+def master_target(ctx: StepContext) -> Master:
+    """The restored database and its master user: what every database step connects with."""
     config = ctx.config
     # check_restore_status recorded where the cluster answers; describe it only when that is missing.
     host, port = ctx.outputs.get("cluster_endpoint"), ctx.outputs.get("cluster_port")
@@ -40,14 +52,21 @@ def _connection(ctx: StepContext) -> Connection:
     endpoint = database.target_endpoint(host, port, config.database_name, stand_in=ctx.settings.pg_dsn)
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
     master_user = credentials.username or master_username or "postgres"
+    return Master(endpoint, master_user, credentials.password, host, port)
+
+
+def _connection(ctx: StepContext) -> Connection:
+    master = master_target(ctx)
     users, warnings = config_resolver.load_db_users(ctx.settings)
     ctx.warnings.extend(warnings)
-    config_resolver.refuse_master_as_user(users, master_user, ctx.settings.db_users_parameter)
+    config_resolver.refuse_master_as_user(users, master.user, ctx.settings.db_users_parameter)
     grants = [
-        database.UserGrant(user=user, password=secrets.user_password(user, config.target_region))
+        database.UserGrant(user=user, password=secrets.user_password(user, ctx.config.target_region))
         for user in users.users
     ]
-    return Connection(endpoint, master_user, credentials.password, grants, host, port)
+    return Connection(
+        master.endpoint, master.user, master.password, grants, master.advertised_host, master.advertised_port
+    )
 
 
 def setup_db_users(ctx: StepContext) -> Outcome:
@@ -73,21 +92,26 @@ def setup_db_users(ctx: StepContext) -> Outcome:
             "cluster_port": target.advertised_port,
             "users_created": created,
         },
-        next_step=Step.VERIFY_RESTORE,
+        next_step=sequence.after(Step.SETUP_DB_USERS, ctx.config),
         outputs=StepOutputs(users=[user["username"] for user in created]),
     )
 
 
 def verify_restore(ctx: StepContext) -> Outcome:
+    from functions.steps.masking import verify_masking  # it builds on this module's master_target
+
     target = _connection(ctx)
     conn = database.connect(target.endpoint, target.master_user, target.master_password)
     try:
         result = database.verify(conn, target.endpoint, target.grants, ctx.config.expected_tables)
+        database.require(result)
+        masked = verify_masking(ctx, conn)
     finally:
         conn.close()
-    database.require(result)
     cluster_id = ctx.config.target_cluster_id
     schema_info: dict[str, Any] = {"schemas": result.schemas, "tables": result.tables}
+    if masked:
+        schema_info["masking"] = masked
     return Done(
         message=f"Successfully verified cluster {cluster_id}",
         fields={
@@ -96,6 +120,6 @@ def verify_restore(ctx: StepContext) -> Outcome:
             "cluster_port": target.advertised_port,
             "schema_info": schema_info,
         },
-        next_step=Step.NOTIFY_COMPLETION,
+        next_step=sequence.after(Step.VERIFY_RESTORE, ctx.config),
         outputs=StepOutputs(verified_tables=len(result.tables), verified_schemas=len(result.schemas)),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from functions import notify
+from functions import notify, sequence
 from functions.engine.contract import Done, Finished, Outcome, StepContext, Trigger, TriggerKind
 from functions.errors import AwsError
 from functions.observability import logger
@@ -85,7 +85,7 @@ def notify_completion(ctx: StepContext) -> Outcome:
     # The direct answer names no next step (the runbook's script invokes cleanup itself): DIRECT_ENDS.
     return Done(
         message=f"Successfully sent completion notifications for cluster {config.target_cluster_id}",
-        next_step=Step.CLEANUP,
+        next_step=sequence.after(Step.NOTIFY_COMPLETION, config),
         fields=fields,
     )
 

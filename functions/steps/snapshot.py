@@ -6,14 +6,14 @@ from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
-from functions import secrets, target_checks, target_settings
+from functions import secrets, sequence, target_checks, target_settings
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
 from functions.steps import latest
 from functions.steps.preflight import Preflight
 from schemas.common import Step, utcnow
-from schemas.config import CONFIG_FIELDS, DbUsers
+from schemas.config import CONFIG_FIELDS, DbUsers, environment_only_problem
 from schemas.events import LATEST
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER_SNAPSHOT
@@ -31,7 +31,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     return Done(
         message="Snapshot exists",
         fields={"snapshot_exists": True, "snapshot_name": name},
-        next_step=Step.COPY_SNAPSHOT,
+        next_step=sequence.after(Step.SNAPSHOT_CHECK, config),
         outputs=StepOutputs(
             snapshot_name=name,
             snapshot_arn=snapshot["DBClusterSnapshotArn"],
@@ -158,7 +158,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
     return Done(
         message=message,
         fields={"source_snapshot": source_name, "target_snapshot": target_name},
-        next_step=Step.CHECK_COPY_STATUS,
+        next_step=sequence.after(Step.COPY_SNAPSHOT, config),
         # When the copy was asked for: its progress is measured from here (a copy's SnapshotCreateTime
         # may be the original snapshot's).
         outputs=StepOutputs(
@@ -207,7 +207,7 @@ def check_copy_status(ctx: StepContext) -> Outcome:
         return Done(
             message="Snapshot copy completed",
             fields={"target_snapshot": target_name, "copy_status": "available"},
-            next_step=Step.DELETE_RDS,
+            next_step=sequence.after(Step.CHECK_COPY_STATUS, ctx.config),
             outputs=StepOutputs(target_snapshot_arn=snapshot.get("DBClusterSnapshotArn")),
         )
     if status in ("copying", "creating", "pending"):
@@ -252,6 +252,11 @@ def _check_request(ctx: StepContext) -> None:
     unknown = sorted(set(requested) - set(CONFIG_FIELDS)) if isinstance(requested, dict) else ["overrides"]
     if unknown:
         raise InvalidRequest(f"unknown override(s): {', '.join(unknown)}")
+    refused = environment_only_problem(requested) or (
+        environment_only_problem(ctx.trigger.payload) if ctx.trigger.is_direct else None
+    )
+    if refused:
+        raise InvalidRequest(refused)
     if ctx.trigger.is_direct:
         stray = sorted(
             set(ctx.trigger.payload) - {"operation_id", "target_date", "overrides", *CONFIG_FIELDS}

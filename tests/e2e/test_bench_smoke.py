@@ -105,3 +105,11 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
         < realistic["polling_runbook"]["rds_api_calls_per_op"]
     )
     assert "one restore, realistic RDS" in run.stdout
+    # and masking, measured against one md5 UPDATE over the same rows in the same run (the 1m figures
+    # themselves are null in --quick, which masks fewer rows)
+    assert {"mask_1m_rows_s", "mask_baseline_s"} <= set(results["db"])
+    masking = results["db"]["masking"]
+    assert masking["rows"] == sum(masking["tables"].values()) > 0 and len(masking["tables"]) >= 2
+    assert masking["mask_s"] > 0 and masking["baseline_s"] > 0
+    assert masking["ratio"] == pytest.approx(masking["mask_s"] / masking["baseline_s"], abs=0.01)
+    assert "rows masked <= 2x one md5 UPDATE" in run.stdout and "masked in" in run.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aurora_restore.demo import run_demo
+from functions.sequence import RUNBOOK
 from schemas.common import Step
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,7 @@ def test_the_demo_completes_with_the_output_the_readme_shows(
     assert len(drawn) == 1 and Path(drawn[0]).parent == tmp_path, out
     svg = ET.fromstring(Path(drawn[0]).read_bytes())
     words = {"".join(text.itertext()) for text in svg.iter("{http://www.w3.org/2000/svg}text")}
-    assert {step.value for step in Step} <= words
+    assert {step.value for step in RUNBOOK} <= words  # the demo masks nothing: the runbook's ten
 
 
 def _kind(line: str) -> str:

@@ -11,7 +11,8 @@ import psycopg2
 import pytest
 
 from aurora_restore.local.runtime import DATABASE, RUNBOOK_USERS, TARGET_CLUSTER, FaultProfile, LocalRuntime
-from schemas.common import WAITING_STEPS, Step
+from functions.sequence import RUNBOOK
+from schemas.common import WAITING_STEPS
 
 pytestmark = pytest.mark.e2e
 
@@ -47,10 +48,10 @@ def test_put_events_runs_a_whole_restore(start_runtime: Callable[..., LocalRunti
     runtime.put_restore_requested("e2e-complete", date.today())
     state = runtime.wait_for("e2e-complete", timeout=90)
 
-    # Then it completes, through all ten steps in order
+    # Then it completes, through the runbook's ten steps in order (no masking configured: no mask_data)
     assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
     done = [entry.step for entry in state.history if entry.outcome == "success"]
-    assert done == [step.value for step in Step]
+    assert done == [step.value for step in RUNBOOK]
     # And each waiting step was entered by StepCompleted, waited, and was advanced to success only by a
     # RecheckDue (a wake-up) or an RDS event: never by a step's event, never by sleeping
     for step in WAITING_STEPS:

@@ -6,6 +6,7 @@ failed one make on the local runtime, which must also be in the table."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -19,12 +20,14 @@ from e2e import step_calls
 from e2e.test_failure_path import USER_SECRET, break_setup_db_users
 
 from aurora_restore.local.runtime import LocalRuntime
+from aurora_restore.local.world import EMAIL_MASKING
 from functions import aws
 from functions.observability import logger
 from functions.routes import FUNCTIONS, RECONCILE
 from infra.policies import PolicyRefs, function_policy
 from schemas.common import Step
 
+SCRIPTS = "dev-sql-scripts"
 REFS = PolicyRefs(
     account="123456789012",
     region="us-west-2",
@@ -49,6 +52,8 @@ REFS = PolicyRefs(
     final_snapshots_kept=True,
     restore_kms_key_id="arn:aws:kms:us-west-2:123456789012:key/restore",  # every option on: the key too
     wakeup_role_arn="arn:aws:iam::123456789012:role/aurora-restore-wakeups-dev",
+    masking_key_secret_id="aurora-restore/dev/masking-key",
+    post_restore_objects=("s3://dev-sql-scripts/after.sql",),  # a script configured: S3 too
 )
 
 
@@ -100,7 +105,18 @@ def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     # Given the local runtime keeping a bounded number of final snapshots, then a whole restore, and a second
     # one failing at setup_db_users (a user's secret gone after the start), so that the failure path's calls
     # are made too
-    runtime = start_runtime(config_overrides={"final_snapshot": True, "final_snapshots_kept": 1})
+    # and masking with a post-restore script, so that mask_data makes its calls too
+    script = b"UPDATE public.products SET price_cents = price_cents;"
+    masking = {
+        **EMAIL_MASKING,
+        "post_restore_sql": [
+            {"uri": f"s3://{SCRIPTS}/after.sql", "sha256": hashlib.sha256(script).hexdigest()}
+        ],
+    }
+    runtime = start_runtime(config_overrides={"final_snapshot": True, "final_snapshots_kept": 1, **masking})
+    s3 = runtime.client("s3")
+    s3.create_bucket(Bucket=SCRIPTS, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket=SCRIPTS, Key="after.sql", Body=script)
     runtime.put_restore_requested("policy-complete", date.today())
     state = runtime.wait_for("policy-complete", timeout=90)
     assert state is not None and state.status == "completed", state
@@ -225,6 +241,8 @@ STEP_CALLS: dict[str, set[str]] = {
     },
 }
 STEP_CALLS["verify_restore"] = STEP_CALLS["setup_db_users"]
+# mask_data: the endpoint and master password (as the database steps), the masking key, the scripts.
+STEP_CALLS["mask_data"] = {"rds:DescribeDBClusters", "secretsmanager:GetSecretValue", "s3:GetObject"}
 # Calls AWS makes with the function's credentials on its behalf, by the function that causes them.
 ON_ITS_BEHALF = {
     "functions.config:load_db_users": {"kms:Decrypt"},  # GetParameter WithDecryption of a SecureString
@@ -268,7 +286,17 @@ def test_every_aws_client_in_the_code_is_read_and_the_database_code_calls_none()
     calling = {key.partition(":")[0] for key, found in step_calls.inventory().items() if found.calls}
     assert calling == {
         f"functions.{name}"
-        for name in ("rds", "target_checks", "state", "wakeup", "notify", "bus", "config", "secrets")
+        for name in (
+            "rds",
+            "target_checks",
+            "state",
+            "wakeup",
+            "notify",
+            "bus",
+            "config",
+            "secrets",
+            "post_restore",
+        )
     }
     assert set(ON_ITS_BEHALF) <= set(step_calls.inventory())
 

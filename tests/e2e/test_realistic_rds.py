@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 
 from aurora_restore.local.runtime import DATABASE, SOURCE_CLUSTER, TARGET_CLUSTER, LocalRuntime
-from schemas.common import Step
+from functions.sequence import RUNBOOK
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ def test_the_realistic_profile_completes_a_restore(start_runtime: Callable[..., 
     # Then it completes through all ten steps
     assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
     assert [entry.step for entry in state.history if entry.outcome == "success"] == [
-        step.value for step in Step
+        step.value for step in RUNBOOK
     ]
     # though RDS refused the writer while the cluster reset its master credentials
     assert runtime.simulator.refused["create_db_instance: InvalidDBClusterStateFault"] >= 1

@@ -78,9 +78,11 @@ def test_every_function_exists_with_its_name_handler_runtime_and_environment(
     assert inputs["handler"] == handler_path(function) == f"functions.{function}.handler"
     assert inputs["runtime"] in ("python3.12", "python3.13")
     assert inputs["architectures"] == ["arm64"]
-    database_step = function in ("setup_db_users", "verify_restore")
-    assert inputs["memorySize"] == {"setup_db_users": 1769, "verify_restore": 512}.get(function, 256)
-    assert inputs["timeout"] == (300 if database_step else 60)
+    database_step = function in ("mask_data", "setup_db_users", "verify_restore")
+    assert inputs["memorySize"] == {"mask_data": 1769, "setup_db_users": 1769, "verify_restore": 512}.get(
+        function, 256
+    )
+    assert inputs["timeout"] == {"mask_data": 900}.get(function, 300 if database_step else 60)
     assert inputs["role"] == f"arn:aws:iam::{ACCOUNT}:role/aurora-restore-{kebab(function)}-dev"
     assert isinstance(inputs["code"], pulumi.FileArchive)
     assert inputs["code"].path.endswith("build/lambda/aurora-restore-lambda.zip")
@@ -118,7 +120,7 @@ def test_each_function_has_its_log_group_with_retention_and_an_error_alarm(dev: 
 
 
 def test_the_database_steps_get_the_stacks_subnets_and_security_groups(dev: ProgramRun) -> None:
-    for function in ("setup_db_users", "verify_restore"):
+    for function in ("mask_data", "setup_db_users", "verify_restore"):
         vpc = dev.one(FUNCTION, name=f"aurora-restore-{kebab(function)}-dev").inputs["vpcConfig"]
         assert vpc["subnetIds"] == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
         assert vpc["securityGroupIds"] == ["sg-0a1b2c3d4e5f60718"]
@@ -324,6 +326,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "reconcile": {"dynamodb:Scan", "dynamodb:GetItem"},
 }
 EXPECTED_ACTIONS["verify_restore"] = EXPECTED_ACTIONS["setup_db_users"]
+# mask_data: the endpoint, the master password and the masking key (no post_restore_sql in the dev stack).
+EXPECTED_ACTIONS["mask_data"] = {"rds:DescribeDBClusters", "secretsmanager:GetSecretValue"}
 COMMON_ACTIONS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -348,7 +352,7 @@ def test_each_role_allows_exactly_what_its_step_calls(dev: ProgramRun, function:
     expected = COMMON_ACTIONS | EXPECTED_ACTIONS[function]
     if function != "reconcile":
         expected |= {"dynamodb:GetItem", "ssm:GetParameter"}
-    if function in ("setup_db_users", "verify_restore"):
+    if function in ("mask_data", "setup_db_users", "verify_restore"):
         expected |= VPC_ACTIONS
     assert granted(policies(dev)[function]) == expected
 

@@ -28,7 +28,7 @@ from aurora_restore.local.world import (
     writer_of,
 )
 from aurora_restore.local.world import rds_backend as rds_backend
-from schemas.common import Step
+from functions.sequence import RUNBOOK
 
 NAMES = WorldNames(environment="dev", source_region="us-east-1", target_region="us-west-2")
 SOURCE_REGION = NAMES.source_region
@@ -63,7 +63,7 @@ RDS_MUTATIONS = (
     "restore_db_cluster_from_snapshot",
 )
 
-STEP_MODULES = tuple(step.value for step in Step)  # the ten steps, in order
+STEP_MODULES = tuple(step.value for step in RUNBOOK)  # the runbook's ten steps, in order (no masking)
 
 
 # Each step's direct payload exactly as the runbook's `aws lambda invoke` examples send it.

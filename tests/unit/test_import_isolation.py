@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DATABASE_STEPS = ("setup_db_users", "verify_restore")
+DATABASE_STEPS = ("mask_data", "setup_db_users", "verify_restore")
 OTHER_HANDLERS = (
     "snapshot_check",
     "copy_snapshot",
