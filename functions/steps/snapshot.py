@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
-from functions import secrets, target_checks
+from functions import secrets, source_account, target_checks
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
@@ -42,6 +42,7 @@ def snapshot_check(ctx: StepContext) -> Outcome:
     version = config.engine_version or snapshot.get("EngineVersion")
     _check_instance_class(ctx, version)
     _check_key(ctx, snapshot)
+    source_account.check_snapshot(ctx, snapshot)  # another account's: can the target account copy it?
     name = snapshot["DBClusterSnapshotIdentifier"]
     _check_identifiers(ctx, name)
     ctx.services.store.acquire_lease(config.target_cluster_id, ctx.operation_id)
@@ -100,6 +101,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
     # share it names (else the copy outlived every later operation, counted as still used).
     ctx.outputs["target_snapshot"] = target_name
     ctx.services.store.join_copy(target_name, ctx.operation_id)
+    source_account.share(ctx)  # another account's snapshot: shared with this one first
     created = ctx.target_rds.copy_cluster_snapshot(
         source_arn=ctx.outputs["snapshot_arn"],
         source_region=config.source_region,
