@@ -103,7 +103,7 @@ class SourceRds(RdsAdapter):
 def rds(ctx: StepContext) -> RdsAdapter:
     """The RDS the source snapshot is found in: the source account's when configured, else the target's."""
     if not ctx.config.source_account_id:
-        return ctx.services.rds(ctx.config.source_region)
+        return ctx.source_rds
     return SourceRds(ctx.config.source_region, credentials(ctx))
 
 
@@ -125,8 +125,8 @@ def check_snapshot(ctx: StepContext, snapshot: dict[str, Any]) -> None:
             f"snapshot {name} of account {account} is encrypted: set kms_key_id to a key of this account in"
             f" {config.target_region}; a shared encrypted snapshot is copied only under a key of the copier's"
         )
-    kms = aws.client("kms", config.source_region, credentials=credentials(ctx))
-    key = _source_key(kms, str(snapshot.get("KmsKeyId")), name)
+    role = credentials(ctx)
+    key = _source_key(role, config.source_region, str(snapshot.get("KmsKeyId")), name)
     target = target_account(ctx)
     if key.get("KeyManager") == "AWS":
         raise ConfigError(
@@ -135,7 +135,7 @@ def check_snapshot(ctx: StepContext, snapshot: dict[str, Any]) -> None:
             f" key, and let account {target} use that key (kms:CreateGrant, kms:Decrypt, kms:DescribeKey in"
             f" its key policy, or the grant infra/source makes) ({SETUP})"
         )
-    if not _key_usable(kms, key["Arn"], target, partition_of(config.source_region)):
+    if not _key_usable(role, config.source_region, key["Arn"], target):
         raise ConfigError(
             f"snapshot {name}'s key {key['Arn']} does not let account {target} use it: add account {target}"
             f" to its key policy for {', '.join(KEY_ACTIONS)}, or set sourceKeyArn for infra/source to grant"
@@ -143,7 +143,8 @@ def check_snapshot(ctx: StepContext, snapshot: dict[str, Any]) -> None:
         )
 
 
-def _source_key(kms: Any, key_id: str, snapshot_name: str) -> dict[str, Any]:
+def _source_key(role: dict[str, Any], region: str, key_id: str, snapshot_name: str) -> dict[str, Any]:
+    kms = aws.client("kms", region, credentials=role)
     try:
         return dict(kms.describe_key(KeyId=key_id)["KeyMetadata"])
     except ClientError as exc:
@@ -155,8 +156,10 @@ def _source_key(kms: Any, key_id: str, snapshot_name: str) -> dict[str, Any]:
         ) from exc
 
 
-def _key_usable(kms: Any, key_arn: str, account: str, partition: str) -> bool:
+def _key_usable(role: dict[str, Any], region: str, key_arn: str, account: str) -> bool:
     """Whether the key's policy, or a grant on it, lets `account` use it for the copy."""
+    kms = aws.client("kms", region, credentials=role)
+    partition = partition_of(region)
     try:
         policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
         if key_policy_allows(policy, account, partition):

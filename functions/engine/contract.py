@@ -98,10 +98,6 @@ class StepContext:
 
     @property
     def source_rds(self) -> RdsAdapter:
-        if self.config.source_account_id:  # another account's, through the role assumed there
-            from functions import source_account
-
-            return source_account.rds(self)
         return self.services.rds(self.config.source_region)
 
     def tags(self) -> list[dict[str, str]]:

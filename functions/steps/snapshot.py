@@ -241,12 +241,13 @@ def _check_network(ctx: StepContext) -> None:
 def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     """The source cluster's snapshot for the target date: available, and copyable with the configured key."""
     config, day = ctx.config, ctx.state.target_date
+    source_rds = source_account.rds(ctx)  # ctx.source_rds, or another account's through its role
     snapshot: dict[str, Any] | None
     if ctx.state.latest_snapshot:  # target_date `latest`: the day recorded is the newest snapshot's
-        snapshot = latest.newest_snapshot(ctx.source_rds, config.source_cluster_id, config.source_region)
+        snapshot = latest.newest_snapshot(source_rds, config.source_cluster_id, config.source_region)
         ctx.state.target_date = latest.snapshot_day(snapshot)
     else:
-        snapshot = ctx.source_rds.find_snapshot_for_date(
+        snapshot = source_rds.find_snapshot_for_date(
             config.source_cluster_id, day, config.snapshot_name_pattern
         )
     if snapshot is None:

@@ -23,6 +23,7 @@ from functions import aws
 from functions.observability import logger
 from functions.routes import FUNCTIONS, RECONCILE
 from infra.policies import PolicyRefs, function_policy
+from infra.source_account import SourceRoleArgs, role_policy
 from schemas.common import Step
 
 REFS = PolicyRefs(
@@ -49,6 +50,15 @@ REFS = PolicyRefs(
     final_snapshots_kept=True,
     restore_kms_key_id="arn:aws:kms:us-west-2:123456789012:key/restore",  # every option on: the key too
     wakeup_role_arn="arn:aws:iam::123456789012:role/aurora-restore-wakeups-dev",
+    source_role_arn="arn:aws:iam::111111111111:role/aurora-restore-source-dev",  # a cross-account source
+)
+SOURCE_ROLE = SourceRoleArgs(
+    environment="dev",
+    target_account_id="123456789012",
+    external_id="the-external-id",
+    source_cluster_id="dev-source-cluster",
+    source_region="us-east-1",
+    source_account_id="111111111111",
 )
 
 
@@ -157,8 +167,21 @@ STEP_CALLS: dict[str, set[str]] = {
         "kms:DescribeKey",  # kms_key_id checked in the target region (target_checks.kms_key)
         "dynamodb:GetItem",  # the lease and its holder
         "dynamodb:PutItem",
+        # functions.source_account, a cross-account source: the role assumed, the snapshot's key checked
+        "sts:AssumeRole",
+        "sts:GetCallerIdentity",
+        "kms:GetKeyPolicy",
+        "kms:ListGrants",
     },
-    "copy_snapshot": {"rds:CopyDBClusterSnapshot", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "copy_snapshot": {
+        "rds:CopyDBClusterSnapshot",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        # functions.source_account.share, a cross-account source
+        "sts:AssumeRole",
+        "sts:GetCallerIdentity",
+        "rds:ModifyDBClusterSnapshotAttribute",
+    },
     "check_copy_status": {"rds:DescribeDBClusterSnapshots"},
     "delete_rds": {
         "rds:DescribeDBClusters",
@@ -206,6 +229,8 @@ STEP_CALLS: dict[str, set[str]] = {
         "dynamodb:GetItem",
         "s3:ListObjectsV2",
         "s3:DeleteObjects",
+        "sts:AssumeRole",  # functions.source_account.unshare, a cross-account source
+        "rds:ModifyDBClusterSnapshotAttribute",
     },
     RECONCILE: {
         "dynamodb:Scan",
@@ -226,6 +251,22 @@ ON_ITS_BEHALF = {
     "functions.notify:send": {"kms:GenerateDataKey", "kms:Decrypt"},  # publishing to a KMS-encrypted topic
     "functions.wakeup:_put": {"iam:PassRole"},  # the schedule's target role
 }
+# Calls made with the source role's credentials (functions/source_account.py), by the function making them:
+# authorized by that role's policy in the source account (infra/source_account.py), not the function's.
+# The source's snapshots are found through it too (its RdsAdapter).
+THROUGH_SOURCE_ROLE = {
+    "snapshot_check": {
+        "rds:DescribeDBClusterSnapshots",
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:ListGrants",
+    },
+    "copy_snapshot": {"rds:ModifyDBClusterSnapshotAttribute"},
+    "cleanup": {"rds:ModifyDBClusterSnapshotAttribute"},
+}
+# Calls IAM never refuses: "No permissions are required to perform this operation"
+# (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity"}
 # IAM's action where it is not the API operation's name: ListObjectsV2 is authorized as s3:ListBucket and
 # DeleteObjects as s3:DeleteObject for each key (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html,
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
@@ -263,7 +304,17 @@ def test_every_aws_client_in_the_code_is_read_and_the_database_code_calls_none()
     calling = {key.partition(":")[0] for key, found in step_calls.inventory().items() if found.calls}
     assert calling == {
         f"functions.{name}"
-        for name in ("rds", "target_checks", "state", "wakeup", "notify", "bus", "config", "secrets")
+        for name in (
+            "rds",
+            "target_checks",
+            "state",
+            "wakeup",
+            "notify",
+            "bus",
+            "config",
+            "secrets",
+            "source_account",
+        )
     }
     assert set(ON_ITS_BEHALF) <= set(step_calls.inventory())
 
@@ -288,5 +339,16 @@ def test_every_call_in_the_adapters_is_one_a_function_can_make() -> None:
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_call_a_functions_code_can_make_is_allowed_by_its_policy(function: str) -> None:
-    needed = {IAM_ACTION.get(action, action) for action in can_call(function)}
-    assert sorted(needed - allowed(function)) == []
+    needed = {IAM_ACTION.get(action, action) for action in can_call(function)} - NO_PERMISSION_NEEDED
+    only_as_source_role = THROUGH_SOURCE_ROLE.get(function, set()) - {"rds:DescribeDBClusterSnapshots"}
+    assert sorted(needed - only_as_source_role - allowed(function)) == []
+
+
+@pytest.mark.parametrize("function", sorted(THROUGH_SOURCE_ROLE))
+def test_every_call_made_through_the_source_role_is_allowed_by_its_policy(function: str) -> None:
+    statements = role_policy(SOURCE_ROLE)["Statement"]
+    granted = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert THROUGH_SOURCE_ROLE[function] <= can_call(function)
+    assert sorted(THROUGH_SOURCE_ROLE[function] - granted) == []
