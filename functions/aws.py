@@ -75,6 +75,18 @@ def _credentialed_client(service: str, region: str | None, credentials: Mapping[
         return found
 
 
+# Values got through these clients and kept (functions/source_account.py's assumed credentials): forgotten
+# with the clients, as they belong to the same endpoint and credentials.
+_dependent_caches: list[dict[Any, Any]] = []
+
+
+def dependent_cache() -> dict[Any, Any]:
+    """A dict that reset_clients empties too."""
+    cache: dict[Any, Any] = {}
+    _dependent_caches.append(cache)
+    return cache
+
+
 def reset_clients() -> None:
     """Forget every client and the session (tests and the local runtime call this when endpoints or
     credentials change: the session keeps the credentials it resolved first)."""
@@ -82,6 +94,8 @@ def reset_clients() -> None:
     with _lock:
         _clients.clear()
         _credentialed.clear()
+        for cache in _dependent_caches:
+            cache.clear()
         _session = None
 
 

@@ -39,7 +39,7 @@ GRANT_OPERATIONS = frozenset(action.removeprefix("kms:") for action in KEY_ACTIO
 SETUP = "docs/cross-account.md"
 
 _lock = threading.Lock()
-_assumed: dict[tuple[str, str], dict[str, Any]] = {}
+_assumed: dict[tuple[str, str], dict[str, Any]] = aws.dependent_cache()
 
 
 def role_arn(config: RestoreConfig, environment: str) -> str:

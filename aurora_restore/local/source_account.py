@@ -90,6 +90,18 @@ def key_policy(owner: str, user: str) -> dict[str, Any]:
     }
 
 
+def trust_policy(external_id: str | None) -> dict[str, Any]:
+    """A role of the source account the target account may assume (with the external id, when given)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 class SourceAccountSeeder(WorldSeeder):
     """The world with its source cluster in `account`, and the configuration set for it."""
 
@@ -110,24 +122,13 @@ class SourceAccountSeeder(WorldSeeder):
         """The source account's role, key, encrypted cluster and dated snapshots; the target's key."""
         import secrets
 
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"sts:ExternalId": LOCAL_EXTERNAL_ID}},
-                }
-            ],
-        }
         iam = self.source_client("iam")
         iam.create_role(
-            RoleName=source_role_name(self.names.environment), AssumeRolePolicyDocument=json.dumps(trust)
+            RoleName=source_role_name(self.names.environment),
+            AssumeRolePolicyDocument=json.dumps(trust_policy(LOCAL_EXTERNAL_ID)),
         )
         # The seeding role itself, for what is seeded later (the AssumeRole stand-in wants the role to exist).
-        del trust["Statement"][0]["Condition"]
-        iam.create_role(RoleName=SEEDING_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+        iam.create_role(RoleName=SEEDING_ROLE, AssumeRolePolicyDocument=json.dumps(trust_policy(None)))
         policy = json.dumps(key_policy(self.account, ACCOUNT))
         self.source_key_arn = self.source_client("kms").create_key(Policy=policy)["KeyMetadata"]["Arn"]
         optional = {"DatabaseName": database} if database else {}
