@@ -92,8 +92,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     recorded = Calls()
     make = aws.client
 
-    def client(service: str, region: str | None = None) -> Any:
-        found = make(service, region)
+    def client(service: str, region: str | None = None, **credentials: Any) -> Any:
+        found = make(service, region, **credentials)
         if not getattr(found, "_policy_calls_hooked", False):
             found.meta.events.register("before-call", recorded.record)
             found._policy_calls_hooked = True
