@@ -1,5 +1,6 @@
-"""The two stand-ins moto needs for a source in another account (aurora_restore/local/source_account.py
-says what each emulates): a shared snapshot's copy, and AssumeRole refused as IAM would refuse it."""
+"""The two stand-ins moto needs for a source in another account: a shared snapshot's copy, AssumeRole refused.
+
+source_account.py says exactly what each emulates."""
 
 from __future__ import annotations
 

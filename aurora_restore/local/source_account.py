@@ -1,5 +1,4 @@
-"""A second account for the local runtime (`local serve --source-account ID`): the source cluster, its
-snapshots, key and role seeded into that account, and the two stand-ins moto needs for a shared snapshot.
+"""The local runtime's second account (`local serve --source-account ID`): the source seeded into it.
 
 moto keeps accounts apart by the access key a request is signed with: credentials from STS AssumeRole into
 a role of account X act in X. The seeder takes such credentials for the source account and creates there
@@ -7,7 +6,8 @@ the source cluster encrypted under a customer managed key whose policy lets the 
 default, 123456789012) use it, its dated snapshots, and the role `aurora-restore-source-<env>` trusting
 the target with the external id; in the target account, the key the copy is re-encrypted under.
 
-What moto does not do, and the stand-ins here do (installed by the runtime, or a test, only for this):
+What moto does not do, and the stand-ins in cross_account.py do (installed by the runtime, or a test, only
+for a second account):
 - CopyDBClusterSnapshot from another account's snapshot ARN: moto looks the snapshot up in the caller's
   own account and answers DBClusterSnapshotNotFoundFault. The stand-in finds it in the ARN's account and
   copies it when that snapshot's `restore` attribute names the caller's account (or `all`), as RDS does

@@ -23,7 +23,7 @@ from functions import aws
 from functions.observability import logger
 from functions.routes import FUNCTIONS, RECONCILE
 from infra.policies import PolicyRefs, function_policy
-from infra.source_account import SourceRoleArgs, role_policy
+from infra.source_account import ASSUMING_STEPS, SourceRoleArgs, role_policy
 from schemas.common import Step
 
 REFS = PolicyRefs(
@@ -352,3 +352,8 @@ def test_every_call_made_through_the_source_role_is_allowed_by_its_policy(functi
     }
     assert THROUGH_SOURCE_ROLE[function] <= can_call(function)
     assert sorted(THROUGH_SOURCE_ROLE[function] - granted) == []
+
+
+def test_the_source_role_trusts_exactly_the_functions_that_assume_it() -> None:
+    assuming = {function for function, calls in STEP_CALLS.items() if "sts:AssumeRole" in calls}
+    assert assuming == set(ASSUMING_STEPS) == set(THROUGH_SOURCE_ROLE)
