@@ -283,4 +283,18 @@ def _add_local(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     )
     serve.add_argument("--log-file", help="the functions' JSON logs (default: kept in memory)")
     _rds(serve)
+    serve.add_argument(
+        "--source-account",
+        type=_account_id,
+        help="seed the source cluster and its snapshots into this other 12-digit account and configure a"
+        " cross-account refresh from it (docs/cross-account.md)",
+    )
     serve.set_defaults(func=handlers["local serve"])
+
+
+def _account_id(value: str) -> str:
+    if not (len(value) == 12 and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a 12-digit AWS account id")
+    if value == "123456789012":
+        raise argparse.ArgumentTypeError("123456789012 is the local target account: name another")
+    return value

@@ -198,7 +198,8 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
         print(f"aurora-restore: --env-file {env_file} is a directory: name a file to write", file=sys.stderr)
         return EXIT_USAGE
     try:
-        serve(env_file, Path(args.log_file) if args.log_file else None, rds=args.rds)
+        log_file = Path(args.log_file) if args.log_file else None
+        serve(env_file, log_file, rds=args.rds, source_account=args.source_account)
     except PostgresUnavailable as exc:
         print(f"cannot start the local runtime: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,6 +10,7 @@ AWS_DEFAULT_REGION): boto3 handed all of that to the same botocore session code.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
@@ -29,7 +30,17 @@ _session: botocore.session.Session | None = None
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
-def client(service: str, region: str | None = None) -> Any:
+# Clients signed with other credentials (the source account's assumed role, functions/source_account.py):
+# a few kept, by access key, as credentials expire and each assumption brings new ones.
+_credentialed: dict[tuple[str, str | None, str], Any] = {}
+CREDENTIALED_KEPT = 16
+
+
+def client(service: str, region: str | None = None, credentials: Mapping[str, str] | None = None) -> Any:
+    """The client for `service` in `region`: the environment's credentials, or `credentials` (STS's
+    AccessKeyId, SecretAccessKey, SessionToken) when given."""
+    if credentials is not None:
+        return _credentialed_client(service, region, credentials)
     global _session
     key = (service, region)
     with _lock:
@@ -42,12 +53,49 @@ def client(service: str, region: str | None = None) -> Any:
         return found
 
 
+def _credentialed_client(service: str, region: str | None, credentials: Mapping[str, str]) -> Any:
+    global _session
+    key = (service, region, credentials["AccessKeyId"])
+    with _lock:
+        found = _credentialed.get(key)
+        if found is None:
+            if _session is None:
+                _session = botocore.session.get_session()
+            if len(_credentialed) >= CREDENTIALED_KEPT:
+                _credentialed.clear()
+            found = _session.create_client(
+                service,
+                region_name=region,
+                config=RETRY_CONFIG,
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+            )
+            _credentialed[key] = found
+        return found
+
+
+# Values got through these clients and kept (functions/source_account.py's assumed credentials): forgotten
+# with the clients, as they belong to the same endpoint and credentials.
+_dependent_caches: list[dict[Any, Any]] = []
+
+
+def dependent_cache() -> dict[Any, Any]:
+    """A dict that reset_clients empties too."""
+    cache: dict[Any, Any] = {}
+    _dependent_caches.append(cache)
+    return cache
+
+
 def reset_clients() -> None:
     """Forget every client and the session (tests and the local runtime call this when endpoints or
     credentials change: the session keeps the credentials it resolved first)."""
     global _session
     with _lock:
         _clients.clear()
+        _credentialed.clear()
+        for cache in _dependent_caches:
+            cache.clear()
         _session = None
 
 

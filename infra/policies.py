@@ -14,6 +14,7 @@ from functions.wakeup import schedule_prefix
 from infra.masking import mask_data_policy, masking_key_statements
 from infra.policy_refs import PolicyRefs
 from infra.settings import StackConfigError
+from infra.source_account import source_role_statements
 from schemas.common import Step
 
 # The calls that can destroy or replace the target: only ever on the target cluster and its instances.
@@ -382,7 +383,11 @@ _SPECIFIC: dict[str, Callable[[PolicyRefs], list[dict[str, Any]]]] = {
 
 def function_policy(function: str, refs: PolicyRefs) -> dict[str, Any]:
     """The inline policy of `function`'s role."""
-    return {"Version": "2012-10-17", "Statement": [*_common(function, refs), *_SPECIFIC[function](refs)]}
+    source_role = source_role_statements(function, refs.source_role_arn)  # a cross-account source's
+    return {
+        "Version": "2012-10-17",
+        "Statement": [*_common(function, refs), *_SPECIFIC[function](refs), *source_role],
+    }
 
 
 # IAM's limit on a role's inline policies together, white space not counted. Each function's role has one.

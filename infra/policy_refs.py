@@ -41,6 +41,7 @@ class PolicyRefs:
     wakeup_role_arn: str = ""
     masking_key_secret_id: str | None = None
     post_restore_objects: tuple[str, ...] = ()  # s3:// URIs
+    source_role_arn: str = ""  # the role assumed in the source account (source_account_id); "": none
 
     # -- ARNs -----------------------------------------------------------------------------------------
     def rds(self, kind: str, name: str, region: str | None = None) -> str:

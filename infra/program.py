@@ -23,6 +23,7 @@ from infra.registry import EventSchemas
 from infra.routing import EventBus, Routes
 from infra.schedule import declare as declare_refresh_schedule
 from infra.settings import PROJECT, StackConfigError, StackSettings, load, user_secret_ids
+from infra.source_account import source_role_arn
 from infra.storage import LogBucket, StateTable
 from schemas.common import Step, partition_of
 
@@ -126,6 +127,7 @@ def main() -> dict[str, Any]:
             in_vpc=settings.in_vpc,
             tracing=settings.tracing,
             environment=settings.environment,
+            source_role_arn=source_role_arn(restore, settings.environment, partition_of(settings.region)),
             **{**values, "user_secret_ids": tuple(values["user_secret_ids"])},
         )
     )

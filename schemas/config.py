@@ -81,6 +81,30 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+AccountId = Annotated[
+    str, StringConstraints(pattern=r"^\d{12}$"), Field(description="A 12-digit AWS account id")
+]
+RoleArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")
+]
+# STS's rule for an external id: 2 to 1224 characters of letters, digits and _+=,.@:/-.
+ExternalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$")]
+
+
+def source_account_problem(account: str | None, role_arn: str | None, external_id: str | None) -> str | None:
+    """Why the cross-account fields do not go together (None: they do): the role is the source account's,
+    and the external id its trust policy asks for is set."""
+    if account is None:
+        if role_arn or external_id:
+            return "source_role_arn and source_external_id need source_account_id"
+        return None
+    if role_arn and role_arn.split(":")[4] != account:
+        return f"source_role_arn {role_arn} is not a role in the source account {account}"
+    if not external_id:
+        return "source_account_id needs source_external_id: the source role trusts the target with it only"
+    return None
+
+
 # A Secrets Manager secret's name (ASCII letters, digits and /_+=.@-) or its ARN.
 _SECRET_ID = re.compile(
     r"(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}"
@@ -242,6 +266,20 @@ class RestoreConfig(BaseModel):
             raise ValueError("masking_rules need masking_key_secret_id: the secret holding the masking key")
         return self
 
+    # Cross-account source (docs/cross-account.md): unset, the source cluster is in the target's account.
+    source_account_id: AccountId | None = Field(
+        default=None, description="The AWS account holding the source cluster; unset: the target's account"
+    )
+    source_role_arn: RoleArn | None = Field(
+        default=None,
+        description="The role assumed in the source account; unset with source_account_id:"
+        " arn:<partition>:iam::<source_account_id>:role/aurora-restore-source-<environment>",
+    )
+    source_external_id: ExternalId | None = Field(
+        default=None,
+        description="The external id the source role's trust policy requires (not a secret, per AWS)",
+    )
+
     @model_validator(mode="after")
     def _guard(self) -> RestoreConfig:
         if self.target_cluster_id == self.source_cluster_id and self.target_region == self.source_region:
@@ -253,6 +291,11 @@ class RestoreConfig(BaseModel):
         problem = pattern_problem(self.snapshot_name_pattern)
         if problem:
             raise ValueError(f"snapshot_name_pattern {problem}")
+        problem = source_account_problem(
+            self.source_account_id, self.source_role_arn, self.source_external_id
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

@@ -71,6 +71,11 @@ class StepOutputs(BaseModel):
     snapshot_encrypted: bool | None = Field(
         default=None, description="Whether it is encrypted: the copy then takes kms_key_id"
     )
+    source_shared_with: str | None = Field(
+        default=None,
+        description="The account the source account's snapshot was shared with (source_account_id);"
+        " cleanup stops sharing it",
+    )
     target_cluster_id: str | None = Field(
         default=None, description="The target cluster, recorded once its lease is taken (the lease held)"
     )

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from aurora_restore.local import cross_account
 from aurora_restore.local.delivery import Delivery, EventDelivery, LambdaContext
 from aurora_restore.local.faults import (
     PLUMBING_ACCESS_KEY,
@@ -40,6 +41,7 @@ from aurora_restore.local.rds_calls import ACCEPTED
 from aurora_restore.local.rds_profiles import rds_profile
 from aurora_restore.local.scheduler import SchedulerEmulator
 from aurora_restore.local.simulator import MASTER_USERNAME, Durations, RdsSimulator, SimulatorOptions, StandIn
+from aurora_restore.local.source_account import world_seeder
 from aurora_restore.local.world import (
     ACCOUNT,
     DATABASE,
@@ -96,6 +98,7 @@ class RuntimeOptions:
     faults: FaultProfile = field(default_factory=FaultProfile)
     config_overrides: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None  # where the functions' JSON logs go; None keeps them in memory
+    source_account: str | None = None  # the source cluster in this other account (source_account.py)
 
 
 class LocalRuntime:
@@ -152,6 +155,8 @@ class LocalRuntime:
         _reset_function_caches()
         self._logs.start()
         self._seed()
+        if self.options.source_account:  # before the simulator, which wraps the copy stand-in
+            cross_account.install()
         self.simulator = _simulator(self, rds_profile(self.options.rds, self.options.durations))
         if self.simulator.options.profile.existing_target_database:
             _existing_database(self, TARGET_CLUSTER)
@@ -173,6 +178,7 @@ class LocalRuntime:
             self.invoke_server.stop()
         if self.simulator is not None:
             self.simulator.uninstall()
+        cross_account.uninstall()
         if self._uninstall_crash_hook is not None:
             self._uninstall_crash_hook()
             self._uninstall_crash_hook = None
@@ -245,7 +251,7 @@ class LocalRuntime:
 
     def _seed(self) -> None:
         seeded = seed_world(
-            WorldSeeder(self.client, self.names),
+            world_seeder(self.client, self.names, self.options.source_account, self.moto.url),
             days=last_days(7),
             master_password=self.master_password,
             config=self.config_document,
@@ -309,8 +315,7 @@ class LocalRuntime:
 
     # -- watching --------------------------------------------------------------------------------------------
     @property
-    def crashes(self) -> set[tuple[str, str]]:
-        """(operation, step) pairs the crash profile crashed."""
+    def crashes(self) -> set[tuple[str, str]]:  # (operation, step) pairs the crash profile crashed
         return self.crash_profile.crashes
 
     @property
@@ -318,8 +323,7 @@ class LocalRuntime:
         return self.delivery.deliveries
 
     @property
-    def event_bodies(self) -> list[str]:
-        """Every event a worker received, raw (for scans of what travelled)."""
+    def event_bodies(self) -> list[str]:  # every event a worker received, raw (scans of what travelled)
         return self.delivery.event_bodies
 
     @property

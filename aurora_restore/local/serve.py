@@ -19,14 +19,17 @@ WAKE_SECONDS = 0.5
 Handler = Callable[[int, FrameType | None], None]
 
 
-def serve(env_file: Path, log_path: Path | None = None, rds: str = "fast") -> None:
+def serve(
+    env_file: Path, log_path: Path | None = None, rds: str = "fast", source_account: str | None = None
+) -> None:
     """Start the runtime, write its environment to `env_file`, say `ready`, and run until SIGINT or SIGTERM;
     then stop it and say `stopped`. The signal handlers that were in place are back when it returns.
 
     Raises PostgresUnavailable when PostgreSQL's server cannot be started, and KeyboardInterrupt when a
     signal comes during start-up; either way the runtime has stopped what it had started. `rds` names the
-    RDS simulator's profile (fast or realistic)."""
-    runtime = LocalRuntime(RuntimeOptions(log_path=log_path, rds=rds))
+    RDS simulator's profile (fast or realistic); `source_account`, the other account the source cluster is
+    seeded into (None: the target's own)."""
+    runtime = LocalRuntime(RuntimeOptions(log_path=log_path, rds=rds, source_account=source_account))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -57,6 +60,8 @@ def _run(runtime: LocalRuntime, env_file: Path, stop: threading.Event, on_signal
         environment = runtime.environment()
         write_env_file(env_file, environment)
         profile = "" if runtime.options.rds == "fast" else f" ({runtime.options.rds} RDS)"
+        if runtime.options.source_account:
+            profile += f" (source in account {runtime.options.source_account})"
         print(
             f"local runtime for {runtime.options.environment}{profile}: moto {runtime.moto.url}, "
             f"PostgreSQL {environment['AURORA_RESTORE_PG_DSN']}; environment in {env_file}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from functions import notify, sequence
+from functions import notify, sequence, source_account
 from functions.engine.contract import Done, Finished, Outcome, StepContext, Trigger, TriggerKind
 from functions.errors import AwsError
 from functions.observability import logger
@@ -140,6 +140,7 @@ def cleanup(ctx: StepContext) -> Outcome:
     # The copy goes with the last operation that uses it (others restoring the same day may still need it);
     # check_restore_status has usually given it up already.
     snapshot_deleted = release_copy(ctx)
+    source_account.unshare(ctx)  # another account's snapshot: shared no more
     pruned = prune_final_snapshots(ctx)
     logs_deleted = False
     if config.delete_logs:

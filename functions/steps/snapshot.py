@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from functions import config as config_resolver
-from functions import secrets, sequence, target_checks, target_settings
+from functions import secrets, sequence, source_account, target_checks, target_settings
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import AwsError, ConfigError, InvalidRequest, NotFound, StepError, shown
 from functions.identifiers import copy_name, final_snapshot_id, identifier_problem, writer_id
@@ -60,6 +60,7 @@ def preflight(ctx: StepContext, collect: bool = False) -> Preflight:
                 "instance class",
                 "parameter groups",
                 "KMS key",
+                "source account",
                 "identifiers",
             ),
             "needs the snapshot",
@@ -90,6 +91,8 @@ def preflight(ctx: StepContext, collect: bool = False) -> Preflight:
         ),
     )
     found.run("KMS key", lambda: _check_key(ctx, snapshot))
+    # Another account's snapshot: can the target account copy it (its key, the role)?
+    found.run("source account", lambda: source_account.check_snapshot(ctx, snapshot))
     found.run("identifiers", lambda: _check_identifiers(ctx, snapshot["DBClusterSnapshotIdentifier"]))
     return found
 
@@ -146,6 +149,7 @@ def copy_snapshot(ctx: StepContext) -> Outcome:
     # share it names (else the copy outlived every later operation, counted as still used).
     ctx.outputs["target_snapshot"] = target_name
     ctx.services.store.join_copy(target_name, ctx.operation_id)
+    source_account.share(ctx)  # another account's snapshot: shared with this one first
     created = ctx.target_rds.copy_cluster_snapshot(
         source_arn=ctx.outputs["snapshot_arn"],
         source_region=config.source_region,
@@ -290,12 +294,13 @@ def _check_network(ctx: StepContext) -> None:
 def _source_snapshot(ctx: StepContext) -> dict[str, Any]:
     """The source cluster's snapshot for the target date: available, and copyable with the configured key."""
     config, day = ctx.config, ctx.state.target_date
+    source_rds = source_account.rds(ctx)  # ctx.source_rds, or another account's through its role
     snapshot: dict[str, Any] | None
     if ctx.state.latest_snapshot:  # target_date `latest`: the day recorded is the newest snapshot's
-        snapshot = latest.newest_snapshot(ctx.source_rds, config.source_cluster_id, config.source_region)
+        snapshot = latest.newest_snapshot(source_rds, config.source_cluster_id, config.source_region)
         ctx.state.target_date = latest.snapshot_day(snapshot)
     else:
-        snapshot = ctx.source_rds.find_snapshot_for_date(
+        snapshot = source_rds.find_snapshot_for_date(
             config.source_cluster_id, day, config.snapshot_name_pattern
         )
     if snapshot is None:

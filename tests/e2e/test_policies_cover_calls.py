@@ -25,6 +25,7 @@ from functions import aws
 from functions.observability import logger
 from functions.routes import FUNCTIONS, RECONCILE
 from infra.policies import PolicyRefs, function_policy
+from infra.source_account import ASSUMING_STEPS, SourceRoleArgs, role_policy
 from schemas.common import Step
 
 SCRIPTS = "dev-sql-scripts"
@@ -54,6 +55,15 @@ REFS = PolicyRefs(
     wakeup_role_arn="arn:aws:iam::123456789012:role/aurora-restore-wakeups-dev",
     masking_key_secret_id="aurora-restore/dev/masking-key",
     post_restore_objects=("s3://dev-sql-scripts/after.sql",),  # a script configured: S3 too
+    source_role_arn="arn:aws:iam::111111111111:role/aurora-restore-source-dev",  # a cross-account source
+)
+SOURCE_ROLE = SourceRoleArgs(
+    environment="dev",
+    target_account_id="123456789012",
+    external_id="the-external-id",
+    source_cluster_id="dev-source-cluster",
+    source_region="us-east-1",
+    source_account_id="111111111111",
 )
 
 
@@ -87,8 +97,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     recorded = Calls()
     make = aws.client
 
-    def client(service: str, region: str | None = None) -> Any:
-        found = make(service, region)
+    def client(service: str, region: str | None = None, **credentials: Any) -> Any:
+        found = make(service, region, **credentials)
         if not getattr(found, "_policy_calls_hooked", False):
             found.meta.events.register("before-call", recorded.record)
             found._policy_calls_hooked = True
@@ -178,8 +188,21 @@ STEP_CALLS: dict[str, set[str]] = {
         "rds:DescribeDBInstances",
         "rds:DescribeDBClusterParameterGroups",
         "rds:DescribeDBParameterGroups",
+        # functions.source_account, a cross-account source: the role assumed, the snapshot's key checked
+        "sts:AssumeRole",
+        "sts:GetCallerIdentity",
+        "kms:GetKeyPolicy",
+        "kms:ListGrants",
     },
-    "copy_snapshot": {"rds:CopyDBClusterSnapshot", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "copy_snapshot": {
+        "rds:CopyDBClusterSnapshot",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        # functions.source_account.share, a cross-account source
+        "sts:AssumeRole",
+        "sts:GetCallerIdentity",
+        "rds:ModifyDBClusterSnapshotAttribute",
+    },
     "check_copy_status": {"rds:DescribeDBClusterSnapshots"},
     "delete_rds": {
         "rds:DescribeDBClusters",
@@ -227,6 +250,8 @@ STEP_CALLS: dict[str, set[str]] = {
         "dynamodb:GetItem",
         "s3:ListObjectsV2",
         "s3:DeleteObjects",
+        "sts:AssumeRole",  # functions.source_account.unshare, a cross-account source
+        "rds:ModifyDBClusterSnapshotAttribute",
     },
     RECONCILE: {
         "dynamodb:Scan",
@@ -249,6 +274,22 @@ ON_ITS_BEHALF = {
     "functions.notify:send": {"kms:GenerateDataKey", "kms:Decrypt"},  # publishing to a KMS-encrypted topic
     "functions.wakeup:_put": {"iam:PassRole"},  # the schedule's target role
 }
+# Calls made with the source role's credentials (functions/source_account.py), by the function making them:
+# authorized by that role's policy in the source account (infra/source_account.py), not the function's.
+# The source's snapshots are found through it too (its RdsAdapter).
+THROUGH_SOURCE_ROLE = {
+    "snapshot_check": {
+        "rds:DescribeDBClusterSnapshots",
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:ListGrants",
+    },
+    "copy_snapshot": {"rds:ModifyDBClusterSnapshotAttribute"},
+    "cleanup": {"rds:ModifyDBClusterSnapshotAttribute"},
+}
+# Calls IAM never refuses: "No permissions are required to perform this operation"
+# (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity"}
 # IAM's action where it is not the API operation's name: ListObjectsV2 is authorized as s3:ListBucket and
 # DeleteObjects as s3:DeleteObject for each key (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html,
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
@@ -296,6 +337,7 @@ def test_every_aws_client_in_the_code_is_read_and_the_database_code_calls_none()
             "config",
             "secrets",
             "post_restore",
+            "source_account",
         )
     }
     assert set(ON_ITS_BEHALF) <= set(step_calls.inventory())
@@ -321,5 +363,21 @@ def test_every_call_in_the_adapters_is_one_a_function_can_make() -> None:
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_call_a_functions_code_can_make_is_allowed_by_its_policy(function: str) -> None:
-    needed = {IAM_ACTION.get(action, action) for action in can_call(function)}
-    assert sorted(needed - allowed(function)) == []
+    needed = {IAM_ACTION.get(action, action) for action in can_call(function)} - NO_PERMISSION_NEEDED
+    only_as_source_role = THROUGH_SOURCE_ROLE.get(function, set()) - {"rds:DescribeDBClusterSnapshots"}
+    assert sorted(needed - only_as_source_role - allowed(function)) == []
+
+
+@pytest.mark.parametrize("function", sorted(THROUGH_SOURCE_ROLE))
+def test_every_call_made_through_the_source_role_is_allowed_by_its_policy(function: str) -> None:
+    statements = role_policy(SOURCE_ROLE)["Statement"]
+    granted = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert THROUGH_SOURCE_ROLE[function] <= can_call(function)
+    assert sorted(THROUGH_SOURCE_ROLE[function] - granted) == []
+
+
+def test_the_source_role_trusts_exactly_the_functions_that_assume_it() -> None:
+    assuming = {function for function, calls in STEP_CALLS.items() if "sts:AssumeRole" in calls}
+    assert assuming == set(ASSUMING_STEPS) == set(THROUGH_SOURCE_ROLE)

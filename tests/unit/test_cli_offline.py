@@ -368,3 +368,30 @@ def test_a_bad_function_setting_is_named_without_pydantics_dump(monkeypatch: pyt
 
     assert raised.value.message.startswith("invalid function settings: environment: String should match")
     assert "input_value" not in raised.value.message and "errors.pydantic.dev" not in raised.value.message
+
+
+# -- local serve --source-account -----------------------------------------------------------------------------
+def test_local_serve_takes_a_source_account_and_passes_it_to_the_runtime(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import types
+
+    served: dict[str, Any] = {}
+    fake = types.ModuleType("aurora_restore.local.serve")  # the real one starts moto's server
+    fake.serve = lambda env_file, log, **options: served.update(options)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "aurora_restore.local.serve", fake)
+    assert (
+        cli.main(["local", "serve", "--env-file", str(tmp_path / "env"), "--source-account", "111111111111"])
+        == 0
+    )
+    assert served == {"rds": "fast", "source_account": "111111111111"}
+
+
+@pytest.mark.parametrize("account", ["11111111111", "abcdefghijkl", "123456789012"])
+def test_local_serve_refuses_a_source_account_that_is_no_other_account(
+    account: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["local", "serve", "--env-file", str(tmp_path / "env"), "--source-account", account])
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "--source-account" in capsys.readouterr().err
