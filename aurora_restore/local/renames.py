@@ -20,7 +20,7 @@ What is modelled, as RDS documents a rename (rds_profiles.RdsProfile cites it):
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +47,6 @@ class Renamer:
         self.after = after
         self.stand_in = stand_in
         self.seconds = seconds
-        self._parking = itertools.count(1)
 
     def check(self, backend: Any, cluster: Any, new_id: str | None) -> None:
         """RDS's refusals of a rename, before anything changes."""
@@ -85,5 +84,5 @@ class Renamer:
         """The cluster's database out of every endpoint's reach while it is renaming; None: it has none."""
         if self.stand_in is None:
             return None
-        parked = f"{PARKED}{next(self._parking)}"
+        parked = f"{PARKED}{uuid.uuid4().hex[:16]}"  # no other run's, on a shared server
         return parked if self.stand_in.move(cluster_id, parked) else None

@@ -230,6 +230,18 @@ def test_a_renaming_cluster_refuses_another_rename(renames: Renames) -> None:
     assert renames.data_behind(OLD) == "old"
 
 
+def test_a_rename_without_apply_immediately_waits_for_the_maintenance_window(renames: Renames) -> None:
+    # When the target is renamed without ApplyImmediately
+    rds().modify_db_cluster(DBClusterIdentifier=TARGET_CLUSTER, NewDBClusterIdentifier=OLD)
+
+    # Then the rename is pending (no local run reaches a maintenance window): the name and data unchanged
+    time.sleep(RENAME + 0.2)
+    assert status(TARGET_CLUSTER) == "available"
+    assert code_of(lambda: rds().describe_db_clusters(DBClusterIdentifier=OLD)) == "DBClusterNotFoundFault"
+    assert renames.data_behind(TARGET_CLUSTER) == "old"
+    assert renames.renamed_events() == []
+
+
 def test_a_swap_renamed_back_restores_the_target(renames: Renames) -> None:
     # Given a swap that took effect
     renames.rename(TARGET_CLUSTER, OLD)
