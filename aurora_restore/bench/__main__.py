@@ -78,7 +78,7 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
     # interpreters, and a busy machine only adds noise to it.
     _say("cold start: each handler module imported in a fresh interpreter ...")
     results["cold_start"] = measure_cold_start(int(plan["repeats"]))
-    timeout = scale.wall(sum(AWS_MINUTES.__dict__.values()) * 60) * 4 + 120
+    timeout = scale.wall(AWS_MINUTES.total * 60) * 4 + 120
     results["pipeline"] = _pipeline(scale, timeout, "fast")
     # The same two on RDS as it behaves on a bad day (aurora_restore.local.rds_profiles.REALISTIC).
     results["pipeline_realistic"] = _pipeline(scale, timeout, "realistic")

@@ -22,8 +22,11 @@ from functions.routes import RECONCILE
 from functions.settings import Settings
 from schemas.config import RestoreConfig
 
-# AWS-like durations in AWS minutes; the simulator gets them time-scaled.
-AWS_MINUTES = Durations(copy=20, delete_instance=5, delete_cluster=3, restore=15, create_instance=10)
+# AWS-like durations in AWS minutes; the simulator gets them time-scaled. A rename (no replace makes one)
+# takes effect "in about two minutes" (aurora_restore.local.rds_profiles.RdsProfile cites it).
+AWS_MINUTES = Durations(
+    copy=20, delete_instance=5, delete_cluster=3, restore=15, create_instance=10, rename=2
+)
 RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
 RECHECK_SECONDS = RestoreConfig.model_fields["recheck_interval_seconds"].default
 EVENT_WAIT_RECHECK_SECONDS = RestoreConfig.model_fields["event_wait_recheck_seconds"].default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -44,6 +44,20 @@ CLUSTER_CREATED = RdsEvent(
 CLUSTER_DELETED = RdsEvent(
     "RDS DB Cluster Event", "RDS-EVENT-0171", "DB cluster deleted", ("deletion",), "CLUSTER"
 )
+# Its message names both identifiers: "Renamed cluster from `name` to `name`." (the Aurora User Guide's DB
+# cluster events, https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Events.Messages.html).
+CLUSTER_RENAMED = RdsEvent(
+    "RDS DB Cluster Event",
+    "RDS-EVENT-0172",
+    "Renamed cluster from {old} to {new}",
+    ("notification",),
+    "CLUSTER",
+)
+
+
+def cluster_renamed(old: str, new: str) -> RdsEvent:
+    """RDS-EVENT-0172 for the rename of cluster `old` to `new` (its source identifier is the new name)."""
+    return replace(CLUSTER_RENAMED, message=CLUSTER_RENAMED.message.format(old=old, new=new))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 It wraps moto's in-process RDS backend so that a snapshot copy stays `copying`, a deletion `deleting`, a
 restored cluster and a new instance `creating`, each for a configured duration, and then publishes the
 events real RDS documents (none for a cluster-snapshot copy) to the default bus of the region. When a
-restored cluster becomes available it loads the stand-in PostgreSQL database with the seed schema. Its
+restored cluster becomes available it loads the stand-in PostgreSQL database with the seed schema; a
+renamed cluster takes its database along (renames.py). Its
 profile (rds_profiles.py) says how: `fast`, as kind as moto, or `realistic`, RDS on a bad day.
 """
 
@@ -31,6 +32,7 @@ from aurora_restore.local.rds_events import (
     EventPublisher,
 )
 from aurora_restore.local.rds_profiles import FAST, Durations, EventPlan, RdsBehaviour, RdsProfile
+from aurora_restore.local.renames import Renamer
 from aurora_restore.local.standin import MASTER_USERNAME as MASTER_USERNAME  # re-exported
 from aurora_restore.local.standin import SEED_SQL as SEED_SQL  # re-exported (the integration tests)
 from aurora_restore.local.standin import StandIn, load_while_creating
@@ -190,6 +192,12 @@ class RdsSimulator:
         self._originals: dict[str, Any] = {}
         self._uninstall_quotas: Callable[[], None] = lambda: None
         self._restored: list[Any] = []  # the clusters restored from a snapshot (moto's objects)
+        self.renamer = Renamer(
+            lambda backend, kwargs: self._originals["modify_db_cluster"](backend, kwargs),
+            self.timed.after,
+            stand_in,
+            lambda: self.options.profile.rename or self.options.durations.rename,
+        )
         self._lock = threading.Lock()
 
     # -- installation -------------------------------------------------------------------------------------
@@ -357,7 +365,8 @@ class RdsSimulator:
         cluster_id = kwargs.get("db_cluster_identifier", "")
         cluster = backend.clusters.get(cluster_id)
         self.behaviour.check_modify(backend, cluster, kwargs)
-        renamed = kwargs.pop("new_db_cluster_identifier", None) if self.options.profile.rename else None
+        renamed = kwargs.pop("new_db_cluster_identifier", None)
+        self.renamer.check(backend, cluster, renamed)
         if password:
             self._count("ModifyDBCluster:MasterUserPassword", cluster_id)
             if self.stand_in is not None and cluster is not None:
@@ -369,7 +378,7 @@ class RdsSimulator:
             self._busy(cluster, "resetting-master-credentials", self.options.profile.credentials_reset)
         if renamed and cluster is not None and kwargs.get("apply_immediately"):
             # Without ApplyImmediately the rename waits for the maintenance window: not in a local run.
-            self._rename(backend, cluster, renamed)
+            self.renamer.rename(backend, cluster, renamed)
         return answer
 
     def _busy(self, cluster: Any, status: str, seconds: float) -> None:
@@ -381,17 +390,6 @@ class RdsSimulator:
                 cluster._status = "available"
 
         self.timed.after(f"ModifyDBCluster:{status}", cluster.db_cluster_identifier, seconds, done)
-
-    def _rename(self, backend: Any, cluster: Any, new_id: str) -> None:
-        """As RDS renames: the old name is gone at once, the new one is `renaming` until it takes effect."""
-        members = list(cluster._members)  # moto finds them by the cluster's name: theirs follows it
-        self._originals["modify_db_cluster"](
-            backend,
-            {"db_cluster_identifier": cluster.db_cluster_identifier, "new_db_cluster_identifier": new_id},
-        )
-        for member in members:
-            member.db_cluster_identifier = cluster.db_cluster_identifier
-        self._busy(cluster, "renaming", self.options.profile.rename)
 
     @property
     def works(self) -> list[SimulatedWork]:

@@ -4,6 +4,7 @@ would bring it, and the master user's password set as ModifyDBCluster sets it.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ SEED_SQL = Path(__file__).with_name("seed.sql")
 # The clusters' master user, as Aurora makes it: not a superuser, but CREATEROLE and CREATEDB (Aurora's
 # master is rds_superuser's member with those). It owns each restored database and what the seed creates.
 MASTER_USERNAME = "cluster_admin"
+# A renaming cluster's database waits under a name starting so: no endpoint reaches it meanwhile.
+PARKED = "renaming_"
 
 
 class StandIn:
@@ -67,6 +70,31 @@ class StandIn:
             finally:
                 conn.close()
 
+    def move(self, from_cluster: str, to_name: str, *, parked: bool = False) -> bool:
+        """A cluster's database renamed as its cluster is: from `from_cluster`'s database (or, `parked`,
+        from the database named `from_cluster` itself) to `to_name`'s, or to `to_name` itself when it is not
+        a cluster's (a parking name). Its sessions end first, as a rename restarts the cluster; a leftover
+        database under the new name (no cluster holds that name: RDS refused it otherwise) is dropped.
+        False when there is no database to move (a cluster that never held data)."""
+        from psycopg2 import sql
+
+        source = from_cluster if parked else self.database_for(from_cluster)
+        target = to_name if to_name.startswith(PARKED) else self.database_for(to_name)
+        with self._lock:
+            admin = self.server.connect("postgres")
+            try:
+                with admin.cursor() as cursor:
+                    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (source,))
+                    if cursor.fetchone() is None:
+                        return False
+                    cursor.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target))
+                    )
+                    _rename_database(cursor, source, target, open_after=not target.startswith(PARKED))
+            finally:
+                admin.close()
+        return True
+
     def set_master_password(self, username: str, password: str) -> None:
         from psycopg2 import sql
 
@@ -86,6 +114,26 @@ class StandIn:
                 conn.close()
         if username == SUPERUSER:  # the runtime's own connections use the superuser's password
             self.server.password = type(self.server.password)(password)
+
+
+def _rename_database(cursor: Any, source: str, target: str, *, open_after: bool) -> None:
+    """ALTER DATABASE ... RENAME, once its sessions are gone: none may open meanwhile, and (`open_after`)
+    they may again under the new name (a parked database takes none)."""
+    from psycopg2 import errors, sql
+
+    cursor.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(source)))
+    cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (source,))
+    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(source), sql.Identifier(target))
+    for _ in range(100):  # a terminated session takes a moment to leave
+        try:
+            cursor.execute(rename)
+            break
+        except errors.ObjectInUse:
+            time.sleep(0.05)
+    else:
+        cursor.execute(rename)  # still in use after 5 s: the error stands
+    if open_after:
+        cursor.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
 
 
 def load_while_creating(stand_in: StandIn | None, cluster_id: str) -> Callable[[], None]:
