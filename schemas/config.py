@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import ClusterId, Region, TableName
+from schemas.common import ClusterId, Region, TableName, empty_list
 from schemas.masking import MaskingRules
 from schemas.post_restore import PostRestoreScript
 
@@ -213,7 +213,7 @@ class RestoreConfig(BaseModel):
     )
     snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
     database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
-    expected_tables: list[TableName] = Field(default_factory=list)
+    expected_tables: list[TableName] = Field(default_factory=empty_list)
     copy_timeout_minutes: float = Field(default=240, ge=0.001, le=MAX_MINUTES)
     delete_timeout_minutes: float = Field(default=90, ge=0.001, le=MAX_MINUTES)
     restore_timeout_minutes: float = Field(default=180, ge=0.001, le=MAX_MINUTES)
@@ -241,11 +241,11 @@ class RestoreConfig(BaseModel):
         description="Keep only the N newest final snapshots of the target (cleanup deletes older ones);"
         " unset keeps them all",
     )
-    protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
+    protected_cluster_ids: list[ClusterId] = Field(default_factory=empty_list)
     allow_deletion_protected: bool = False
     # Masking and post-restore SQL (docs/masking.md): the environment's configuration only, never a request.
     masking_rules: MaskingRules = Field(
-        default_factory=list, description="Columns masked after the restore, before any user can log in"
+        default_factory=empty_list, description="Columns masked after the restore, before any user can log in"
     )
     masking_key_secret_id: SecretId | None = Field(
         default=None, description="The secret holding the environment's masking key (required with rules)"
@@ -257,7 +257,8 @@ class RestoreConfig(BaseModel):
         default=720, ge=0.001, le=MAX_MINUTES, description="How long mask_data may take, all invocations"
     )
     post_restore_sql: list[PostRestoreScript] = Field(
-        default_factory=list, description="Scripts run once each, in order, after masking, before the users"
+        default_factory=empty_list,
+        description="Scripts run once each, in order, after masking, before the users",
     )
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import OperationId, Step, TargetDate
+from schemas.common import OperationId, Step, TargetDate, empty_list
 from schemas.events import ErrorInfo
 
 OperationStatus = Literal["running", "waiting", "completed", "failed", "aborted"]
@@ -74,7 +74,7 @@ class OperationState(BaseModel):
         default_factory=dict,
         description="Each finished step's direct response, replayed to late or repeated calls",
     )
-    history: list[HistoryEntry] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=empty_list)
     waiting: Waiting | None = None
     error: ErrorInfo | None = None
     failed_step: Step | None = None
@@ -94,7 +94,7 @@ class OperationState(BaseModel):
         description="When the reconciler first re-drove the next step since the operation last moved",
     )
     outbox: list[dict[str, Any]] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Events written with the transition and not yet confirmed on the bus",
     )
     version: int = 0
