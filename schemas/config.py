@@ -129,7 +129,8 @@ SecretId = Annotated[
 class DbUser(BaseModel):
     """One application user. The password comes from Secrets Manager or, in a SecureString, a literal."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use (USER_MODELS): only the steps that read the users need it.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     username: Username
     privileges: list[Privilege] = Field(min_length=1)
@@ -156,6 +157,8 @@ class DbUser(BaseModel):
 
 
 class DbUsers(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # as DbUser
+
     users: list[DbUser]
 
     @model_validator(mode="after")
@@ -166,6 +169,10 @@ class DbUsers(BaseModel):
             raise ValueError(f"duplicate usernames: {', '.join(duplicates)}")
         return self
 
+
+# Deferred (defer_build): of the handlers, only snapshot_check, setup_db_users and verify_restore read the
+# users, and they build these at import (functions.handler.make_handler's `models`); the others never do.
+USER_MODELS: tuple[type[BaseModel], ...] = (DbUser, DbUsers)
 
 # Bounds that keep every duration a number DynamoDB stores and datetime adds: a copy may take days, not years.
 MAX_MINUTES = 30 * 24 * 60
