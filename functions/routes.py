@@ -31,6 +31,8 @@ RECONCILE_SCHEDULE = "rate(1 hour)"
 
 @dataclass(frozen=True)
 class Route:
+    """One EventBridge rule: events matching `pattern` on `bus` invoke `function`."""
+
     name: str  # short, unique: becomes the rule name aurora-restore-<name>-<env>
     function: str  # a Step value, or "reconcile"
     bus: Literal["environment", "default"]
