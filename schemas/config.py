@@ -1,6 +1,7 @@
 """The restore configuration (the runbook's eleven fields plus what real use needs) and the DB users."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 import re
 from typing import Annotated, Literal
@@ -143,7 +144,7 @@ class DbUser(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_password_source(self) -> DbUser:
+    def _one_password_source(self) -> "DbUser":
         if self.username in RESERVED_USERNAMES or self.username.startswith(RESERVED_PREFIXES):
             raise ValueError(f"username {self.username!r} is reserved")
         if (self.password is None) == (self.password_secret_id is None):
@@ -162,7 +163,7 @@ class DbUsers(BaseModel):
     users: list[DbUser]
 
     @model_validator(mode="after")
-    def _unique(self) -> DbUsers:
+    def _unique(self) -> "DbUsers":
         names = [user.username for user in self.users]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -269,7 +270,7 @@ class RestoreConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _masking(self) -> RestoreConfig:
+    def _masking(self) -> "RestoreConfig":
         if self.masking_rules and not self.masking_key_secret_id:
             raise ValueError("masking_rules need masking_key_secret_id: the secret holding the masking key")
         return self
@@ -289,7 +290,7 @@ class RestoreConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _guard(self) -> RestoreConfig:
+    def _guard(self) -> "RestoreConfig":
         if self.target_cluster_id == self.source_cluster_id and self.target_region == self.source_region:
             raise ValueError("target_cluster_id is the source cluster: refusing to restore over the source")
         if self.target_cluster_id in self.protected_cluster_ids:
@@ -307,7 +308,7 @@ class RestoreConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _derived_names_fit(self) -> RestoreConfig:
+    def _derived_names_fit(self) -> "RestoreConfig":
         """The names derived from the target fit RDS's identifiers, or the configuration is refused before
         anything changes (a name RDS refuses would fail the operation after the target was deleted)."""
         length = len(self.target_cluster_id)

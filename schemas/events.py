@@ -1,6 +1,7 @@
 """The events aurora-restore puts on its EventBridge bus (the `detail` of each), and their envelope."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 import re
 from datetime import date, datetime

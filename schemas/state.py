@@ -1,6 +1,7 @@
 """The state item of one operation (DynamoDB), and the lease item per target cluster."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from datetime import datetime
 from typing import Any, Literal
