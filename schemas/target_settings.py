@@ -1,6 +1,7 @@
 """The target cluster's own settings, recorded before a refresh changes it and put back on what replaces it."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from pydantic import BaseModel, ConfigDict, Field
 
