@@ -28,6 +28,8 @@ LIST_FIELDS = frozenset(
 
 @dataclass
 class ResolvedConfig:
+    """A configuration resolved for one step: its values, where each came from, and warnings about it."""
+
     config: RestoreConfig
     sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)

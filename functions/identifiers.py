@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from functions.routes import COPY_SUFFIX
 from schemas.config import FINAL_SNAPSHOT_INFIX, IDENTIFIER_HASH_LENGTH, RDS_IDENTIFIER_MAX, WRITER_SUFFIX
+from schemas.rds_event_ids import COPY_SUFFIX
 
 IDENTIFIER_MAX = RDS_IDENTIFIER_MAX
 # Hex digits of the hash that keeps a shortened name unique (of what was cut) and the same on every retry.

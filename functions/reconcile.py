@@ -44,6 +44,8 @@ DIED = (
 
 @dataclass
 class Report:
+    """What one reconciler run did, by operation."""
+
     rechecked: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
     flushed: list[str] = field(default_factory=list)

@@ -16,14 +16,13 @@ from schemas.rds_event_ids import (
     CLUSTER_DELETED,
     CLUSTER_EVENT,
     CLUSTER_SNAPSHOT_EVENT,
+    COPY_SUFFIX,
     INSTANCE_CREATED,
     INSTANCE_EVENT,
     INSTANCE_FAILED,
 )
 
 RECONCILE = "reconcile"
-# A snapshot copy is `<snapshot>-copy` (functions.steps.snapshot.copy_name).
-COPY_SUFFIX = "-copy"
 # The net below the net: waits are woken by one-shot schedules and RDS events, and the stretches between
 # them by each operation's watchdog (functions/wakeup.py); the scan catches a wake-up never scheduled.
 RECONCILE_SCHEDULE = "rate(1 hour)"
@@ -31,6 +30,8 @@ RECONCILE_SCHEDULE = "rate(1 hour)"
 
 @dataclass(frozen=True)
 class Route:
+    """One EventBridge rule: events matching `pattern` on `bus` invoke `function`."""
+
     name: str  # short, unique: becomes the rule name aurora-restore-<name>-<env>
     function: str  # a Step value, or "reconcile"
     bus: Literal["environment", "default"]

@@ -15,6 +15,8 @@ from schemas.config import DbUser, password_problem
 
 @dataclass(frozen=True)
 class Credentials:
+    """A user name and password read from Secrets Manager (the password is never shown)."""
+
     username: str | None
     password: SecretStr
 

@@ -1,6 +1,7 @@
 """Runtime settings of a function, from its environment, validated once at cold start."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 import os
 from collections.abc import Mapping

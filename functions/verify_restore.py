@@ -3,5 +3,6 @@
 from functions.handler import make_handler
 from functions.steps.db import verify_restore
 from schemas.common import Step
+from schemas.config import USER_MODELS
 
-handler = make_handler(Step.VERIFY_RESTORE, verify_restore)
+handler = make_handler(Step.VERIFY_RESTORE, verify_restore, models=USER_MODELS)  # its runs read the users

@@ -1,6 +1,7 @@
 """The restore configuration (the runbook's eleven fields plus what real use needs) and the DB users."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 import re
 from typing import Annotated, Literal
@@ -15,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import ClusterId, Region, TableName
+from schemas.common import ClusterId, Region, TableName, empty_list
 from schemas.masking import MaskingRules
 from schemas.post_restore import PostRestoreScript
 
@@ -129,7 +130,8 @@ SecretId = Annotated[
 class DbUser(BaseModel):
     """One application user. The password comes from Secrets Manager or, in a SecureString, a literal."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use (USER_MODELS): only the steps that read the users need it.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     username: Username
     privileges: list[Privilege] = Field(min_length=1)
@@ -142,7 +144,7 @@ class DbUser(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_password_source(self) -> DbUser:
+    def _one_password_source(self) -> "DbUser":
         if self.username in RESERVED_USERNAMES or self.username.startswith(RESERVED_PREFIXES):
             raise ValueError(f"username {self.username!r} is reserved")
         if (self.password is None) == (self.password_secret_id is None):
@@ -156,16 +158,22 @@ class DbUser(BaseModel):
 
 
 class DbUsers(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # as DbUser
+
     users: list[DbUser]
 
     @model_validator(mode="after")
-    def _unique(self) -> DbUsers:
+    def _unique(self) -> "DbUsers":
         names = [user.username for user in self.users]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate usernames: {', '.join(duplicates)}")
         return self
 
+
+# Deferred (defer_build): of the handlers, only snapshot_check, setup_db_users and verify_restore read the
+# users, and they build these at import (functions.handler.make_handler's `models`); the others never do.
+USER_MODELS: tuple[type[BaseModel], ...] = (DbUser, DbUsers)
 
 # Bounds that keep every duration a number DynamoDB stores and datetime adds: a copy may take days, not years.
 MAX_MINUTES = 30 * 24 * 60
@@ -213,7 +221,7 @@ class RestoreConfig(BaseModel):
     )
     snapshot_name_pattern: str = Field(default="{source_cluster_id}-snapshot-{date}")
     database_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "postgres"
-    expected_tables: list[TableName] = Field(default_factory=list)
+    expected_tables: list[TableName] = Field(default_factory=empty_list)
     copy_timeout_minutes: float = Field(default=240, ge=0.001, le=MAX_MINUTES)
     delete_timeout_minutes: float = Field(default=90, ge=0.001, le=MAX_MINUTES)
     restore_timeout_minutes: float = Field(default=180, ge=0.001, le=MAX_MINUTES)
@@ -241,11 +249,11 @@ class RestoreConfig(BaseModel):
         description="Keep only the N newest final snapshots of the target (cleanup deletes older ones);"
         " unset keeps them all",
     )
-    protected_cluster_ids: list[ClusterId] = Field(default_factory=list)
+    protected_cluster_ids: list[ClusterId] = Field(default_factory=empty_list)
     allow_deletion_protected: bool = False
     # Masking and post-restore SQL (docs/masking.md): the environment's configuration only, never a request.
     masking_rules: MaskingRules = Field(
-        default_factory=list, description="Columns masked after the restore, before any user can log in"
+        default_factory=empty_list, description="Columns masked after the restore, before any user can log in"
     )
     masking_key_secret_id: SecretId | None = Field(
         default=None, description="The secret holding the environment's masking key (required with rules)"
@@ -257,11 +265,12 @@ class RestoreConfig(BaseModel):
         default=720, ge=0.001, le=MAX_MINUTES, description="How long mask_data may take, all invocations"
     )
     post_restore_sql: list[PostRestoreScript] = Field(
-        default_factory=list, description="Scripts run once each, in order, after masking, before the users"
+        default_factory=empty_list,
+        description="Scripts run once each, in order, after masking, before the users",
     )
 
     @model_validator(mode="after")
-    def _masking(self) -> RestoreConfig:
+    def _masking(self) -> "RestoreConfig":
         if self.masking_rules and not self.masking_key_secret_id:
             raise ValueError("masking_rules need masking_key_secret_id: the secret holding the masking key")
         return self
@@ -281,7 +290,7 @@ class RestoreConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _guard(self) -> RestoreConfig:
+    def _guard(self) -> "RestoreConfig":
         if self.target_cluster_id == self.source_cluster_id and self.target_region == self.source_region:
             raise ValueError("target_cluster_id is the source cluster: refusing to restore over the source")
         if self.target_cluster_id in self.protected_cluster_ids:
@@ -299,7 +308,7 @@ class RestoreConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _derived_names_fit(self) -> RestoreConfig:
+    def _derived_names_fit(self) -> "RestoreConfig":
         """The names derived from the target fit RDS's identifiers, or the configuration is refused before
         anything changes (a name RDS refuses would fail the operation after the target was deleted)."""
         length = len(self.target_cluster_id)

@@ -1,6 +1,7 @@
 """The events aurora-restore puts on its EventBridge bus (the `detail` of each), and their envelope."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 import re
 from datetime import date, datetime
@@ -53,6 +54,8 @@ class BusEvent(BaseModel):
 class RestoreRequested(BusEvent):
     """Starts an operation. `overrides` are configuration values with the highest priority."""
 
+    # Built on first use: snapshot_check receives it, and builds it at import (functions/snapshot_check.py).
+    model_config = ConfigDict(defer_build=True)
     detail_type: ClassVar[str] = "RestoreRequested"
     target_date: RequestedDate
     overrides: dict[str, Any] | None = None
@@ -118,6 +121,8 @@ class RequestRejected(BusEvent):
     cannot name one (a usable one records that operation as failed instead). Routed to notify_completion,
     which tells the subscribers."""
 
+    # Built on first use: only a refused request makes one, and only notify_completion receives one.
+    model_config = ConfigDict(defer_build=True)
     detail_type: ClassVar[str] = "RequestRejected"
     operation_id: None = Field(  # type: ignore[assignment]
         description="Always null: the request named no usable operation id"

@@ -1,7 +1,9 @@
 """The masking rules: which column of which table is masked, and how (configuration field masking_rules)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -47,7 +49,7 @@ class MaskingRule(BaseModel):
     domain: EmailDomain | None = Field(default=None, description="Domain of masked addresses (email)")
 
     @model_validator(mode="after")
-    def _options_fit_strategy(self) -> MaskingRule:
+    def _options_fit_strategy(self) -> "MaskingRule":
         if self.strategy == "fixed" and self.value is None:
             raise ValueError(f"{self.qualified}: strategy fixed needs a value")
         if self.strategy != "fixed" and self.value is not None:
@@ -85,10 +87,16 @@ def _one_rule_per_column(rules: list[MaskingRule]) -> list[MaskingRule]:
 
 
 MaskingRules = Annotated[list[MaskingRule], AfterValidator(_one_rule_per_column)]
-MASKING_RULES: TypeAdapter[list[MaskingRule]] = TypeAdapter(MaskingRules)
+
+
+@cache
+def _rules_adapter() -> TypeAdapter[list[MaskingRule]]:
+    """Built on first use: no handler parses rules apart (RestoreConfig's field checks them), so no cold
+    start builds it."""
+    return TypeAdapter(MaskingRules)
 
 
 def parse_rules(raw: Any) -> list[MaskingRule]:
     """`raw` (a list of dicts, as the configuration holds it) as rules; pydantic's ValidationError (a
     ValueError) saying what is wrong, as for every other configuration field."""
-    return MASKING_RULES.validate_python(raw)
+    return _rules_adapter().validate_python(raw)

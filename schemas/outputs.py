@@ -1,6 +1,7 @@
 """What the steps record in an operation's `outputs` for later steps, the notices and `status`, typed."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from collections.abc import Mapping
 from typing import Any
@@ -195,7 +196,7 @@ class StepOutputs(BaseModel):
         return data | {f"{SNS_PREFIX}{notice}": message_id for notice, message_id in ids.items()}
 
     @classmethod
-    def of(cls, outputs: Mapping[str, Any]) -> StepOutputs:
+    def of(cls, outputs: Mapping[str, Any]) -> "StepOutputs":
         """An operation's recorded outputs (`state.outputs`), checked."""
         return cls.model_validate(outputs)
 
@@ -206,6 +207,6 @@ class StepOutputs(BaseModel):
         type(self).model_validate(data)
         return data
 
-    def merged(self, newer: StepOutputs) -> StepOutputs:
+    def merged(self, newer: "StepOutputs") -> "StepOutputs":
         """These outputs with `newer`'s recorded over them, as the state item's `outputs` is updated."""
         return type(self).of(self.recorded() | newer.recorded())

@@ -1,6 +1,7 @@
 """One post-restore SQL script: an S3 object, pinned by its SHA-256, run once after masking."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from typing import Annotated
 

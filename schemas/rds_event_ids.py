@@ -13,6 +13,9 @@ CLUSTER = "cluster"
 INSTANCE = "instance"
 CLUSTER_SNAPSHOT = "cluster-snapshot"
 RESOURCE_KIND = {CLUSTER_EVENT: CLUSTER, INSTANCE_EVENT: INSTANCE, CLUSTER_SNAPSHOT_EVENT: CLUSTER_SNAPSHOT}
+# A snapshot copy is `<snapshot>-copy` (functions.identifiers.copy_name): the route table matches its
+# snapshot events on that suffix.
+COPY_SUFFIX = "-copy"
 
 # Event IDs we act on (design.md, "Facts about AWS").
 CLUSTER_CREATED = "RDS-EVENT-0170"

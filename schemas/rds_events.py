@@ -9,13 +9,15 @@ from typing import Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.common import empty_list
+
 
 class RdsEventDetail(BaseModel):
     """The `detail` of an RDS event. Only EventID and SourceArn are matched on, never Message."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    event_categories: list[str] = Field(default_factory=list, alias="EventCategories")
+    event_categories: list[str] = Field(default_factory=empty_list, alias="EventCategories")
     source_type: str | None = Field(default=None, alias="SourceType")
     source_arn: str = Field(alias="SourceArn")
     date: str | None = Field(default=None, alias="Date")

@@ -1,13 +1,14 @@
 """The state item of one operation (DynamoDB), and the lease item per target cluster."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import OperationId, Step, TargetDate
+from schemas.common import OperationId, Step, TargetDate, empty_list
 from schemas.events import ErrorInfo
 
 OperationStatus = Literal["running", "waiting", "completed", "failed", "aborted"]
@@ -74,7 +75,7 @@ class OperationState(BaseModel):
         default_factory=dict,
         description="Each finished step's direct response, replayed to late or repeated calls",
     )
-    history: list[HistoryEntry] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=empty_list)
     waiting: Waiting | None = None
     error: ErrorInfo | None = None
     failed_step: Step | None = None
@@ -94,7 +95,7 @@ class OperationState(BaseModel):
         description="When the reconciler first re-drove the next step since the operation last moved",
     )
     outbox: list[dict[str, Any]] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Events written with the transition and not yet confirmed on the bus",
     )
     version: int = 0

@@ -1,8 +1,11 @@
 """The target cluster's own settings, recorded before a refresh changes it and put back on what replaces it."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate each field's annotation
+# text when it builds the models, at every cold start (docs/performance.md, "Cold start").
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import empty_list
 
 
 class ScalingRange(BaseModel):
@@ -38,11 +41,11 @@ class TargetSettings(BaseModel):
     engine_version: str | None = None
     cluster_parameter_group: str | None = None
     subnet_group: str | None = None
-    security_groups: list[str] = Field(default_factory=list)
+    security_groups: list[str] = Field(default_factory=empty_list)
     backup_retention_days: int | None = None
     preferred_backup_window: str | None = None
     preferred_maintenance_window: str | None = None
-    cloudwatch_logs_exports: list[str] = Field(default_factory=list)
+    cloudwatch_logs_exports: list[str] = Field(default_factory=empty_list)
     iam_database_authentication: bool | None = None
     copy_tags_to_snapshot: bool | None = None
     deletion_protection: bool = False

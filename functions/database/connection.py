@@ -13,6 +13,8 @@ from functions.errors import DatabaseError
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where a connection goes: host, port and database."""
+
     host: str
     port: int
     dbname: str

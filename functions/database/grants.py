@@ -23,6 +23,8 @@ TABLES, SEQUENCES = "tables", "sequences"
 
 @dataclass
 class UserGrant:
+    """One user to set up, with the password read for it."""
+
     user: DbUser
     password: SecretStr
 

@@ -58,6 +58,8 @@ class TableProgress:
 
 @dataclass(frozen=True)
 class _Table:
+    """One table to mask: its masked columns, its key, and about how many rows it has."""
+
     name: str  # schema.table
     columns: list[Column]
     primary_key: str | None  # its single-column primary key, if it has one

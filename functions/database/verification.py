@@ -21,6 +21,8 @@ LOGIN_WORKERS = 8
 
 @dataclass
 class Verification:
+    """What verification found in the catalog: schemas, tables, and what is missing or wrong."""
+
     schemas: list[str]
     tables: list[dict[str, str]]
     missing_tables: list[str] = field(default_factory=list)

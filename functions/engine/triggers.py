@@ -56,6 +56,8 @@ class DirectPayload(BaseModel):
 
 @dataclass
 class Trigger:
+    """One invocation's trigger: its kind, the operation it names, and its payload."""
+
     kind: TriggerKind
     label: str  # what the history records: "direct", "StepCompleted", "RDS-EVENT-0171", ...
     operation_id: str | None

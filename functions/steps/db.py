@@ -17,6 +17,8 @@ from schemas.outputs import StepOutputs
 
 @dataclass
 class Connection:
+    """Where and as whom the database steps connect, and the users they set up or verify."""
+
     endpoint: database.Endpoint
     master_user: str
     master_password: SecretStr

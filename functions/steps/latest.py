@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from functions.errors import NotFound
-from functions.routes import COPY_SUFFIX
+from schemas.rds_event_ids import COPY_SUFFIX
 
 if TYPE_CHECKING:
     from functions.rds import RdsAdapter

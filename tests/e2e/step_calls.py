@@ -323,7 +323,10 @@ def step_logic(step: str) -> list[str]:
     module = parse(f"{PACKAGE}.{step}")
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "make_handler":
-            given = [node.args[1], *(keyword.value for keyword in node.keywords)]
+            given = [
+                node.args[1],
+                *(keyword.value for keyword in node.keywords if keyword.arg == "on_rejected"),
+            ]
             assert all(isinstance(logic, ast.Name) for logic in given), step
             found = [resolve(module.imports[logic.id]) for logic in given]  # type: ignore[attr-defined]
             assert all(found), step
