@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LOCAL_STAMP := $(VENV)/.installed-local-stamp
 PYTEST_ARGS ?=
+# The tests run on one pytest-xdist worker per CPU, each test file on one worker (a module's fixtures are
+# set up once); `make test PYTEST_WORKERS=0` runs them in this process (docs/performance.md, "The tests").
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 # Only `make lock` needs uv; installing from a lock needs only pip.
 UV_VERSION := 0.13.9
@@ -57,14 +61,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test: lint check-postgres
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 check-postgres: $(LOCAL_STAMP)
 	@$(PY) -m aurora_restore.local.postgres
 
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not e2e" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 demo: $(LOCAL_STAMP)
 	@$(VENV)/bin/aurora-restore demo

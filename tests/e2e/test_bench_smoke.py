@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from build_lock import build_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,13 +20,14 @@ def test_quick_bench_writes_the_figures_and_the_choreography_calls_aws_less(tmp_
     output = tmp_path / "bench-results.json"
 
     # When it runs as `make bench` would run it
-    run = subprocess.run(
-        [sys.executable, "-m", "aurora_restore.bench", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=360,  # both contenders twice: on the fast and on the realistic simulated RDS
-    )
+    with build_lock():  # it reads build/lambda/'s artifact, which tests/infra/test_package.py writes
+        run = subprocess.run(
+            [sys.executable, "-m", "aurora_restore.bench", "--quick", "--output", str(output)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=360,  # both contenders twice: on the fast and on the realistic simulated RDS
+        )
 
     # Then it succeeded, printed its table and wrote every required key
     assert run.returncode == 0, run.stderr[-3000:]

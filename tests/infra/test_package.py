@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from build_lock import build_lock
 
 from functions.routes import FUNCTIONS
 from infra.package import (
@@ -58,9 +59,10 @@ FORBIDDEN_TOP_LEVEL = {
 @pytest.fixture(scope="session")
 def artifact() -> zipfile.ZipFile:
     # Given the project, When `make package` runs (the Makefile's recipe is this command)
-    finished = subprocess.run(
-        [sys.executable, "-m", "infra.package"], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    with build_lock():  # the bench smoke test reads what this writes
+        finished = subprocess.run(
+            [sys.executable, "-m", "infra.package"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "artifact:" in finished.stdout and "MiB" in finished.stdout  # progress and size
     return zipfile.ZipFile(ARTIFACT)

@@ -59,7 +59,10 @@ def test_each_python_type_has_its_attribute_type() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [float("nan"), float("inf"), Decimal("1" * 39), set(), {"a", 1}, object()], ids=repr
+    "value",
+    [float("nan"), float("inf"), Decimal("1" * 39), set(), {"a", 1}, object()],
+    # ids alike in every process (a set's or an object's repr is not): pytest-xdist's workers compare them
+    ids=["nan", "inf", "39-digits", "empty-set", "mixed-set", "object"],
 )
 def test_what_dynamodb_cannot_hold_is_refused_not_rounded(value: Any) -> None:
     # Given a value DynamoDB cannot store exactly (not finite, over 38 digits, an empty or mixed set, ...)
