@@ -11,6 +11,7 @@ from aurora_restore.local.faults import PLUMBING_ACCESS_KEY
 from aurora_restore.local.runtime import TARGET_CLUSTER, LocalRuntime
 from aurora_restore.local.source_account import SourceAccountSeeder, source_backend
 from aurora_restore.local.world import snapshot_name
+from functions.sequence import RUNBOOK
 from schemas.common import Step
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ def test_put_events_refreshes_from_the_source_account(start_runtime: Callable[..
     # Then it completes through every step, from the source account's snapshot
     assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
     assert [entry.step for entry in state.history if entry.outcome == "success"] == [
-        step.value for step in Step
+        step.value for step in RUNBOOK
     ]
     arn = f"arn:aws:rds:{runtime.options.source_region}:{SOURCE_ACCOUNT}:cluster-snapshot:{name}"
     assert state.outputs["snapshot_arn"] == arn

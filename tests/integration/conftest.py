@@ -136,6 +136,8 @@ def database(postgres: Any) -> Iterator[str]:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cursor.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres'")
             for (role,) in cursor.fetchall():
+                # With its privileges: those on shared objects (a parameter's SET) outlive the database.
+                cursor.execute(f'DROP OWNED BY "{role}"')
                 cursor.execute(f'DROP ROLE "{role}"')
         admin.close()
 
