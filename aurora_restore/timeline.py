@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from xml.sax.saxutils import escape
 
+from functions.notify import out_of_use
 from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState
 
 WIDTH = 1200
@@ -149,25 +150,6 @@ def _frame(state: OperationState, now: datetime) -> Frame:
     return Frame(origin, max(end, origin))
 
 
-def downtime(state: OperationState) -> tuple[datetime, datetime | None] | None:
-    """When the target was out of use: under `swap`, the swap_clusters step; else from the run of delete_rds
-    that started the deletion to setup_db_users' success (None: not back). As functions.notify.out_of_use
-    reckons it for the outcome notice (a unit test holds the two together)."""
-    swaps = [entry for entry in state.history if entry.step == "swap_clusters"]
-    if swaps:
-        done = [entry.finished_at for entry in swaps if entry.outcome == "success"]
-        return swaps[0].started_at, done[0] if done else None
-    if not state.outputs.get("deletion_started"):
-        return None
-    down = next(
-        (e for e in state.history if e.step == "delete_rds" and e.outcome in ("waiting", "success")), None
-    )
-    if down is None:
-        return None
-    ready = [e.finished_at for e in state.history if e.step == "setup_db_users" and e.outcome == "success"]
-    return down.started_at, ready[-1] if ready else None
-
-
 def _heading(state: OperationState) -> str:
     return f"aurora-restore operation {state.operation_id}"
 
@@ -218,7 +200,7 @@ def _axis(frame: Frame, bottom: int) -> Iterator[str]:
 
 def _downtime(state: OperationState, frame: Frame, bottom: int) -> Iterator[str]:
     """The target's downtime shaded across every row, labelled with its length above the rows."""
-    span = downtime(state)
+    span = out_of_use(state)
     if span is None:
         return
     since, until = span

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from aurora_restore import timeline
-from functions.notify import out_of_use
 from functions.sequence import RUNBOOK
 from schemas.common import Step
 from schemas.events import ErrorInfo
@@ -240,11 +239,6 @@ def test_texts_are_escaped_and_no_downtime_is_drawn_when_nothing_was_deleted() -
     assert_standalone(text)
     assert '<script>alert("x")</script> & more' in texts(root)
     assert not re.search(r"target unavailable \S", texts(root))  # only the legend's words
-
-
-def test_the_downtime_is_reckoned_as_the_outcome_notice_reckons_it() -> None:
-    for operation in (state(COMPLETED), failed(), state(COMPLETED, outputs={})):
-        assert timeline.downtime(operation) == out_of_use(operation)
 
 
 def test_an_operation_with_no_history_yet_is_still_a_drawing() -> None:
