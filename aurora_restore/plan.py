@@ -159,11 +159,11 @@ def _check_guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
     from dataclasses import replace
 
     from functions.engine.services import Services
-    from functions.steps.cluster import _guard
+    from functions.steps.cluster import deletion_guard
 
     store = LeasedStore(ctx.services.store, ctx.config.target_cluster_id, ctx.operation_id)
     services = Services(ctx.settings, publisher=NoPublisher(), store=cast("StateStore", store))
-    _guard(replace(ctx, services=services), cluster)
+    deletion_guard(replace(ctx, services=services), cluster)
 
 
 def _check_quotas(ctx: StepContext, found: Preflight, cluster: dict[str, Any] | None) -> None:

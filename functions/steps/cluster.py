@@ -63,7 +63,7 @@ def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in resource.get("TagList", [])}
 
 
-def _guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
+def deletion_guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
     """The deletion guard: never the source, never a protected cluster, never one we restored ourselves."""
     config = ctx.config
     cluster_id = cluster["DBClusterIdentifier"]
@@ -102,7 +102,7 @@ def delete_rds(ctx: StepContext) -> Outcome:
         )
     status = cluster.get("Status")
     if status not in GONE:
-        _guard(ctx, cluster)  # before anything is written: a refused cluster is not indexed as ours
+        deletion_guard(ctx, cluster)  # before anything is written: a refused cluster is not indexed as ours
     ctx.services.store.index_resource(CLUSTER, cluster_id, ctx.operation_id)
     outputs: dict[str, Any] = {"deletion_started": True}
     if status not in GONE:
