@@ -9,6 +9,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
+from functions.database.connection import server_message
 from functions.errors import ConfigError, shown
 from schemas.masking import MaskingRule
 
@@ -215,8 +216,9 @@ def fixed_value_problems(cursor: Any, found: Sequence[Column]) -> list[str]:
             cursor.execute("RELEASE SAVEPOINT aurora_restore_fixed_value")
         except psycopg2.Error as exc:
             cursor.execute("ROLLBACK TO SAVEPOINT aurora_restore_fixed_value")
-            message = getattr(getattr(exc, "diag", None), "message_primary", None) or type(exc).__name__
-            problems.append(f"{rule.qualified}: fixed value {shown(rule.value)} does not fit: {message}")
+            problems.append(
+                f"{rule.qualified}: fixed value {shown(rule.value)} does not fit: {server_message(exc)}"
+            )
     return problems
 
 
