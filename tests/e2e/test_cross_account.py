@@ -68,7 +68,9 @@ def test_an_aws_rds_encrypted_source_snapshot_is_refused_before_anything_changes
     assert state.history[0].step == Step.SNAPSHOT_CHECK.value and state.history[0].outcome == "failed"
     assert "aws/rds" in state.error.message and "customer managed key" in state.error.message
     # And nothing changed: no copy, the snapshot not shared, the target untouched, the lease free
-    assert [entry.step for entry in state.history if entry.outcome == "success"] == []
+    # (the failure notice may or may not have gone out by now: it is the one step allowed to succeed)
+    done = {entry.step for entry in state.history if entry.outcome == "success"}
+    assert done <= {Step.NOTIFY_COMPLETION.value}
     assert not [
         s
         for s in rds.describe_db_cluster_snapshots()["DBClusterSnapshots"]
