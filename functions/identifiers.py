@@ -20,7 +20,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-from schemas.config import FINAL_SNAPSHOT_INFIX, IDENTIFIER_HASH_LENGTH, RDS_IDENTIFIER_MAX, WRITER_SUFFIX
+from schemas.config import (
+    FINAL_SNAPSHOT_INFIX,
+    IDENTIFIER_HASH_LENGTH,
+    RDS_IDENTIFIER_MAX,
+    SWAP_HASH_LENGTH,
+    SWAP_NEW_INFIX,
+    SWAP_OLD_INFIX,
+    WRITER_SUFFIX,
+)
 from schemas.rds_event_ids import COPY_SUFFIX
 
 IDENTIFIER_MAX = RDS_IDENTIFIER_MAX
@@ -92,3 +100,12 @@ def final_snapshot_id(cluster_id: str, operation_id: str) -> str | None:
     """`<target_cluster_id>-final-<operation>`, the operation cut and hashed when the whole is too long;
     None when the target leaves no room (RestoreConfig refuses final_snapshot with such a target)."""
     return fitted(f"{cluster_id}{FINAL_SNAPSHOT_INFIX}", operation_id)
+
+
+def swap_names(cluster_id: str, operation_id: str) -> tuple[str, str]:
+    """Under the swap strategy, (the cluster restored beside the target, the old target's name once renamed
+    away): `<target>-new-<hash>` and `<target>-old-<hash>`, the hash the operation's, so the same on every
+    retry and different for every operation. RestoreConfig keeps the target short enough for both and the
+    new cluster's writer."""
+    digest = hashlib.sha256(operation_id.encode()).hexdigest()[:SWAP_HASH_LENGTH]
+    return f"{cluster_id}{SWAP_NEW_INFIX}{digest}", f"{cluster_id}{SWAP_OLD_INFIX}{digest}"

@@ -43,6 +43,7 @@ def outcome_notice(state: OperationState, outcome: str, cluster: str | None, **d
         "target_cluster_id": cluster,
         "target_date": state.target_date,
         "source_snapshot": state.outputs.get("snapshot_name"),
+        "strategy": state.config.get("strategy", "replace") if state.config else None,
     }
     if state.outputs.get("final_snapshot"):
         message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
@@ -50,18 +51,23 @@ def outcome_notice(state: OperationState, outcome: str, cluster: str | None, **d
 
 
 def out_of_use(state: OperationState) -> tuple[datetime, datetime | None] | None:
-    """Since when the target has been out of use, and until when: from the run of delete_rds that started
-    the deletion to setup_db_users' success on the restored cluster (None: not back yet). None when the
-    operation deleted nothing."""
-    if not state.outputs.get("deletion_started"):
+    """Since when the target has been out of use, and until when (None: not back yet); None when the
+    operation took it out of use at no point.
+    - replace: from the run of delete_rds that started the deletion to setup_db_users' success on the
+      restored cluster;
+    - swap: the switch, from the run of swap_clusters that renamed the old target away to its success (the
+      old target served until then, and delete_rds deletes it only afterwards)."""
+    if state.outputs.get("switch_started"):
+        first, last = Step.SWAP_CLUSTERS, Step.SWAP_CLUSTERS
+    elif state.outputs.get("deletion_started"):
+        first, last = Step.DELETE_RDS, Step.SETUP_DB_USERS
+    else:
         return None
-    down = next(
-        (e for e in state.history if e.step == Step.DELETE_RDS and e.outcome in ("waiting", "success")), None
-    )
+    down = next((e for e in state.history if e.step == first and e.outcome in ("waiting", "success")), None)
     if down is None:
         return None
-    # Steps only go forward (a resume re-runs the failed step), so any success of setup_db_users follows it.
-    ready = [e.finished_at for e in state.history if e.step == Step.SETUP_DB_USERS and e.outcome == "success"]
+    # Steps only go forward (a resume re-runs the failed step), so any success of `last` follows it.
+    ready = [e.finished_at for e in state.history if e.step == last and e.outcome == "success"]
     return down.started_at, ready[-1] if ready else None
 
 
@@ -147,16 +153,33 @@ class StepLog:
 def left_in_place(state: OperationState) -> dict[str, Any]:
     """What a failed operation leaves behind, for the failure notification. The lease only when it holds
     one: snapshot_check records the target among its outputs once it has taken the lease, so an operation
-    that failed before (no snapshot, LeaseHeld: another operation holds it) names none."""
+    that failed before (no snapshot, LeaseHeld: another operation holds it) names none. Under swap, the
+    cluster restored beside the target until the switch (kept: `resume` goes on with it, rather than
+    restoring again; `abort` then leaves it to be deleted by hand), and the old target renamed away after."""
     keep: tuple[str, ...] = (
         "target_snapshot",
         "snapshot_name",
         "target_cluster_id",
         "cluster_endpoint",
         "deletion_started",
+        "switch_started",
+        "switch_rolled_back",
+        "old_cluster_id",
     )
     if state.outputs.get("copy_released"):  # given up once the restore was done (check_restore_status)
         keep = tuple(key for key in keep if key != "target_snapshot")
-    return {key: state.outputs[key] for key in keep if key in state.outputs} | {
-        "lease": state.outputs.get("target_cluster_id") if state.status != "aborted" else None,
-    }
+    found = {key: state.outputs[key] for key in keep if key in state.outputs}
+    restored = restored_beside(state)
+    if restored and not state.outputs.get("switched"):
+        found["restored_cluster_id"] = restored
+    return found | {"lease": state.outputs.get("target_cluster_id") if state.status != "aborted" else None}
+
+
+def restored_beside(state: OperationState) -> str | None:
+    """Under swap, once restore_snapshot has run: the cluster it restored beside the target."""
+    config = state.config or {}
+    if config.get("strategy") != "swap" or not any(e.step == Step.RESTORE_SNAPSHOT for e in state.history):
+        return None
+    from functions.identifiers import swap_names
+
+    return swap_names(str(config["target_cluster_id"]), state.operation_id)[0]

@@ -303,3 +303,18 @@ class RdsAdapter:
             **settings,
         )
         return answer is not None
+
+
+def rename_cluster(rds: RdsAdapter, cluster_id: str, new_id: str) -> bool:
+    """Rename a cluster now (ModifyDBCluster NewDBClusterIdentifier, ApplyImmediately): the old name is free
+    at once, the cluster `renaming` until the new one takes effect. False when RDS refused it for now (the
+    cluster busy): asked again at the next check. A name another cluster holds is an error."""
+    answer = rds._call(
+        f"renaming cluster {cluster_id} to {new_id}",
+        rds._client.modify_db_cluster,
+        tolerate=BUSY,
+        DBClusterIdentifier=cluster_id,
+        NewDBClusterIdentifier=new_id,
+        ApplyImmediately=True,
+    )
+    return answer is not None

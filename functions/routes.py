@@ -15,6 +15,7 @@ from schemas.rds_event_ids import (
     CLUSTER_CREATED,
     CLUSTER_DELETED,
     CLUSTER_EVENT,
+    CLUSTER_RENAMED,
     CLUSTER_SNAPSHOT_EVENT,
     COPY_SUFFIX,
     INSTANCE_CREATED,
@@ -98,7 +99,14 @@ def build_routes(target_region: str | None = None) -> list[Route]:
         )
     )
     # mask_data waits on itself: a large table goes on in its next invocation, woken the same way.
-    for step in (Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS, Step.MASK_DATA):
+    waits = (
+        Step.CHECK_COPY_STATUS,
+        Step.DELETE_RDS,
+        Step.CHECK_RESTORE_STATUS,
+        Step.MASK_DATA,
+        Step.SWAP_CLUSTERS,
+    )
+    for step in waits:
         routes.append(
             Route(
                 f"recheck-{step.kebab}",
@@ -151,6 +159,13 @@ def build_routes(target_region: str | None = None) -> list[Route]:
                 (INSTANCE_EVENT, [INSTANCE_CREATED, *INSTANCE_FAILED]),
             ),
             "the cluster or its writer was created, or failed",
+        ),
+        Route(
+            "rds-renamed",
+            Step.SWAP_CLUSTERS.value,
+            "default",
+            _rds(target_region, (CLUSTER_EVENT, [CLUSTER_RENAMED])),
+            "a cluster's rename took effect (the swap strategy's switch)",
         ),
     ]
     return routes

@@ -9,8 +9,23 @@ from schemas.common import Step
 if TYPE_CHECKING:
     from schemas.config import RestoreConfig
 
-# The runbook's ten steps, in the order an operation without masking takes them.
-RUNBOOK: tuple[Step, ...] = tuple(step for step in Step if step is not Step.MASK_DATA)
+# The runbook's ten steps, in the order an operation without masking takes them (the replace strategy).
+RUNBOOK: tuple[Step, ...] = tuple(step for step in Step if step not in (Step.MASK_DATA, Step.SWAP_CLUSTERS))
+# Under the swap strategy the old target is deleted only once the new cluster holds its name.
+_SWAP_ORDER: tuple[Step, ...] = (
+    Step.SNAPSHOT_CHECK,
+    Step.COPY_SNAPSHOT,
+    Step.CHECK_COPY_STATUS,
+    Step.RESTORE_SNAPSHOT,
+    Step.CHECK_RESTORE_STATUS,
+    Step.MASK_DATA,
+    Step.SETUP_DB_USERS,
+    Step.VERIFY_RESTORE,
+    Step.SWAP_CLUSTERS,
+    Step.DELETE_RDS,
+    Step.NOTIFY_COMPLETION,
+    Step.CLEANUP,
+)
 
 
 def masks(config: RestoreConfig) -> bool:
@@ -18,11 +33,18 @@ def masks(config: RestoreConfig) -> bool:
     return bool(config.masking_rules or config.post_restore_sql)
 
 
+def swaps(config: RestoreConfig | None) -> bool:
+    """Whether the operation restores beside the target and switches by rename (the swap strategy)."""
+    return config is not None and config.strategy == "swap"
+
+
 def steps(config: RestoreConfig) -> tuple[Step, ...]:
-    """Every step the operation takes, in order: the runbook's ten, and mask_data between
+    """Every step the operation takes, in order: the runbook's ten (replace), or under swap the restore
+    beside the target, swap_clusters after verify_restore and delete_rds after that; and mask_data between
     check_restore_status and setup_db_users when `masks(config)` (so no application user can log in
     before the data is masked)."""
-    return tuple(step for step in Step if step is not Step.MASK_DATA or masks(config))
+    order = _SWAP_ORDER if swaps(config) else tuple(step for step in Step if step is not Step.SWAP_CLUSTERS)
+    return tuple(step for step in order if step is not Step.MASK_DATA or masks(config))
 
 
 def following(step: Step, config: RestoreConfig) -> Step | None:

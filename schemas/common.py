@@ -70,9 +70,10 @@ IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(
 
 
 class Step(StrEnum):
-    """The steps, in order: the runbook's ten, with mask_data between check_restore_status and
-    setup_db_users (it runs only for a configuration with masking rules or post-restore SQL:
-    functions.sequence says which steps an operation takes)."""
+    """The steps: the runbook's ten, with mask_data between check_restore_status and setup_db_users (only
+    for a configuration with masking rules or post-restore SQL) and swap_clusters after verify_restore
+    (only under the swap strategy, which also moves delete_rds after it): functions.sequence says which
+    steps an operation takes, and in what order."""
 
     SNAPSHOT_CHECK = "snapshot_check"
     COPY_SNAPSHOT = "copy_snapshot"
@@ -83,6 +84,7 @@ class Step(StrEnum):
     MASK_DATA = "mask_data"
     SETUP_DB_USERS = "setup_db_users"
     VERIFY_RESTORE = "verify_restore"
+    SWAP_CLUSTERS = "swap_clusters"
     NOTIFY_COMPLETION = "notify_completion"
     CLEANUP = "cleanup"
 
@@ -90,15 +92,9 @@ class Step(StrEnum):
     def kebab(self) -> str:
         return self.value.replace("_", "-")
 
-    @property
-    def next(self) -> Step | None:
-        order = list(Step)
-        index = order.index(self)
-        return order[index + 1] if index + 1 < len(order) else None
-
 
 WAITING_STEPS: frozenset[Step] = frozenset(
-    {Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS}
+    {Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS, Step.SWAP_CLUSTERS}
 )
 
 

@@ -48,6 +48,13 @@ MAX_TARGET_CLUSTER_ID = RDS_IDENTIFIER_MAX - len(WRITER_SUFFIX)
 FINAL_SNAPSHOT_INFIX = "-final-"
 IDENTIFIER_HASH_LENGTH = 8
 MAX_FINAL_TARGET_CLUSTER_ID = RDS_IDENTIFIER_MAX - len(FINAL_SNAPSHOT_INFIX) - IDENTIFIER_HASH_LENGTH
+# Under the swap strategy the restore is `<target_cluster_id>-new-<hash>` and the old target is renamed
+# `<target_cluster_id>-old-<hash>` (functions.identifiers.swap_names), the hash the operation's; the new
+# cluster's writer `<...-new-hash>-writer` must fit too.
+SWAP_NEW_INFIX = "-new-"
+SWAP_OLD_INFIX = "-old-"
+SWAP_HASH_LENGTH = 6
+MAX_SWAP_TARGET_CLUSTER_ID = MAX_TARGET_CLUSTER_ID - len(SWAP_NEW_INFIX) - SWAP_HASH_LENGTH
 # What snapshot_name_pattern may name.
 PATTERN_FIELDS = frozenset({"source_cluster_id", "date"})
 
@@ -201,6 +208,11 @@ class RestoreConfig(BaseModel):
     log_prefix: str = "aurora-restore-logs"
 
     # What real use needs.
+    strategy: Literal["replace", "swap"] = Field(
+        default="replace",
+        description="replace: delete the target, then restore under its name (the runbook's order); swap:"
+        " restore beside the target, verify, then switch by rename and delete the old cluster",
+    )
     engine: Literal["aurora-postgresql"] = "aurora-postgresql"
     engine_version: str | None = None
     instance_class: str = Field(default="db.r6g.large", pattern=r"^db\.[a-z0-9.]+$")
@@ -225,6 +237,9 @@ class RestoreConfig(BaseModel):
     copy_timeout_minutes: float = Field(default=240, ge=0.001, le=MAX_MINUTES)
     delete_timeout_minutes: float = Field(default=90, ge=0.001, le=MAX_MINUTES)
     restore_timeout_minutes: float = Field(default=180, ge=0.001, le=MAX_MINUTES)
+    swap_timeout_minutes: float = Field(
+        default=30, ge=0.001, le=MAX_MINUTES, description="How long swap_clusters may wait for its renames"
+    )
     recheck_interval_seconds: float = Field(
         default=60.0,
         ge=0.001,
@@ -323,6 +338,12 @@ class RestoreConfig(BaseModel):
                 f" with final_snapshot on, so that the final snapshot `<target_cluster_id>{FINAL_SNAPSHOT_INFIX}"
                 f"<operation>` (the operation shortened to a {IDENTIFIER_HASH_LENGTH}-character hash at least) fits"
                 f" RDS's {RDS_IDENTIFIER_MAX} for a DB cluster snapshot identifier"
+            )
+        if self.strategy == "swap" and length > MAX_SWAP_TARGET_CLUSTER_ID:
+            raise ValueError(
+                f"strategy swap: target_cluster_id has {length} characters, at most {MAX_SWAP_TARGET_CLUSTER_ID}"
+                f" under swap, so that the cluster restored beside it `<target_cluster_id>{SWAP_NEW_INFIX}<hash>`"
+                f" and its writer fit RDS's {RDS_IDENTIFIER_MAX} for an identifier (or use strategy replace)"
             )
         return self
 

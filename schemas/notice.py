@@ -27,6 +27,17 @@ class LeftInPlace(BaseModel):
     target_cluster_id: str | None = Field(default=None, description="The target cluster")
     cluster_endpoint: str | None = Field(default=None, description="The restored cluster's endpoint")
     deletion_started: bool | None = Field(default=None, description="The old target's deletion was asked for")
+    restored_cluster_id: str | None = Field(
+        default=None,
+        description="Under swap, before the switch: the cluster restored beside the target, kept for a resume",
+    )
+    switch_started: bool | None = Field(default=None, description="Under swap: the switch began")
+    switch_rolled_back: bool | None = Field(
+        default=None, description="Under swap: the failed switch renamed the old target back under its name"
+    )
+    old_cluster_id: str | None = Field(
+        default=None, description="Under swap, after the switch: the old target's new name, to be deleted"
+    )
     lease: str | None = Field(
         default=None, description="The target whose lease the operation still holds (null: none, or aborted)"
     )
@@ -43,16 +54,22 @@ class OutcomeNotice(BaseModel):
     target_cluster_id: str | None
     target_date: TargetDate
     source_snapshot: str | None = Field(description="The source snapshot (null: none found)")
+    strategy: Literal["replace", "swap"] | None = Field(
+        default=None, description="How the target was refreshed (null: no configuration was resolved)"
+    )
     final_snapshot: str | None = Field(
         default=None, description="Only when the deletion kept one: the old target's final snapshot"
     )
     started_at: IsoDateTime = Field(description="When the operation started")
     took_s: int = Field(description="Seconds from the start to this notice")
     target_down_since: IsoDateTime | None = Field(
-        default=None, description="Once the old target's deletion began: since when it is out of use"
+        default=None,
+        description="Since when the target is out of use: the old target's deletion (replace), the switch (swap)",
     )
     target_downtime_s: int | None = Field(
-        default=None, description="Once the users are set up on the restored cluster: seconds out of use"
+        default=None,
+        description="Seconds out of use, once back: until the users are set up on the restored cluster"
+        " (replace), until the restored cluster answers under the target's name (swap)",
     )
     # notify_completion, completed and failed
     cluster_endpoint: str | None = Field(default=None, description="The restored cluster's endpoint")

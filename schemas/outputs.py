@@ -121,6 +121,19 @@ class StepOutputs(BaseModel):
     final_snapshot: str | None = Field(
         default=None, description="The final snapshot RDS keeps of the old target (final_snapshot on)"
     )
+    # swap_clusters (the swap strategy)
+    switch_started: bool | None = Field(
+        default=None, description="The first rename was asked for: the target's name may be without a cluster"
+    )
+    switched: bool | None = Field(
+        default=None, description="The restored cluster answers under the target's name"
+    )
+    switch_rolled_back: bool | None = Field(
+        default=None, description="A failed switch renamed the old target back under its name"
+    )
+    old_cluster_id: str | None = Field(
+        default=None, description="The old target's name once renamed away; delete_rds deletes it"
+    )
     # check_restore_status
     cluster_endpoint: str | None = Field(default=None, description="The restored cluster's endpoint")
     cluster_port: int | None = Field(default=None, description="The restored cluster's port")

@@ -41,8 +41,8 @@ class CopySnapshotResponse(StepResponse):
 class CheckCopyStatusResponse(StepResponse):
     target_snapshot: str
     copy_status: Literal["in-progress", "available"]
-    next_step: Literal["check_copy_status", "delete_rds"] = Field(
-        description="check_copy_status while the copy is in progress"
+    next_step: Literal["check_copy_status", "delete_rds", "restore_snapshot"] = Field(
+        description="check_copy_status while the copy is in progress; restore_snapshot under swap"
     )
 
 
@@ -53,8 +53,9 @@ class DeleteRdsResponse(StepResponse):
         description="Always sent: `completed` also when there was no cluster to delete (the runbook's"
         " example omits it there, and its script takes an empty value as completed)",
     )
-    next_step: Literal["delete_rds", "restore_snapshot"] = Field(
-        description="delete_rds while the deletion is in progress"
+    next_step: Literal["delete_rds", "restore_snapshot", "notify_completion"] = Field(
+        description="delete_rds while the deletion is in progress; notify_completion under swap (the old"
+        " target is deleted after the switch)"
     )
 
 
@@ -125,7 +126,22 @@ class VerifyRestoreResponse(StepResponse):
     cluster_endpoint: Endpoint
     cluster_port: Port
     schema_info: SchemaInfo = Field(description="The restored database's schemas and tables")
-    next_step: Literal["notify_completion"]
+    next_step: Literal["notify_completion", "swap_clusters"] = Field(
+        description="swap_clusters under swap: the restored cluster is verified before anyone is switched"
+    )
+
+
+class SwapClustersResponse(StepResponse):
+    target_cluster_id: TargetCluster
+    swap_status: Literal["in-progress", "completed"] = Field(
+        description="`completed` once the restored cluster answers under the target's name"
+    )
+    old_cluster_id: str | None = Field(
+        default=None, description="The old target's name after the switch (`<target>-old-<hash>`)"
+    )
+    next_step: Literal["swap_clusters", "delete_rds"] = Field(
+        description="swap_clusters while a rename is in progress; then delete_rds deletes the old target"
+    )
 
 
 class NotifyCompletionResponse(StepResponse):
@@ -186,6 +202,7 @@ RESPONSE_BY_STEP: dict[Step, type[StepResponse]] = {
     Step.MASK_DATA: MaskDataResponse,
     Step.SETUP_DB_USERS: SetupDbUsersResponse,
     Step.VERIFY_RESTORE: VerifyRestoreResponse,
+    Step.SWAP_CLUSTERS: SwapClustersResponse,
     Step.NOTIFY_COMPLETION: NotifyCompletionResponse,
     Step.CLEANUP: CleanupResponse,
 }
@@ -202,6 +219,7 @@ class DirectResponse(
         | MaskDataResponse
         | SetupDbUsersResponse
         | VerifyRestoreResponse
+        | SwapClustersResponse
         | NotifyCompletionResponse
         | CleanupResponse
         | ErrorResponse

@@ -54,6 +54,7 @@ from aurora_restore.local.world import (
 )
 from aurora_restore.local.world import RUNBOOK_USERS as RUNBOOK_USERS  # re-exported (chaos, e2e tests)
 from aurora_restore.local.world import SOURCE_CLUSTER as SOURCE_CLUSTER  # re-exported (chaos)
+from functions.database.connection import stand_in_database
 from functions.routes import FUNCTIONS
 from functions.settings import function_name
 
@@ -268,7 +269,7 @@ class LocalRuntime:
             _existing_database(self, cluster_id)
 
     def database_for(self, cluster_id: str) -> str:
-        return self.database_names.get(cluster_id) or cluster_id.replace("-", "_")
+        return self.database_names.get(cluster_id) or stand_in_database(cluster_id)
 
     def _publish_rds_event(self, region: str, entry: dict[str, Any]) -> None:
         self.client("events", region).put_events(Entries=[{**entry, "EventBusName": "default"}])

@@ -42,10 +42,21 @@ class EndpointOverride:
         return Endpoint(host=self.host, port=self.port, dbname=dbname)
 
 
-def target_endpoint(host: str, port: int, dbname: str, *, stand_in: str | None = None) -> Endpoint:
-    """Where the steps connect: the cluster's endpoint, or the stand-in `stand_in` names (EndpointOverride)."""
+def stand_in_database(cluster_id: str) -> str:
+    """The stand-in's database for a cluster that does not hold the target's name (the cluster a swap
+    restores beside it): its identifier with `_` for `-`. The local runtime names them so
+    (aurora_restore.local.runtime.LocalRuntime.database_for); the target's is the configured database."""
+    return cluster_id.replace("-", "_")
+
+
+def target_endpoint(
+    host: str, port: int, dbname: str, *, stand_in: str | None = None, beside: str | None = None
+) -> Endpoint:
+    """Where the steps connect: the cluster's endpoint, or the stand-in `stand_in` names (EndpointOverride).
+    `beside`: the cluster connected to does not hold the target's name, and on the stand-in answers in a
+    database of its own, as a cluster endpoint reaches its own cluster on AWS."""
     if stand_in:
-        return EndpointOverride.parse(stand_in).endpoint(dbname)
+        return EndpointOverride.parse(stand_in).endpoint(stand_in_database(beside) if beside else dbname)
     return Endpoint(host=host, port=port, dbname=dbname)
 
 

@@ -1,4 +1,5 @@
-"""Steps 4-6: delete the old target cluster, restore the copy under its name, bring up the writer."""
+"""Steps 4-6: delete the old target cluster, restore the copy (under its name, or beside it under swap),
+bring up the writer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functions.errors import ConfigError, GuardRefused, InvalidRequest, NotFound
 from functions.identifiers import final_snapshot_id, writer_id
 from functions.observability import logger
 from functions.steps.snapshot import OPERATION_TAG, release_copy
+from functions.steps.swap import old_cluster_id, restored_cluster_id
 from schemas.common import Step
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER, FAILURE_EVENT_IDS, INSTANCE
@@ -77,19 +79,22 @@ def deletion_guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
         raise GuardRefused(
             f"refusing to delete {cluster_id}: deletion protection is on (set allow_deletion_protected to allow it)"
         )
-    # A direct payload may name another target_cluster_id (event > state): only the leased one is deleted.
-    holder = ctx.services.store.lease_holder(cluster_id)
+    # A direct payload may name another target_cluster_id (event > state): only the leased one is deleted
+    # (under swap, the old target renamed away: the lease is on the target's name).
+    leased = config.target_cluster_id if sequence.swaps(config) else cluster_id
+    holder = ctx.services.store.lease_holder(leased)
     if holder != ctx.operation_id:
         raise GuardRefused(
-            f"refusing to delete {cluster_id}: this operation does not hold its lease (holder: {holder or 'none'})"
+            f"refusing to delete {cluster_id}: this operation does not hold the lease on {leased}"
+            f" (holder: {holder or 'none'})"
         )
 
 
 def delete_rds(ctx: StepContext) -> Outcome:
     config = ctx.config
-    cluster_id = config.target_cluster_id
+    cluster_id = old_cluster_id(ctx)
     rds = ctx.target_rds
-    fields = {"target_cluster_id": cluster_id}
+    fields = {"target_cluster_id": config.target_cluster_id}
     cluster = rds.cluster(cluster_id)
     if cluster is None:
         started = bool(ctx.outputs.get("deletion_started"))
@@ -174,7 +179,7 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
     if target_snapshot != ctx.outputs.get("target_snapshot"):
         raise InvalidRequest(f"target_snapshot {shown(target_snapshot)} is not this operation's copy")
     rds = ctx.target_rds
-    cluster_id = config.target_cluster_id
+    cluster_id = restored_cluster_id(ctx)
     settings = target_settings.recorded(ctx.outputs)
     kwargs: dict[str, Any] = {
         "DBClusterIdentifier": cluster_id,
@@ -204,19 +209,19 @@ def restore_snapshot(ctx: StepContext) -> Outcome:
         message = "Cluster restore initiated (already under way)"
     return Done(
         message=message,
-        fields={"target_cluster_id": cluster_id, "target_snapshot": target_snapshot},
+        fields={"target_cluster_id": config.target_cluster_id, "target_snapshot": target_snapshot},
         next_step=sequence.after(Step.RESTORE_SNAPSHOT, ctx.config),
     )
 
 
 def check_restore_status(ctx: StepContext) -> Outcome:
     """The restored cluster, then its master password, then its writer: each looked at until available."""
-    cluster_id = ctx.config.target_cluster_id
+    cluster_id = restored_cluster_id(ctx)
     _refuse_failure_event(ctx)
     cluster = ctx.target_rds.cluster(cluster_id)
     if cluster is None:
         raise NotFound(f"the restored cluster {cluster_id} does not exist")
-    fields: dict[str, Any] = {"target_cluster_id": cluster_id}
+    fields: dict[str, Any] = {"target_cluster_id": ctx.config.target_cluster_id}
     status = cluster.get("Status")
     if status in CLUSTER_FAILED:
         raise StepError(f"the restored cluster {cluster_id} is {status}")
@@ -258,7 +263,7 @@ def _set_master_password(ctx: StepContext, cluster: dict[str, Any]) -> bool:
     # The settings RestoreDBClusterFromSnapshot does not take go with the password, in one ModifyDBCluster.
     modifications = target_settings.cluster_modifications(target_settings.recorded(ctx.outputs))
     if not ctx.target_rds.set_master_password(
-        config.target_cluster_id, credentials.password.get_secret_value(), **modifications
+        cluster["DBClusterIdentifier"], credentials.password.get_secret_value(), **modifications
     ):
         return False
     ctx.target_rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})
@@ -267,7 +272,7 @@ def _set_master_password(ctx: StepContext, cluster: dict[str, Any]) -> bool:
 
 def _writer_ready(ctx: StepContext, fields: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
     """Ask for the writer once, then wait for it to be available; then the restore is done."""
-    writer = writer_id(ctx.config.target_cluster_id)
+    writer = writer_id(restored_cluster_id(ctx))
     if not ctx.outputs.get("writer_requested"):
         ctx.services.store.index_resource(INSTANCE, writer, ctx.operation_id)
         outputs["writer_requested"] = True
@@ -319,7 +324,7 @@ def _ask_for_writer(
     settings = target_settings.recorded(ctx.outputs)
     accepted = ctx.target_rds.create_instance(
         DBInstanceIdentifier=writer,
-        DBClusterIdentifier=ctx.config.target_cluster_id,
+        DBClusterIdentifier=restored_cluster_id(ctx),
         Engine=ctx.config.engine,
         Tags=ctx.tags(),
         PubliclyAccessible=False,

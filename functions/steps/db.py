@@ -11,6 +11,7 @@ from functions import config as config_resolver
 from functions import database, secrets, sequence
 from functions.engine.contract import Done, Outcome, StepContext
 from functions.errors import NotFound
+from functions.steps.swap import restored_cluster_id
 from schemas.common import Step
 from schemas.outputs import StepOutputs
 
@@ -44,14 +45,19 @@ def master_target(ctx: StepContext) -> Master:
     # check_restore_status recorded where the cluster answers; describe it only when that is missing.
     host, port = ctx.outputs.get("cluster_endpoint"), ctx.outputs.get("cluster_port")
     master_username = ctx.outputs.get("master_username")
+    # Under swap, until the switch, the restored cluster beside the target.
+    cluster_id = config.target_cluster_id if ctx.outputs.get("switched") else restored_cluster_id(ctx)
     if not host:
-        cluster = ctx.target_rds.cluster(config.target_cluster_id)
+        cluster = ctx.target_rds.cluster(cluster_id)
         if cluster is None or not cluster.get("Endpoint"):
-            raise NotFound(f"cluster {config.target_cluster_id} has no endpoint")
+            raise NotFound(f"cluster {cluster_id} has no endpoint")
         host, port, master_username = cluster["Endpoint"], cluster.get("Port"), cluster.get("MasterUsername")
     host, port = str(host), int(port or 5432)
     # The local runtime's stand-in database, when it names one, answers for the cluster endpoint.
-    endpoint = database.target_endpoint(host, port, config.database_name, stand_in=ctx.settings.pg_dsn)
+    beside = cluster_id if cluster_id != config.target_cluster_id else None
+    endpoint = database.target_endpoint(
+        host, port, config.database_name, stand_in=ctx.settings.pg_dsn, beside=beside
+    )
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
     master_user = credentials.username or master_username or "postgres"
     return Master(endpoint, master_user, credentials.password, host, port)

@@ -59,7 +59,7 @@ def test_the_hand_off_models_are_exported_with_the_others() -> None:
     assert "sns_message_ids" not in outputs["properties"]
     assert not outputs.get("required")
 
-    # And a direct response is one step's response (the runbook's ten and mask_data's) or the error
+    # And a direct response is one step's response (the runbook's ten, mask_data's, swap_clusters') or the error
     responses = EXPORTED["DirectResponse"]
-    assert len(responses["anyOf"]) == 12
+    assert len(responses["anyOf"]) == 13
     assert "ErrorResponse" in responses["$defs"]

@@ -1,0 +1,134 @@
+"""Step swap_clusters (the swap strategy): the old target renamed away, the restored cluster into its name.
+
+Each run looks at the two names and does what is left, so a run again (a crash, a duplicate event, a
+resume) continues where the last stopped:
+- the target's name held by the cluster this operation restored: the switch is done once it is available;
+- held by the old target: it is renamed `<target>-old-<hash>` (RDS frees the name at once), and in the
+  same run the restored cluster `<target>-new-<hash>` is renamed into it, so the name is without a cluster
+  only for one rename ("about two minutes", aurora_restore.local.rds_profiles cites it);
+- free: the restored cluster is renamed into it.
+A failure between the two renames renames the old target back before the step fails (rollback), so a
+failed switch leaves the environment as it was. RDS-EVENT-0172 ("Renamed cluster from X to Y") ends the
+wait, the re-check and the reconciler behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import sequence
+from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
+from functions.errors import NotFound, StepError
+from functions.identifiers import swap_names
+from functions.observability import logger
+from functions.rds import rename_cluster
+from functions.steps.snapshot import OPERATION_TAG
+from schemas.common import Step
+from schemas.outputs import StepOutputs
+from schemas.rds_event_ids import CLUSTER
+
+RENAMING = "renaming"
+
+
+def restored_cluster_id(ctx: StepContext) -> str:
+    """The cluster the restore makes and the steps up to the switch act on: the target itself under replace,
+    `<target>-new-<hash>` beside it under swap."""
+    target = ctx.config.target_cluster_id
+    return swap_names(target, ctx.operation_id)[0] if sequence.swaps(ctx.config) else target
+
+
+def old_cluster_id(ctx: StepContext) -> str:
+    """The cluster delete_rds deletes: the target under replace, the old target renamed away under swap."""
+    target = ctx.config.target_cluster_id
+    return swap_names(target, ctx.operation_id)[1] if sequence.swaps(ctx.config) else target
+
+
+def _ours(ctx: StepContext, cluster: dict[str, Any]) -> bool:
+    tags = {tag["Key"]: tag["Value"] for tag in cluster.get("TagList", [])}
+    return tags.get(OPERATION_TAG) == ctx.operation_id
+
+
+def swap_clusters(ctx: StepContext) -> Outcome:
+    target = ctx.config.target_cluster_id
+    new_id, old_id = swap_names(target, ctx.operation_id)
+    rds = ctx.target_rds
+    holder = rds.cluster(target)
+    if holder is not None and _ours(ctx, holder):
+        return _switched(ctx, holder, old_id)
+    if holder is not None:
+        if holder.get("Status") != "available":  # RDS renames an available cluster only
+            return _switching(ctx, f"cluster {target} to be available before it is renamed")
+        # Both names indexed first: RDS-EVENT-0172 names the cluster by its new name.
+        for name in (old_id, target):
+            ctx.services.store.index_resource(CLUSTER, name, ctx.operation_id)
+        ctx.outputs["switch_started"] = True
+        if not rename_cluster(rds, target, old_id):
+            return _switching(ctx, f"cluster {target} to accept its rename to {old_id}")
+        logger.info("old target renamed away", extra={"from": target, "to": old_id})
+    try:
+        return _bring_in(ctx, new_id, target)
+    except Exception:
+        _roll_back(ctx, old_id, target)
+        raise
+
+
+def _bring_in(ctx: StepContext, new_id: str, target: str) -> Outcome:
+    """The restored cluster renamed into the target's name, now free."""
+    new = ctx.target_rds.cluster(new_id)
+    if new is None:
+        raise NotFound(f"the restored cluster {new_id} does not exist: it cannot take the name {target}")
+    if new.get("Status") != "available":
+        return _switching(ctx, f"cluster {new_id} to be available before it is renamed")
+    ctx.services.store.index_resource(CLUSTER, target, ctx.operation_id)
+    ctx.outputs["switch_started"] = True
+    if not rename_cluster(ctx.target_rds, new_id, target):
+        return _switching(ctx, f"cluster {new_id} to accept its rename to {target}")
+    return _switching(ctx, f"cluster {new_id} to answer as {target}")
+
+
+def _roll_back(ctx: StepContext, old_id: str, target: str) -> None:
+    """After a failure between the renames: the old target back under its name, when the name is still free
+    and the old target renamed away (best effort: what it could not do, the failure notice names)."""
+    rds = ctx.target_rds
+    try:
+        if rds.cluster(target) is not None or rds.cluster(old_id) is None:
+            return
+        if rename_cluster(rds, old_id, target):
+            ctx.outputs["switch_rolled_back"] = True
+            logger.warning("switch failed: the old target renamed back", extra={"cluster": target})
+    except StepError as exc:
+        logger.error("the old target could not be renamed back", extra={"cluster": old_id, "error": str(exc)})
+
+
+def _switched(ctx: StepContext, holder: dict[str, Any], old_id: str) -> Outcome:
+    """The restored cluster holds the target's name: done once the rename has taken effect."""
+    target = ctx.config.target_cluster_id
+    if holder.get("Status") != "available":
+        return _switching(ctx, f"cluster {target} (the restored cluster) to finish renaming")
+    return Done(
+        message="Clusters swapped",
+        fields={"target_cluster_id": target, "swap_status": "completed", "old_cluster_id": old_id},
+        next_step=sequence.after(Step.SWAP_CLUSTERS, ctx.config),
+        outputs=StepOutputs.of(
+            {
+                "switched": True,
+                "old_cluster_id": old_id,
+                # Where the target answers now: the notice and `status` give this endpoint.
+                "cluster_endpoint": holder.get("Endpoint"),
+                "cluster_port": holder.get("Port") or 5432,
+            }
+        ),
+    )
+
+
+def _switching(ctx: StepContext, what: str) -> Outcome:
+    """Wait for a rename: RDS-EVENT-0172 ends it. The target's name may be without a cluster meanwhile, so
+    it is looked at again at the short interval (not the safety re-check) when the event is late or lost,
+    or when RDS refused a rename for now."""
+    config = ctx.config
+    return Waiting(
+        message="Cluster switch in progress",
+        fields={"target_cluster_id": config.target_cluster_id, "swap_status": "in-progress"},
+        wait=Wait(what, config.swap_timeout_minutes, config.recheck_interval_seconds),
+        outputs=StepOutputs.of({"switch_started": True} if ctx.outputs.get("switch_started") else {}),
+    )
