@@ -128,6 +128,9 @@ class StepOutputs(BaseModel):
     switched: bool | None = Field(
         default=None, description="The restored cluster answers under the target's name"
     )
+    switch_failure: str | None = Field(
+        default=None, description="Why the switch failed half way: the old target is being renamed back"
+    )
     switch_rolled_back: bool | None = Field(
         default=None, description="A failed switch renamed the old target back under its name"
     )

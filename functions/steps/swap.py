@@ -7,8 +7,9 @@ resume) continues where the last stopped:
   same run the restored cluster `<target>-new-<hash>` is renamed into it, so the name is without a cluster
   only for one rename ("about two minutes", aurora_restore.local.rds_profiles cites it);
 - free: the restored cluster is renamed into it.
-A failure between the two renames renames the old target back before the step fails (rollback), so a
-failed switch leaves the environment as it was. RDS-EVENT-0172 ("Renamed cluster from X to Y") ends the
+A failure between the two renames renames the old target back (waiting for its first rename to take
+effect, as RDS renames an available cluster only) and then fails the step: a failed switch leaves the
+environment as it was. RDS-EVENT-0172 ("Renamed cluster from X to Y") ends the
 wait, the re-check and the reconciler behind it.
 """
 
@@ -51,6 +52,8 @@ def _ours(ctx: StepContext, cluster: dict[str, Any]) -> bool:
 def swap_clusters(ctx: StepContext) -> Outcome:
     target = ctx.config.target_cluster_id
     new_id, old_id = swap_names(target, ctx.operation_id)
+    if ctx.outputs.get("switch_failure"):
+        return _roll_back(ctx, old_id)
     rds = ctx.target_rds
     holder = rds.cluster(target)
     if holder is not None and _ours(ctx, holder):
@@ -67,9 +70,13 @@ def swap_clusters(ctx: StepContext) -> Outcome:
         logger.info("old target renamed away", extra={"from": target, "to": old_id})
     try:
         return _bring_in(ctx, new_id, target)
-    except Exception:
-        _roll_back(ctx, old_id, target)
-        raise
+    except StepError as exc:
+        if exc.retryable:  # the same run again may get through (throttling): no rollback for that
+            raise
+        # Recorded before anything else: every later run rolls back, and the step fails with this error.
+        ctx.outputs["switch_failure"] = exc.message
+        logger.warning("switch failed: renaming the old target back", extra={"cluster": target})
+        return _roll_back(ctx, old_id)
 
 
 def _bring_in(ctx: StepContext, new_id: str, target: str) -> Outcome:
@@ -86,18 +93,28 @@ def _bring_in(ctx: StepContext, new_id: str, target: str) -> Outcome:
     return _switching(ctx, f"cluster {new_id} to answer as {target}")
 
 
-def _roll_back(ctx: StepContext, old_id: str, target: str) -> None:
-    """After a failure between the renames: the old target back under its name, when the name is still free
-    and the old target renamed away (best effort: what it could not do, the failure notice names)."""
+def _roll_back(ctx: StepContext, old_id: str) -> Outcome:
+    """After a failure between the renames: the old target back under its name, each run a look and what is
+    left to do (RDS renames an available cluster only, so the old target's own rename must take effect
+    first). Once it serves again under its name, the step fails with the switch's error."""
+    target, failure = ctx.config.target_cluster_id, str(ctx.outputs["switch_failure"])
     rds = ctx.target_rds
-    try:
-        if rds.cluster(target) is not None or rds.cluster(old_id) is None:
-            return
-        if rename_cluster(rds, old_id, target):
-            ctx.outputs["switch_rolled_back"] = True
-            logger.warning("switch failed: the old target renamed back", extra={"cluster": target})
-    except StepError as exc:
-        logger.error("the old target could not be renamed back", extra={"cluster": old_id, "error": str(exc)})
+    holder = rds.cluster(target)
+    if holder is not None and _ours(ctx, holder):  # the restored cluster got the name after all
+        ctx.outputs.pop("switch_failure")
+        return _switched(ctx, holder, old_id)
+    if holder is not None:
+        if holder.get("Status") != "available":
+            return _switching(ctx, f"cluster {target} (the old target) to finish renaming back")
+        ctx.outputs["switch_rolled_back"] = True
+        del ctx.outputs["switch_failure"]  # rolled back: a resume switches afresh
+        raise StepError(f"{failure}; the switch was rolled back: {target} is the old target again")
+    old = rds.cluster(old_id)
+    if old is None:
+        raise StepError(f"{failure}; the old target is under neither {target} nor {old_id}: look for it")
+    if old.get("Status") != "available" or not rename_cluster(rds, old_id, target):
+        return _switching(ctx, f"cluster {old_id} to be renamed back to {target}")
+    return _switching(ctx, f"cluster {old_id} to answer as {target} again")
 
 
 def _switched(ctx: StepContext, holder: dict[str, Any], old_id: str) -> Outcome:
@@ -130,5 +147,7 @@ def _switching(ctx: StepContext, what: str) -> Outcome:
         message="Cluster switch in progress",
         fields={"target_cluster_id": config.target_cluster_id, "swap_status": "in-progress"},
         wait=Wait(what, config.swap_timeout_minutes, config.recheck_interval_seconds),
-        outputs=StepOutputs.of({"switch_started": True} if ctx.outputs.get("switch_started") else {}),
+        outputs=StepOutputs.of(
+            {key: ctx.outputs[key] for key in ("switch_started", "switch_failure") if key in ctx.outputs}
+        ),
     )

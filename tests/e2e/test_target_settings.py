@@ -63,3 +63,18 @@ def test_a_refresh_puts_the_targets_own_settings_back(start_runtime: Callable[..
     recorded = state.outputs["target_settings"]
     assert recorded["cluster_parameter_group"] == "dev-target-cluster-params"
     assert recorded["writer"]["db_parameter_group"] == "dev-target-writer-params"
+
+
+def test_a_swap_keeps_the_targets_own_settings_too(start_runtime: Callable[..., LocalRuntime]) -> None:
+    # Given the local target with settings of its own
+    runtime = start_runtime()
+    before = _settings(runtime)
+
+    # When it is refreshed by restoring beside it and switching by rename
+    runtime.put_restore_requested("e2e-settings-swap", date.today(), {"strategy": "swap"})
+    state = runtime.wait_for("e2e-settings-swap", timeout=90)
+    assert state is not None and state.status == "completed", state and (state.error, state.history[-3:])
+
+    # Then the cluster now under the target's name (another one) and its writer have what the old ones had
+    assert state.outputs["switched"] is True
+    assert _settings(runtime) == before
