@@ -228,6 +228,11 @@ STEP_CALLS: dict[str, set[str]] = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",  # the resource index
     },
+    "swap_clusters": {
+        "rds:DescribeDBClusters",  # which cluster holds the target's name, the new and the old name
+        "rds:ModifyDBCluster",  # functions.rds.rename_cluster: NewDBClusterIdentifier, both ways
+        "dynamodb:PutItem",  # the resource index (both names, before each rename)
+    },
     "setup_db_users": {
         "rds:DescribeDBClusters",
         "secretsmanager:GetSecretValue",
