@@ -66,7 +66,10 @@ def mask_data_policy(refs: PolicyRefs) -> list[dict[str, Any]]:
     from infra.policies import _statement
 
     statements = [
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        # Under swap, the restored cluster beside the target (functions.steps.db.master_target).
+        _statement(
+            "DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn, refs.restored_cluster_arn]
+        ),
         _statement("MasterSecret", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn]),
         *masking_key_statements(refs),
     ]

@@ -146,7 +146,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.overdue_alarm = alarm(
             "overdue-waits",
-            "the reconciler failed a wait past its deadline (copy, delete or restore)",
+            "the reconciler failed a wait past its deadline (copy, delete, restore or the switch)",
             METRICS_NAMESPACE,
             "WaitTimedOut",
             reconciler_metric_dimensions(settings.environment),

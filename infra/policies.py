@@ -17,7 +17,8 @@ from infra.settings import StackConfigError
 from infra.source_account import source_role_statements
 from schemas.common import Step
 
-# The calls that can destroy or replace the target: only ever on the target cluster and its instances.
+# The calls that can destroy or replace the target: only ever on the target cluster and its instances, and
+# under the swap strategy on the two names a swap gives beside it (`<target>-new-*`, `<target>-old-*`).
 DESTRUCTIVE_RDS_ACTIONS = frozenset(
     {
         "rds:DeleteDBCluster",
@@ -226,19 +227,24 @@ def _check_copy_status(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
+    # The cluster it deletes: the target (replace), or the old target renamed `<target>-old-<hash>` (swap).
+    clusters = [refs.target_cluster_arn, refs.old_cluster_arn]
     statements = [
         # DescribeDBClusters returns the cluster's tags too (the deletion guard reads them).
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], clusters),
+        # The old cluster's members keep their names through a rename: `<target>-writer`, or after an
+        # earlier swap `<target>-new-<hash>-writer`, and readers named after the target. `<target>-*`
+        # (target_instance_arns) is the narrowest pattern holding both writers' names; a narrower pair
+        # (`-writer`, `-new-*-writer`) would still match this operation's new writer, so it would protect
+        # nothing more. Which instances are deleted is the old cluster's DBClusterMembers, behind the guard.
         _statement("DeleteTargetInstances", ["rds:DeleteDBInstance"], refs.target_instance_arns),
         # ModifyDBCluster: only to turn deletion protection off, when allow_deletion_protected says so.
-        _statement(
-            "DeleteTargetCluster", ["rds:DeleteDBCluster", "rds:ModifyDBCluster"], [refs.target_cluster_arn]
-        ),
+        _statement("DeleteTargetCluster", ["rds:DeleteDBCluster", "rds:ModifyDBCluster"], clusters),
     ]
     if refs.final_snapshot:
         final = refs.rds("cluster-snapshot", f"{refs.target_cluster_id}-final-*")
         statements += [
-            _statement("FinalSnapshot", ["rds:CreateDBClusterSnapshot"], [refs.target_cluster_arn, final]),
+            _statement("FinalSnapshot", ["rds:CreateDBClusterSnapshot"], [*clusters, final]),
             # DeleteDBCluster with FinalDBSnapshotIdentifier is authorized on the snapshot it makes too, and
             # the restored cluster copies its tags to snapshots (CopyTagsToSnapshot): tagging it is asked.
             _statement("FinalSnapshotOfDeletion", ["rds:DeleteDBCluster", "rds:AddTagsToResource"], [final]),
@@ -247,14 +253,12 @@ def _delete_rds(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
+    # It restores under the target's name (replace) or beside it as `<target>-new-<hash>` (swap).
+    clusters = [refs.target_cluster_arn, refs.restored_cluster_arn]
     return [
-        # Only when a cluster of the target's name exists already: is it this operation's (its tags)?
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
-        _statement(
-            "RestoreTarget",
-            ["rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource"],
-            [refs.target_cluster_arn],
-        ),
+        # Only when a cluster of that name exists already: is it this operation's (its tags)?
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], clusters),
+        _statement("RestoreTarget", ["rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource"], clusters),
         # RestoreDBClusterFromSnapshot is also authorized on what it reads: the copy, the subnet group and
         # the parameter group the new cluster gets. None of these is the target cluster or an instance.
         _statement(
@@ -271,12 +275,15 @@ def _restore_snapshot(refs: PolicyRefs) -> list[dict[str, Any]]:
 
 
 def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
+    # The restored cluster and its writer: the target's (replace), or `<target>-new-<hash>`'s (swap).
+    clusters = [refs.target_cluster_arn, refs.restored_cluster_arn]
+    writers = [refs.writer_arn, refs.restored_writer_arn]
     return [
         # DescribeDBClusters returns the tags: the master-password tag says an earlier run already set it.
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
-        # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored target only.
-        _statement("SetMasterPassword", ["rds:ModifyDBCluster"], [refs.target_cluster_arn]),
-        _statement("DescribeWriter", ["rds:DescribeDBInstances"], [refs.writer_arn]),
+        _statement("DescribeTarget", ["rds:DescribeDBClusters"], clusters),
+        # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored cluster only.
+        _statement("SetMasterPassword", ["rds:ModifyDBCluster"], clusters),
+        _statement("DescribeWriter", ["rds:DescribeDBInstances"], writers),
         # The copy goes once the restore is done (functions.steps.snapshot.release_copy: leave_copy, then
         # delete it when no operation uses it, and describe it when the delete found none: deleted by hand,
         # or by this step's earlier run that died before recording it).
@@ -285,11 +292,7 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
             ["rds:DeleteDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"],
             [refs.copy_snapshot_arn],
         ),
-        _statement(
-            "CreateWriter",
-            ["rds:CreateDBInstance", "rds:AddTagsToResource"],
-            [refs.writer_arn, refs.target_cluster_arn],
-        ),
+        _statement("CreateWriter", ["rds:CreateDBInstance", "rds:AddTagsToResource"], [*writers, *clusters]),
         _statement(
             "WriterInputs",
             ["rds:CreateDBInstance"],
@@ -309,11 +312,26 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
 def _database_step(refs: PolicyRefs) -> list[dict[str, Any]]:
     """setup_db_users and verify_restore: the endpoint, the master and user passwords, the users."""
     return [
-        _statement("DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn]),
+        # Under swap, before the switch, the endpoint is the restored cluster's (functions.steps.db).
+        _statement(
+            "DescribeTarget", ["rds:DescribeDBClusters"], [refs.target_cluster_arn, refs.restored_cluster_arn]
+        ),
         _statement(
             "Passwords", ["secretsmanager:GetSecretValue"], [refs.master_secret_arn, *refs.user_secret_arns]
         ),
         *_db_users(refs),
+    ]
+
+
+def _swap_clusters(refs: PolicyRefs) -> list[dict[str, Any]]:
+    """functions.steps.swap: the target renamed `<target>-old-<hash>`, `<target>-new-<hash>` renamed into the
+    target's name, and on a failure between them the old one renamed back. A rename is ModifyDBCluster
+    (NewDBClusterIdentifier) on the cluster's ARN: exactly these three names, nothing else."""
+    clusters = [refs.target_cluster_arn, refs.restored_cluster_arn, refs.old_cluster_arn]
+    return [
+        # Which cluster holds each name, its status and its tags (is it this operation's?).
+        _statement("DescribeSwapped", ["rds:DescribeDBClusters"], clusters),
+        _statement("RenameSwapped", ["rds:ModifyDBCluster"], clusters),
     ]
 
 
@@ -375,6 +393,7 @@ _SPECIFIC: dict[str, Callable[[PolicyRefs], list[dict[str, Any]]]] = {
     Step.MASK_DATA.value: mask_data_policy,
     Step.SETUP_DB_USERS.value: _database_step,
     Step.VERIFY_RESTORE.value: lambda refs: [*_database_step(refs), *masking_key_statements(refs)],
+    Step.SWAP_CLUSTERS.value: _swap_clusters,
     Step.NOTIFY_COMPLETION.value: _notify_completion,
     Step.CLEANUP.value: _cleanup,
     "reconcile": lambda refs: [],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.config import SWAP_NEW_INFIX, SWAP_OLD_INFIX, WRITER_SUFFIX
+
 
 @dataclass(frozen=True)
 class PolicyRefs:
@@ -60,6 +62,23 @@ class PolicyRefs:
     @property
     def writer_arn(self) -> str:
         return self.rds("db", f"{self.target_cluster_id}-writer")
+
+    # -- the swap strategy's names (functions.identifiers.swap_names): the strategy may be set per request,
+    # so every stack's policies cover them, whatever its own default.
+    @property
+    def restored_cluster_arn(self) -> str:
+        """`<target>-new-<hash>`: the cluster a swap restores beside the target."""
+        return self.rds("cluster", f"{self.target_cluster_id}{SWAP_NEW_INFIX}*")
+
+    @property
+    def restored_writer_arn(self) -> str:
+        """`<target>-new-<hash>-writer`: the writer check_restore_status creates for it."""
+        return self.rds("db", f"{self.target_cluster_id}{SWAP_NEW_INFIX}*{WRITER_SUFFIX}")
+
+    @property
+    def old_cluster_arn(self) -> str:
+        """`<target>-old-<hash>`: the old target once swap_clusters renamed it away (delete_rds deletes it)."""
+        return self.rds("cluster", f"{self.target_cluster_id}{SWAP_OLD_INFIX}*")
 
     @property
     def copy_snapshot_arn(self) -> str:

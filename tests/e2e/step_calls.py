@@ -2,7 +2,8 @@
 adapters, and which of them a step's logic, the engine around it and the reconciler can reach.
 
 What counts as a call: `aws.client("svc", ...).<method>` (called or handed to the adapter's error wrapper),
-`<client>.get_paginator("<method>")`, a client kept in a local name or returned by a property, and
+`<client>.get_paginator("<method>")`, a client kept in a local name or returned by a property (also
+through an adapter outside its class: `rds._client.<method>`), and
 `self._call("<method>", ...)` into a method that dispatches with `getattr(aws.client("svc"), name)`. What a
 function reaches: the functions it names (in its module, or imported), the methods of the adapters it names
 through a receiver (`ctx.target_rds`, `rds`, `...store`, `...publisher`, an adapter module's name or a
@@ -164,9 +165,21 @@ class Walker:
                 service = _returned_client(method, self.module) if method else None
                 if service:
                     return ("client", service)
+            service = self.adapter_client(node)
+            if service:
+                return ("client", service)
             if node.attr in RECEIVERS:
                 return ("instance", RECEIVERS[node.attr])
         return None
+
+    def adapter_client(self, node: ast.Attribute) -> str | None:
+        """`<adapter>._client` outside its class (functions.rds.rename_cluster): the property's service."""
+        owner = self.kind(node.value)
+        if not owner or owner[0] != "instance":
+            return None
+        name, _, cls = owner[1].partition(":")
+        method = parse(name).functions.get(f"{cls}.{node.attr}")
+        return _returned_client(method, parse(name)) if method else None
 
     def symbol(self, node: ast.AST) -> str | None:
         """The module:name a Name or module.attribute refers to, when it is one of ours."""

@@ -112,9 +112,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     start_runtime: Callable[..., LocalRuntime], calls: Calls
 ) -> None:
-    # Given the local runtime keeping a bounded number of final snapshots, then a whole restore, and a second
-    # one failing at setup_db_users (a user's secret gone after the start), so that the failure path's calls
-    # are made too
+    # Given the local runtime keeping a bounded number of final snapshots, then a whole restore, another under
+    # the swap strategy (so that swap_clusters makes its calls, and the other steps theirs on the swap's
+    # names), and a third one failing at setup_db_users (a user's secret gone after the start), so that the
+    # failure path's calls are made too
     # and masking with a post-restore script, so that mask_data makes its calls too
     script = b"UPDATE public.products SET price_cents = price_cents;"
     masking = {
@@ -130,6 +131,9 @@ def test_every_call_of_a_restore_and_a_failure_is_in_the_functions_policy(
     runtime.put_restore_requested("policy-complete", date.today())
     state = runtime.wait_for("policy-complete", timeout=90)
     assert state is not None and state.status == "completed", state
+    runtime.put_restore_requested("policy-swap", date.today(), {"strategy": "swap"})
+    swapped = runtime.wait_for("policy-swap", timeout=90)
+    assert swapped is not None and swapped.status == "completed", swapped
     break_setup_db_users(runtime)
     runtime.put_restore_requested("policy-failed", date.today())
     runtime.wait_for_step("policy-failed", "snapshot_check")
@@ -227,6 +231,11 @@ STEP_CALLS: dict[str, set[str]] = {
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",  # the resource index
+    },
+    "swap_clusters": {
+        "rds:DescribeDBClusters",  # which cluster holds the target's name, the new and the old name
+        "rds:ModifyDBCluster",  # functions.rds.rename_cluster: NewDBClusterIdentifier, both ways
+        "dynamodb:PutItem",  # the resource index (both names, before each rename)
     },
     "setup_db_users": {
         "rds:DescribeDBClusters",

@@ -224,6 +224,14 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
     target = "dev-target-cluster" if stack == "dev" else "staging-cluster"
     region = run.region
     cluster_arn = f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{target}"
+    # Under swap: the cluster restored beside the target, and the old target once renamed away.
+    restored, old = f"{cluster_arn}-new-*", f"{cluster_arn}-old-*"
+    clusters = {
+        "delete_rds": {cluster_arn, old},
+        "restore_snapshot": {cluster_arn, restored},
+        "check_restore_status": {cluster_arn, restored},
+        "swap_clusters": {cluster_arn, restored, old},
+    }
     instance_prefix = f"arn:aws:rds:{region}:{ACCOUNT}:db:{target}-"
     extra_instances = {f"arn:aws:rds:{region}:{ACCOUNT}:db:staging-db-1"} if stack == "staging" else set()
     holders: dict[str, set[str]] = {}
@@ -239,7 +247,7 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
                 assert arn.startswith(f"arn:aws:rds:{region}:{ACCOUNT}:"), arn
                 kind = arn.split(":")[5]
                 if kind == "cluster":
-                    assert arn == cluster_arn, f"{function}: {arn}"
+                    assert arn in clusters[function], f"{function}: {arn}"
                 elif kind == "db":
                     assert arn.startswith(instance_prefix) or arn in extra_instances, f"{function}: {arn}"
                 elif destructive == {"rds:DeleteDBCluster"}:
@@ -253,7 +261,7 @@ def test_destructive_rds_actions_are_limited_to_the_target_cluster_and_its_insta
         "rds:DeleteDBCluster": {"delete_rds"},
         "rds:DeleteDBInstance": {"delete_rds"},
         "rds:RestoreDBClusterFromSnapshot": {"restore_snapshot"},
-        "rds:ModifyDBCluster": {"delete_rds", "check_restore_status"},
+        "rds:ModifyDBCluster": {"delete_rds", "check_restore_status", "swap_clusters"},
     }
 
 
@@ -314,6 +322,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "ssm:GetParameter",
         "kms:Decrypt",
     },
+    "swap_clusters": {"rds:DescribeDBClusters", "rds:ModifyDBCluster"},
     "notify_completion": {"sns:Publish", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"},
     "cleanup": {
         "rds:DeleteDBClusterSnapshot",
