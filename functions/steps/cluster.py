@@ -84,9 +84,9 @@ def deletion_guard(ctx: StepContext, cluster: dict[str, Any]) -> None:
     leased = config.target_cluster_id if sequence.swaps(config) else cluster_id
     holder = ctx.services.store.lease_holder(leased)
     if holder != ctx.operation_id:
+        whose = "its lease" if leased == cluster_id else f"the lease on {leased}"
         raise GuardRefused(
-            f"refusing to delete {cluster_id}: this operation does not hold the lease on {leased}"
-            f" (holder: {holder or 'none'})"
+            f"refusing to delete {cluster_id}: this operation does not hold {whose} (holder: {holder or 'none'})"
         )
 
 
@@ -98,10 +98,13 @@ def delete_rds(ctx: StepContext) -> Outcome:
     cluster = rds.cluster(cluster_id)
     if cluster is None:
         started = bool(ctx.outputs.get("deletion_started"))
+        absent = (
+            "Old cluster does not exist"
+            if sequence.swaps(config)
+            else "Cluster does not exist, proceeding to restore"
+        )
         return Done(
-            message="Cluster deletion completed"
-            if started
-            else "Cluster does not exist, proceeding to restore",
+            message="Cluster deletion completed" if started else absent,
             fields={**fields, "deletion_status": "completed"},
             next_step=sequence.after(Step.DELETE_RDS, ctx.config),
         )
