@@ -147,7 +147,7 @@ def with_strategy(overrides: dict[str, Any], strategy: str | None) -> dict[str, 
         return overrides
     if overrides.get("strategy", strategy) != strategy:
         raise OperatorError(
-            f"--strategy {strategy} and --override strategy={shown(overrides['strategy'])} disagree: give one"
+            f"--strategy {strategy} and --override strategy={overrides['strategy']} disagree: give one"
         )
     return overrides | {"strategy": strategy}
 

@@ -32,17 +32,16 @@ def swaps(state: OperationState) -> bool:
 
 
 def strategy_line(state: OperationState) -> str:
-    """`status`'s strategy line; under swap with the two names the operation gives clusters, once known."""
-    line = f"strategy    {strategy_of(state)}"
-    if not swaps(state):
-        return line
-    restored = restored_beside(state)
-    if restored:
-        line += f": restored beside the target as {restored}"
-    old = state.outputs.get("old_cluster_id")
-    if old:
-        line += f"; the old target renamed {old}"
-    return line
+    """`status`'s strategy line; under swap, under it, the names the operation gives clusters, once known."""
+    lines = [f"strategy    {strategy_of(state)}"]
+    if swaps(state):
+        restored = restored_beside(state)
+        if restored:
+            lines.append(f"            restored beside the target as {restored}")
+        old = state.outputs.get("old_cluster_id")
+        if old:
+            lines.append(f"            the old target renamed {old}, to be deleted after the switch")
+    return "\n".join(lines)
 
 
 def _utc(moment: datetime) -> str:
