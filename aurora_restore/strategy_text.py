@@ -63,9 +63,16 @@ def switch_downtime_text(state: OperationState) -> str:
             f"{spoken_duration(until - since)}, the switch: from {began} (the old target renamed away) to the"
             " restored cluster answering under the target's name"
         )
-    if state.outputs.get("switch_rolled_back"):
+    if rolled_back(state):
         return f"since {began} (the switch), rolled back: the old target was renamed back under its name"
     return f"since {began} (the switch): the restored cluster does not answer under the target's name yet"
+
+
+def rolled_back(state: OperationState) -> bool:
+    """Whether the last switch failed and renamed the old target back (its run that failed found it serving
+    under its name again). A resumed switch that runs again is no longer rolled back."""
+    runs = [entry for entry in state.history if entry.step == "swap_clusters"]
+    return bool(state.outputs.get("switch_rolled_back")) and bool(runs) and runs[-1].outcome == "failed"
 
 
 def downtime_seconds(state: OperationState) -> float | None:

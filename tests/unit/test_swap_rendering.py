@@ -215,6 +215,10 @@ def test_status_of_a_switch_under_way_or_rolled_back_says_since_when() -> None:
     assert "(the switch), rolled back: the old target was renamed back under its name" in render.status_text(
         rolled_back
     )
+    # And once resumed, switching afresh, it is no longer said to be rolled back
+    rolled_back.history += history([("swap_clusters", "waiting", "resume", 50.0, 1.0)])
+    rolled_back.status, rolled_back.failed_step, rolled_back.error = "waiting", None, None
+    assert "(the switch): the restored cluster does not answer under" in render.status_text(rolled_back)
 
 
 def test_status_json_carries_the_strategy_and_the_switch() -> None:
