@@ -56,16 +56,8 @@ def note_of(state: OperationState, width: int = NOTE_CHARS) -> str:
 
 def operations_table(states: list[OperationState]) -> str:
     """`aurora-restore list`: one row per operation, in the order given, times in UTC."""
-    header: tuple[str, ...] = (
-        "OPERATION",
-        "STATUS",
-        "STEP",
-        "TARGET",
-        "STARTED (UTC)",
-        "UPDATED (UTC)",
-        "NOTE",
-    )
-    rows: list[tuple[str, ...]] = [header] + [
+    header = ("OPERATION", "STATUS", "STEP", "TARGET", "STARTED (UTC)", "UPDATED (UTC)", "NOTE")
+    rows = [header] + [
         (
             state.operation_id,
             state.status,
@@ -77,13 +69,14 @@ def operations_table(states: list[OperationState]) -> str:
         )
         for state in states
     ]
+    grid: list[tuple[str, ...]] = list(rows)
     if any(strategy_text.swaps(state) for state in states):
         # The strategy after the status, once any listed operation swaps (a list of replaces looks as before).
         strategies = ["STRATEGY", *(strategy_text.strategy_of(state) for state in states)]
-        rows = [(*row[:2], strategy, *row[2:]) for row, strategy in zip(rows, strategies, strict=True)]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        grid = [(*row[:2], strategy, *row[2:]) for row, strategy in zip(rows, strategies, strict=True)]
+    widths = [max(len(row[column]) for row in grid) for column in range(len(grid[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in grid
     )
 
 
