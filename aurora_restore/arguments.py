@@ -8,6 +8,7 @@ from datetime import date
 from typing import TypeAlias, get_args
 
 from aurora_restore.operations import APPEAR_TIMEOUT
+from aurora_restore.strategy_text import STRATEGIES
 from schemas.common import Step
 from schemas.state import OperationStatus
 
@@ -119,6 +120,7 @@ def _add_start(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p.add_argument(
         "--override", action="append", metavar="KEY=VALUE", help="a configuration value, highest priority"
     )
+    _strategy(p)
     p.set_defaults(func=handlers["start"])
 
 
@@ -137,8 +139,19 @@ def _add_plan(sub: Commands, handlers: Mapping[str, Handler]) -> None:
     p.add_argument(
         "--override", action="append", metavar="KEY=VALUE", help="a configuration value, as for `start`"
     )
+    _strategy(p)
     p.add_argument("--json", action="store_true", help="the plan as one JSON object")
     p.set_defaults(func=handlers["plan"])
+
+
+def _strategy(p: argparse.ArgumentParser) -> None:
+    """`--strategy replace|swap`: the request's `strategy` override (as `--override strategy=...`)."""
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="replace: delete the target, then restore under its name; swap: restore beside the target and"
+        " switch by rename, the old target serving until the switch (default: the environment's configuration)",
+    )
 
 
 def _add_list(sub: Commands, handlers: Mapping[str, Handler]) -> None:

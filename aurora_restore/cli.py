@@ -63,7 +63,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     operation_id = operations.check_operation_id(
         args.operation_id or operations.default_operation_id(target.environment, args.date)
     )
-    overrides = operations.parse_overrides(args.override or [])
+    overrides = operations.with_strategy(operations.parse_overrides(args.override or []), args.strategy)
     operations.start(target, operation_id, args.date, overrides)
     print(render.started(target, operation_id, args.date))
     return EXIT_OK
@@ -73,7 +73,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from aurora_restore.plan import plan
 
     target = _target(args)
-    report = plan(target, args.date, operations.parse_overrides(args.override or []))
+    overrides = operations.with_strategy(operations.parse_overrides(args.override or []), args.strategy)
+    report = plan(target, args.date, overrides)
     print(render.plan_json(report) if args.json else render.plan_text(report))
     return EXIT_OK if report["would_start"] else EXIT_FAILED
 

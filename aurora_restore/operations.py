@@ -141,6 +141,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def with_strategy(overrides: dict[str, Any], strategy: str | None) -> dict[str, Any]:
+    """`overrides` with `--strategy`'s {"strategy": ...} (None: as they are); one that says otherwise is refused."""
+    if strategy is None:
+        return overrides
+    if overrides.get("strategy", strategy) != strategy:
+        raise OperatorError(
+            f"--strategy {strategy} and --override strategy={overrides['strategy']} disagree: give one"
+        )
+    return overrides | {"strategy": strategy}
+
+
 # The calls the CLI makes on the state table.
 DYNAMODB_OPERATIONS = frozenset(
     {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable", "TransactWriteItems"}

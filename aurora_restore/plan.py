@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions import aws, target_settings
 from functions.errors import ConfigError, StepError
-from functions.identifiers import copy_name, final_snapshot_id, writer_id
+from functions.identifiers import copy_name, final_snapshot_id, swap_names, writer_id
 from functions.steps.preflight import Check, Preflight
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 # instance 10 min), which its measured runs match to within a minute. An estimate: RDS's own times vary
 # with the snapshot's size, the instance class and the region's load.
 DOWNTIME_MODEL_S = {"delete target": 8 * 60, "restore cluster": 15 * 60, "create writer": 10 * 60}
+# Under swap the old target serves until the switch: the downtime is one rename of the restored cluster into
+# the target's name ("about two minutes", aurora_restore.bench.pipeline.AWS_MINUTES.rename; renaming the old
+# target away frees the name at once), and a little for RDS-EVENT-0172 or the re-check that ends the wait.
+SWAP_DOWNTIME_MODEL_S = {"rename into the target's name": 2 * 60, "rename event or re-check": 30}
 # The account quotas a refresh uses (RDS DescribeAccountAttributes' AccountQuotaName).
 QUOTAS = ("DBClusters", "DBInstances", "ManualClusterSnapshots")
 
@@ -174,9 +178,12 @@ def _check_quotas(ctx: StepContext, found: Preflight, cluster: dict[str, Any] | 
         return
     copy = copy_name(found.snapshot["DBClusterSnapshotIdentifier"]) if found.snapshot else None
     copy_exists = copy is not None and ctx.target_rds.cluster_snapshot(copy) is not None
-    needs = quota_needs(cluster, copy_exists, ctx.config.final_snapshot)
+    swap = ctx.config.strategy == "swap"
+    needs = quota_needs(cluster, copy_exists, ctx.config.final_snapshot, swap=swap)
     problems = quota_problems(quotas.usage, needs)
-    found.add("quotas", "failed" if problems else "passed", "; ".join(problems) or quota_note(needs))
+    found.add(
+        "quotas", "failed" if problems else "passed", "; ".join(problems) or quota_note(needs, swap=swap)
+    )
 
 
 def _check_lease(ctx: StepContext) -> None:
@@ -207,13 +214,16 @@ def account_quotas(region: str) -> Quotas:
     return Quotas(usage)
 
 
-def quota_needs(target: dict[str, Any] | None, copy_exists: bool, final_snapshot: bool) -> dict[str, int]:
-    """How many more of each quota the refresh holds at its peak. The target is deleted before the restore
-    (replace), so its cluster and instances make room for the restored ones; the copy is shared when it
-    exists already; a final snapshot of the target is one more manual cluster snapshot."""
-    members = len(target.get("DBClusterMembers", [])) if target else 0
+def quota_needs(
+    target: dict[str, Any] | None, copy_exists: bool, final_snapshot: bool, *, swap: bool = False
+) -> dict[str, int]:
+    """How many more of each quota the refresh holds at its peak. Under replace the target is deleted before
+    the restore, so its cluster and instances make room for the restored ones; under swap the restored
+    cluster and its writer stand beside the target until the switch. The copy is shared when it exists
+    already; a final snapshot of the target is one more manual cluster snapshot."""
+    members = len(target.get("DBClusterMembers", [])) if target and not swap else 0
     return {
-        "DBClusters": 0 if target else 1,
+        "DBClusters": 0 if target and not swap else 1,
         "DBInstances": max(0, 1 - members),
         "ManualClusterSnapshots": (0 if copy_exists else 1) + (1 if final_snapshot and target else 0),
     }
@@ -229,10 +239,15 @@ def quota_problems(usage: dict[str, tuple[int, int]], needs: dict[str, int]) -> 
     return problems
 
 
-def quota_note(needs: dict[str, int]) -> str:
+def quota_note(needs: dict[str, int], *, swap: bool = False) -> str:
+    why = (
+        "the restored cluster stands beside the target until the switch"
+        if swap
+        else "the target is deleted first"
+    )
     return (
         f"room for {needs['DBClusters']} more cluster(s), {needs['DBInstances']} more instance(s) and"
-        f" {needs['ManualClusterSnapshots']} more manual cluster snapshot(s) (the target is deleted first)"
+        f" {needs['ManualClusterSnapshots']} more manual cluster snapshot(s) ({why})"
     )
 
 
@@ -242,6 +257,7 @@ def refused_report(target_date: date | str, found: Preflight) -> dict[str, Any]:
         "would_start": False,
         "reasons": found.reasons,
         "target_date": str(target_date),
+        "strategy": None,  # the configuration did not resolve
         "snapshot": None,
         "copy": None,
         "target": None,
@@ -258,18 +274,20 @@ def refused_report(target_date: date | str, found: Preflight) -> dict[str, Any]:
 def report(ctx: StepContext, found: Preflight, cluster: dict[str, Any] | None) -> dict[str, Any]:
     """The plan: what the checks found and what the refresh would do (pure: from what was read)."""
     config, snapshot = ctx.config, found.snapshot
+    model = SWAP_DOWNTIME_MODEL_S if config.strategy == "swap" else DOWNTIME_MODEL_S
     return {
         "would_start": not found.reasons,
         "reasons": found.reasons,
         "target_date": ctx.state.target_date.isoformat(),  # `latest`: the newest snapshot's day
+        "strategy": config.strategy,
         "snapshot": snapshot_part(snapshot),
         "copy": copy_part(config, snapshot),
         "target": target_part(ctx, cluster),
         "settings_carried": settings_carried(ctx, found),
         "users": [_user(user) for user in (found.users.users if found.users else [])],
         "masking_rules": masking_rules(config),
-        "expected_downtime_s": sum(DOWNTIME_MODEL_S.values()),
-        "downtime_model": DOWNTIME_MODEL_S,
+        "expected_downtime_s": sum(model.values()),
+        "downtime_model": model,
         "warnings": list(ctx.warnings),
         "checks": [check.as_dict() for check in found.checks],
     }
@@ -303,6 +321,8 @@ def copy_part(config: RestoreConfig, snapshot: dict[str, Any] | None) -> dict[st
 
 def target_part(ctx: StepContext, cluster: dict[str, Any] | None) -> dict[str, Any]:
     config = ctx.config
+    if config.strategy == "swap":
+        return swap_target_part(ctx, cluster)
     final = final_snapshot_id(config.target_cluster_id, ctx.operation_id) if config.final_snapshot else None
     return {
         "cluster": config.target_cluster_id,
@@ -313,6 +333,33 @@ def target_part(ctx: StepContext, cluster: dict[str, Any] | None) -> dict[str, A
         "action": "deleted then restored" if cluster else "restored (it does not exist now)",
         "final_snapshot": final if cluster else None,
         "writer": writer_id(config.target_cluster_id),
+    }
+
+
+def swap_target_part(ctx: StepContext, cluster: dict[str, Any] | None) -> dict[str, Any]:
+    """Under swap: restored beside the target under a name of its own, switched in by rename, and the old
+    target (renamed away) deleted after the switch. The names' hash is the operation's: a `start` gives
+    other ones than this plan's."""
+    config = ctx.config
+    new_id, old_id = swap_names(config.target_cluster_id, ctx.operation_id)
+    final = final_snapshot_id(old_id, ctx.operation_id) if config.final_snapshot and cluster else None
+    action = (
+        f"keeps serving; restored beside it as {new_id}, then switched by rename (the old one renamed"
+        f" {old_id}, then deleted)"
+        if cluster
+        else f"restored as {new_id}, then renamed to {config.target_cluster_id} (it does not exist now)"
+    )
+    return {
+        "cluster": config.target_cluster_id,
+        "region": config.target_region,
+        "exists": cluster is not None,
+        "status": cluster.get("Status") if cluster else None,
+        "instances": [m.get("DBInstanceIdentifier") for m in (cluster or {}).get("DBClusterMembers", [])],
+        "action": action,
+        "final_snapshot": final,
+        "writer": writer_id(new_id),
+        "restored_as": new_id,
+        "old_renamed_to": old_id if cluster else None,
     }
 
 

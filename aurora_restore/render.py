@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aurora_restore import strategy_text
 from functions.notify import left_in_place, out_of_use
 from schemas.common import spoken_duration
 from schemas.state import HistoryEntry, OperationState
@@ -68,9 +69,14 @@ def operations_table(states: list[OperationState]) -> str:
         )
         for state in states
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    grid: list[tuple[str, ...]] = list(rows)
+    if any(strategy_text.swaps(state) for state in states):
+        # The strategy after the status, once any listed operation swaps (a list of replaces looks as before).
+        strategies = ["STRATEGY", *(strategy_text.strategy_of(state) for state in states)]
+        grid = [(*row[:2], strategy, *row[2:]) for row, strategy in zip(rows, strategies, strict=True)]
+    widths = [max(len(row[column]) for row in grid) for column in range(len(grid[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in grid
     )
 
 
@@ -80,6 +86,7 @@ def operations_json(states: list[OperationState]) -> str:
         {
             "operation_id": state.operation_id,
             "status": state.status,
+            "strategy": strategy_text.strategy_of(state),
             "step": step_of(state),
             "target_cluster_id": target_of(state),
             "target_date": state.target_date.isoformat(),
@@ -103,7 +110,10 @@ def more_operations(count: int, limit: int | None) -> str:
 
 
 def downtime_text(state: OperationState) -> str | None:
-    """The target's time out of use, as the outcome notice counts it (None: it was not deleted)."""
+    """The target's time out of use, as the outcome notice counts it (None: it was not deleted). Under swap,
+    the switch alone (strategy_text.switch_downtime_text), or that there was none."""
+    if strategy_text.swaps(state):
+        return strategy_text.switch_downtime_text(state)
     span = out_of_use(state)
     if span is None:
         return None
@@ -129,6 +139,7 @@ def status_text(state: OperationState) -> str:
         f"operation   {state.operation_id}",
         f"status      {state.status}",
         f"target      {target_of(state) or '?'} in {state.config.get('target_region', '?')}",
+        strategy_text.strategy_line(state),
         f"date        {date_text(state)}",
         f"step        {state.current_step or '-'} -> next {state.next_step or '-'}",
     ]
@@ -202,6 +213,8 @@ def status_json(state: OperationState) -> str:
     document = state.model_dump(mode="json", exclude={"outbox"})
     if state.status in ("failed", "aborted"):
         document["left_in_place"] = left_in_place(state)
+    document["strategy"] = strategy_text.strategy_of(state)
+    document["out_of_use"] = strategy_text.out_of_use_json(state)
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
@@ -288,11 +301,14 @@ def still_going(state: OperationState, timeout: float) -> str:
 
 
 def watch_ended(state: OperationState) -> str:
-    """The last words of `watch`: how the operation ended, and its error if any."""
+    """The last words of `watch`: how the operation ended, and its error if any; its strategy, and the
+    target's time out of use (under swap, the switch) when it has one to say."""
     said = f"operation {state.operation_id} is {state.status}"
     if state.error:
         said += f"\n  {state.failed_step}: {state.error.type}: {state.error.message}"
-    return said
+    said += f"\n  strategy {strategy_text.strategy_of(state)}"
+    down = downtime_text(state)
+    return said + (f"\n  downtime {down}" if down else "")
 
 
 def step_response(body: Any) -> str:
@@ -416,6 +432,10 @@ def _check_line(check: dict[str, str]) -> str:
 def _plan_actions(report: dict[str, Any]) -> list[str]:
     snapshot, copy, target = report["snapshot"], report["copy"], report["target"]
     lines: list[str] = ["what it would do (nothing was changed):"]
+    if report.get("strategy") == "swap":
+        lines.append("  strategy  swap: the old target keeps serving until the switch (one rename)")
+    elif report.get("strategy"):
+        lines.append(f"  strategy  {report['strategy']}: the target is deleted, then restored under its name")
     if snapshot:
         size = f", {snapshot['size_gb']} GB" if snapshot.get("size_gb") is not None else ""
         lines.append(f"  snapshot  {snapshot['name']} (created {snapshot['created']}{size})")
@@ -434,8 +454,11 @@ def _plan_actions(report: dict[str, Any]) -> list[str]:
     if target:
         lines.append(f"  masking   {len(report['masking_rules'])} rule(s)")
     if report["expected_downtime_s"] is not None:
+        about = f"  downtime  about {spoken_duration(timedelta(seconds=report['expected_downtime_s']))}"
         lines.append(
-            f"  downtime  about {spoken_duration(timedelta(seconds=report['expected_downtime_s']))} (an estimate: delete,"
-            " restore and writer as docs/performance.md's model times them)"
+            f"{about} (an estimate: the switch, one rename as docs/performance.md's model times it, and the"
+            " event or re-check that ends it; the old target serves until then)"
+            if report.get("strategy") == "swap"
+            else f"{about} (an estimate: delete, restore and writer as docs/performance.md's model times them)"
         )
     return lines

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from xml.sax.saxutils import escape
 
+from aurora_restore.strategy_text import strategy_of
 from functions.notify import out_of_use
 from schemas.state import TERMINAL_STATUSES, HistoryEntry, OperationState
 
@@ -163,6 +164,7 @@ def _header(state: OperationState, frame: Frame) -> Iterator[str]:
     facts = [
         f"target {state.target_cluster_id or state.config.get('target_cluster_id') or '-'}",
         f"snapshot day {state.target_date}",
+        f"strategy {strategy_of(state)}",
         f"status {status}",
         f"total {took}",
         f"started {_clock(frame.origin)}",
@@ -199,7 +201,8 @@ def _axis(frame: Frame, bottom: int) -> Iterator[str]:
 
 
 def _downtime(state: OperationState, frame: Frame, bottom: int) -> Iterator[str]:
-    """The target's downtime shaded across every row, labelled with its length above the rows."""
+    """The target's downtime shaded across every row, labelled with its length above the rows: under swap
+    the switch alone (functions.notify.out_of_use), the old target serving until then."""
     span = out_of_use(state)
     if span is None:
         return
@@ -210,6 +213,8 @@ def _downtime(state: OperationState, frame: Frame, bottom: int) -> Iterator[str]
     words = (
         f"target unavailable {length}" if until else f"target unavailable since {_offset_of(since, frame)}"
     )
+    if strategy_of(state) == "swap":
+        words += " (the switch)"
     yield (
         f'<rect x="{x0:.1f}" y="{ROWS_Y - 16}" width="{width:.1f}" height="{bottom - ROWS_Y + 16}" '
         f'fill="url(#down)" stroke="{DOWN}" stroke-dasharray="4 3"><title>{_text(words)}</title></rect>'
