@@ -58,13 +58,16 @@ def switch_downtime_text(state: OperationState) -> str:
         return "none so far: the target serves until the switch"
     since, until = span
     began = _utc(since)
+    if rolled_back(state):
+        back = f" after {spoken_duration(until - since)}" if until is not None else ""
+        return (
+            f"since {began} (the switch), rolled back: the old target was renamed back under its name{back}"
+        )
     if until is not None:
         return (
             f"{spoken_duration(until - since)}, the switch: from {began} (the old target renamed away) to the"
             " restored cluster answering under the target's name"
         )
-    if rolled_back(state):
-        return f"since {began} (the switch), rolled back: the old target was renamed back under its name"
     return f"since {began} (the switch): the restored cluster does not answer under the target's name yet"
 
 

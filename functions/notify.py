@@ -55,20 +55,36 @@ def out_of_use(state: OperationState) -> tuple[datetime, datetime | None] | None
     operation took it out of use at no point.
     - replace: from the run of delete_rds that started the deletion to setup_db_users' success on the
       restored cluster;
-    - swap: the switch, from the run of swap_clusters that renamed the old target away to its success (the
-      old target served until then, and delete_rds deletes it only afterwards)."""
+    - swap: the switch (the old target served until then, and delete_rds deletes it only afterwards)."""
     if state.outputs.get("switch_started"):
-        first, last = Step.SWAP_CLUSTERS, Step.SWAP_CLUSTERS
-    elif state.outputs.get("deletion_started"):
-        first, last = Step.DELETE_RDS, Step.SETUP_DB_USERS
-    else:
+        return _switch(state)
+    if not state.outputs.get("deletion_started"):
         return None
-    down = next((e for e in state.history if e.step == first and e.outcome in ("waiting", "success")), None)
+    down = next(
+        (e for e in state.history if e.step == Step.DELETE_RDS and e.outcome in ("waiting", "success")), None
+    )
     if down is None:
         return None
-    # Steps only go forward (a resume re-runs the failed step), so any success of `last` follows it.
-    ready = [e.finished_at for e in state.history if e.step == last and e.outcome == "success"]
+    # Steps only go forward (a resume re-runs the failed step), so any success of setup_db_users follows it.
+    ready = [e.finished_at for e in state.history if e.step == Step.SETUP_DB_USERS and e.outcome == "success"]
     return down.started_at, ready[-1] if ready else None
+
+
+def _switch(state: OperationState) -> tuple[datetime, datetime | None] | None:
+    """The switch's span: swap_clusters' latest attempt (after its last failure, when it was resumed), from
+    its first run to its success. An attempt that failed and rolled back ends at its failure, the old
+    target serving again; one that failed otherwise is not over."""
+    runs = [e for e in state.history if e.step == Step.SWAP_CLUSTERS]
+    failed = [index for index, e in enumerate(runs) if e.outcome == "failed"]
+    if failed and failed[-1] == len(runs) - 1:  # the last attempt failed
+        attempt = runs[failed[-2] + 1 if len(failed) > 1 else 0 :]
+        back = attempt[-1].finished_at if state.outputs.get("switch_rolled_back") else None
+        return (attempt[0].started_at, back) if len(attempt) > 1 or back else None
+    attempt = runs[failed[-1] + 1 :] if failed else runs
+    if not attempt:
+        return None
+    done = next((e.finished_at for e in attempt if e.outcome == "success"), None)
+    return attempt[0].started_at, done
 
 
 def timing(state: OperationState, now: datetime | None = None) -> dict[str, Any]:

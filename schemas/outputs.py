@@ -123,7 +123,8 @@ class StepOutputs(BaseModel):
     )
     # swap_clusters (the swap strategy)
     switch_started: bool | None = Field(
-        default=None, description="The first rename was asked for: the target's name may be without a cluster"
+        default=None,
+        description="The switch began: the target's name was freed (renamed away, or none held it)",
     )
     switched: bool | None = Field(
         default=None, description="The restored cluster answers under the target's name"

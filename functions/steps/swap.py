@@ -64,9 +64,9 @@ def swap_clusters(ctx: StepContext) -> Outcome:
         # Both names indexed first: RDS-EVENT-0172 names the cluster by its new name.
         for name in (old_id, target):
             ctx.services.store.index_resource(CLUSTER, name, ctx.operation_id)
-        ctx.outputs["switch_started"] = True
         if not rename_cluster(rds, target, old_id):
             return _switching(ctx, f"cluster {target} to accept its rename to {old_id}")
+        ctx.outputs["switch_started"] = True  # taken: the target's name is without a cluster from now
         logger.info("old target renamed away", extra={"from": target, "to": old_id})
     try:
         return _bring_in(ctx, new_id, target)
@@ -87,7 +87,7 @@ def _bring_in(ctx: StepContext, new_id: str, target: str) -> Outcome:
     if new.get("Status") != "available":
         return _switching(ctx, f"cluster {new_id} to be available before it is renamed")
     ctx.services.store.index_resource(CLUSTER, target, ctx.operation_id)
-    ctx.outputs["switch_started"] = True
+    ctx.outputs["switch_started"] = True  # the name is free (renamed away, or there was no old target)
     if not rename_cluster(ctx.target_rds, new_id, target):
         return _switching(ctx, f"cluster {new_id} to accept its rename to {target}")
     return _switching(ctx, f"cluster {new_id} to answer as {target}")

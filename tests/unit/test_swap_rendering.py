@@ -142,6 +142,31 @@ def test_a_swap_before_its_switch_took_the_target_out_of_use_at_no_point() -> No
     assert out_of_use(before_the_switch("failed")) is None
 
 
+def test_a_rolled_back_switch_was_out_of_use_until_its_failure_and_a_resume_counts_afresh() -> None:
+    # Given a switch that failed and renamed the old target back (its runs at minutes 46 and 46.5)
+    rows = [
+        *SWAP[:9],
+        ("swap_clusters", "waiting", "StepCompleted", 46.0, 1.0),
+        ("swap_clusters", "failed", "RecheckDue", 46.5, 1.0),
+    ]
+    rolled = operation(rows, status="failed", outputs={"switch_started": True, "switch_rolled_back": True})
+    # Then the target was out of use from the first run to the failure, and is back
+    assert out_of_use(rolled) == (T0 + timedelta(minutes=46), T0 + timedelta(minutes=46.5, seconds=1))
+    # And a failure that did not roll back is not over
+    rolled.outputs.pop("switch_rolled_back")
+    assert out_of_use(rolled) == (T0 + timedelta(minutes=46), None)
+    # When it is resumed and the new attempt switches (minutes 60 to 62)
+    rolled.outputs["switch_rolled_back"] = True
+    rolled.history += history(
+        [
+            ("swap_clusters", "waiting", "resume", 60.0, 1.0),
+            ("swap_clusters", "success", "RDS-EVENT-0172", 62.0, 1.0),
+        ]
+    )
+    # Then the downtime is the new attempt's, not from the first attempt's start
+    assert out_of_use(rolled) == (T0 + timedelta(minutes=60), T0 + timedelta(minutes=62, seconds=1))
+
+
 def test_the_completed_notice_under_swap_says_swap_and_the_switch_s_downtime() -> None:
     notice = outcome_notice(operation(SWAP), "completed", TARGET)
 
