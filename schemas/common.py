@@ -93,9 +93,12 @@ class Step(StrEnum):
         return self.value.replace("_", "-")
 
 
+# The runbook's steps that wait on AWS (RDS events and RecheckDue end their waits).
 WAITING_STEPS: frozenset[Step] = frozenset(
-    {Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS, Step.SWAP_CLUSTERS}
+    {Step.CHECK_COPY_STATUS, Step.DELETE_RDS, Step.CHECK_RESTORE_STATUS}
 )
+# Every step whose waits RDS events and RecheckDue end: the runbook's, and the swap's switch.
+EVENT_WAITING_STEPS: frozenset[Step] = WAITING_STEPS | {Step.SWAP_CLUSTERS}
 
 
 def utcnow() -> datetime:

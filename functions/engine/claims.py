@@ -12,7 +12,7 @@ from functions.errors import ClaimHeld, StaleWrite, StepError
 from functions.observability import logger
 from functions.settings import Settings
 from functions.store import StateStore
-from schemas.common import WAITING_STEPS, Step, utcnow
+from schemas.common import EVENT_WAITING_STEPS, Step, utcnow
 from schemas.state import Claim, OperationState
 
 MAX_ATTEMPTS = 4
@@ -79,7 +79,7 @@ class Claims:
         With nothing scheduled (wake-ups not configured, or Scheduler refused) it raises ClaimHeld, and Lambda
         delivers the trigger again.
         """
-        if self.step in WAITING_STEPS:
+        if self.step in EVENT_WAITING_STEPS:
             at = utcnow() + recheck_interval(state)
             scheduled = wakeup.schedule_recheck(self.settings, state.operation_id, self.step, at)
             then = f"looked at again at {at:%H:%M:%S}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functions import sequence
-from schemas.common import WAITING_STEPS, Step
+from schemas.common import EVENT_WAITING_STEPS, Step
 from schemas.config import RestoreConfig
 from schemas.events import BusEvent, RecheckDue, RestoreRequested, StepCompleted
 from schemas.state import OperationState
@@ -22,7 +22,7 @@ def restart_event(state: OperationState, step: Step, reason: str) -> BusEvent:
         return RestoreRequested(
             operation_id=state.operation_id, target_date=state.target_date, overrides=state.overrides or None
         )
-    if step in WAITING_STEPS:
+    if step in EVENT_WAITING_STEPS:
         return RecheckDue(operation_id=state.operation_id, step=step)
     previous = sequence.preceding(step, recorded_config(state))
     assert previous is not None  # only snapshot_check, answered above, has none
