@@ -320,43 +320,33 @@ def copy_part(config: RestoreConfig, snapshot: dict[str, Any] | None) -> dict[st
 
 
 def target_part(ctx: StepContext, cluster: dict[str, Any] | None) -> dict[str, Any]:
+    """The target: what becomes of it, and the names the refresh gives. Under swap it is restored beside it
+    under a name of its own, switched in by rename, and the old target (renamed away) deleted after the
+    switch; the names' hash is the operation's, so a `start` gives other ones than this plan's."""
     config = ctx.config
-    if config.strategy == "swap":
-        return swap_target_part(ctx, cluster)
-    final = final_snapshot_id(config.target_cluster_id, ctx.operation_id) if config.final_snapshot else None
-    return {
-        "cluster": config.target_cluster_id,
+    target = config.target_cluster_id
+    final = final_snapshot_id(target, ctx.operation_id) if config.final_snapshot and cluster else None
+    part = {
+        "cluster": target,
         "region": config.target_region,
         "exists": cluster is not None,
         "status": cluster.get("Status") if cluster else None,
         "instances": [m.get("DBInstanceIdentifier") for m in (cluster or {}).get("DBClusterMembers", [])],
         "action": "deleted then restored" if cluster else "restored (it does not exist now)",
-        "final_snapshot": final if cluster else None,
-        "writer": writer_id(config.target_cluster_id),
+        "final_snapshot": final,
+        "writer": writer_id(target),
     }
-
-
-def swap_target_part(ctx: StepContext, cluster: dict[str, Any] | None) -> dict[str, Any]:
-    """Under swap: restored beside the target under a name of its own, switched in by rename, and the old
-    target (renamed away) deleted after the switch. The names' hash is the operation's: a `start` gives
-    other ones than this plan's."""
-    config = ctx.config
-    new_id, old_id = swap_names(config.target_cluster_id, ctx.operation_id)
-    final = final_snapshot_id(old_id, ctx.operation_id) if config.final_snapshot and cluster else None
+    if config.strategy != "swap":
+        return part
+    new_id, old_id = swap_names(target, ctx.operation_id)
     action = (
         f"keeps serving; restored beside it as {new_id}, then switched by rename (the old one renamed"
         f" {old_id}, then deleted)"
         if cluster
-        else f"restored as {new_id}, then renamed to {config.target_cluster_id} (it does not exist now)"
+        else f"restored as {new_id}, then renamed to {target} (it does not exist now)"
     )
-    return {
-        "cluster": config.target_cluster_id,
-        "region": config.target_region,
-        "exists": cluster is not None,
-        "status": cluster.get("Status") if cluster else None,
-        "instances": [m.get("DBInstanceIdentifier") for m in (cluster or {}).get("DBClusterMembers", [])],
+    return part | {
         "action": action,
-        "final_snapshot": final,
         "writer": writer_id(new_id),
         "restored_as": new_id,
         "old_renamed_to": old_id if cluster else None,

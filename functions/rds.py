@@ -119,17 +119,17 @@ class RdsAdapter:
             DBClusterSnapshotIdentifier=snapshot_id,
         )
 
-    def snapshots_of_cluster(self, cluster_id: str) -> list[dict[str, Any]]:
-        pages = self._client.get_paginator("describe_db_cluster_snapshots").paginate(
-            DBClusterIdentifier=cluster_id
-        )
+    def snapshots_of_cluster(self, cluster_id: str | None) -> list[dict[str, Any]]:
+        """The cluster's snapshots; None: every manual cluster snapshot in the region."""
+        which = {"DBClusterIdentifier": cluster_id} if cluster_id else {"SnapshotType": "manual"}
+        pages = self._client.get_paginator("describe_db_cluster_snapshots").paginate(**which)
         found: list[dict[str, Any]] = []
         try:
             for page in pages:
                 found.extend(page.get("DBClusterSnapshots", []))
         except ClientError as exc:
             raise AwsError(
-                f"listing snapshots of {cluster_id}: {aws.error_code(exc)}", retryable=True
+                f"listing snapshots of {cluster_id or 'the region'}: {aws.error_code(exc)}", retryable=True
             ) from exc
         return found
 

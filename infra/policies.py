@@ -358,7 +358,8 @@ def _cleanup(refs: PolicyRefs) -> list[dict[str, Any]]:
             _statement(
                 "ListTargetSnapshots",
                 ["rds:DescribeDBClusterSnapshots"],
-                [refs.target_cluster_arn, refs.rds("cluster-snapshot", "*")],
+                # Under swap, the old targets' final snapshots carry their `<target>-old-*` names.
+                [refs.target_cluster_arn, refs.old_cluster_arn, refs.rds("cluster-snapshot", "*")],
             ),
             _statement("DeleteOlderFinalSnapshots", ["rds:DeleteDBClusterSnapshot"], [final]),
         ]

@@ -11,6 +11,7 @@ from functions.errors import AwsError
 from functions.observability import logger
 from functions.steps.snapshot import release_copy
 from schemas.common import Step
+from schemas.config import SWAP_OLD_INFIX
 from schemas.outputs import StepOutputs
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def prune_final_snapshots(ctx: StepContext) -> dict[str, list[str]] | None:
     prefix = f"{cluster}-final-".lower()  # RDS keeps identifiers in lower case
     finals = [
         item
-        for item in ctx.target_rds.snapshots_of_cluster(cluster)  # the target's only (RDS filters)
+        for item in _target_snapshots(ctx, cluster)
         if str(item.get("DBClusterSnapshotIdentifier", "")).lower().startswith(prefix)
         and item.get("Status") != "deleting"
     ]
@@ -133,6 +134,20 @@ def prune_final_snapshots(ctx: StepContext) -> dict[str, list[str]] | None:
             refused.append(name)
     found = {"final_snapshots_deleted": sorted(deleted)}
     return found | ({"final_snapshots_not_deleted": refused} if refused else {})
+
+
+def _target_snapshots(ctx: StepContext, cluster: str) -> list[dict[str, Any]]:
+    """The target's snapshots (RDS filters); under swap also those of the old targets a switch renamed
+    `<target>-old-<hash>` before deleting them, which is whose name their final snapshots carry."""
+    found = ctx.target_rds.snapshots_of_cluster(cluster)
+    if sequence.swaps(ctx.config):
+        renamed = f"{cluster}{SWAP_OLD_INFIX}".lower()
+        found += [
+            item
+            for item in ctx.target_rds.snapshots_of_cluster(None)
+            if str(item.get("DBClusterIdentifier", "")).lower().startswith(renamed)
+        ]
+    return found
 
 
 def cleanup(ctx: StepContext) -> Outcome:
