@@ -7,6 +7,10 @@ operation (every call counted at moto's server, the repeats RDS refused reported
 notice reached the topic once and the queue once (twice only after a crash between the send and its
 record), no state item is lost or inconsistent, and no secret value appears anywhere the run wrote
 (chaos_secrets). The table is chaos_table's.
+
+Each profile's batch runs under the replace strategy and, in the same pool at the same time, under the swap
+strategy (chaos_swap): as many swap operations, each on a target of its own, and one more swap whose
+verification fails, which must leave its target serving and unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from aurora_restore.chaos_checks import (
     verdicts,
 )
 from aurora_restore.chaos_secrets import known_secrets, queue_messages, scan_for_secrets
+from aurora_restore.chaos_swap import KEPT, SWAP, TargetBefore, check_kept, kept_note, overrides, prepare_kept
 from aurora_restore.chaos_table import ProfileResult, progress, render_table
 from aurora_restore.local.faults import PLUMBING_ACCESS_KEY
 from aurora_restore.local.runtime import (
@@ -52,6 +57,7 @@ CRASH_STEPS = frozenset(
         Step.CHECK_RESTORE_STATUS.value,
         Step.MASK_DATA.value,
         Step.SETUP_DB_USERS.value,
+        Step.SWAP_CLUSTERS.value,
         Step.NOTIFY_COMPLETION.value,
         Step.CLEANUP.value,
     }
@@ -67,7 +73,7 @@ PROFILES: dict[str, FaultProfile] = {
     )
 }
 EXTRA_PROFILES = {"none": FaultProfile(name="none")}  # a well-behaved AWS, selectable for comparison
-# The crash profile's operation dies at nine steps and waits out a claim (20 s here) at each.
+# The crash profile's operation dies at nine steps (a swap at ten) and waits out a claim (20 s here) at each.
 OPERATION_TIMEOUT = 300.0
 
 
@@ -109,9 +115,9 @@ def run_chaos(
         known = known_secrets(runtime)
         for index, name in enumerate(names):
             runtime.set_faults(catalogue[name])
-            result = _run_profile(runtime, name, index, operations_per_profile)
-            results.append(result)
-            print(progress(result), file=out, flush=True)
+            for result in _run_profile(runtime, name, index, operations_per_profile):
+                results.append(result)
+                print(progress(result), file=out, flush=True)
         runtime.set_faults(FaultProfile())
         table = render_table(results, secrets_found=0)
         shown.write(table)
@@ -121,9 +127,9 @@ def run_chaos(
     print(render_table(results, secrets_found=len(secrets_found)), file=out)
     for result in results:
         for problem in result.problems:
-            print(f"FAIL [{result.profile}] {problem}", file=out)
+            print(f"FAIL [{result.label}] {problem}", file=out)
         for note in result.notes:
-            print(f"note [{result.profile}] {note}", file=out)
+            print(f"note [{result.label}] {note}", file=out)
     for where in secrets_found:
         print(f"FAIL secret value found in {where}", file=out)
     if runtime.errors:
@@ -161,49 +167,63 @@ def _injected(profile: FaultProfile, before: dict[str, int], after: dict[str, in
     return 0
 
 
-def _run_profile(runtime: LocalRuntime, name: str, index: int, count: int) -> ProfileResult:
+def _run_profile(runtime: LocalRuntime, name: str, index: int, count: int) -> list[ProfileResult]:
+    """The profile's batch under replace and under swap, in one pool: a result for each strategy."""
     started = time.monotonic()
     faults_before = _fault_count(runtime)
-    result = ProfileResult(profile=name)
-    planned = _start_batch(runtime, name, count)
+    result, swapped = ProfileResult(profile=name), ProfileResult(profile=name, strategy=SWAP)
+    planned, kept = _start_batch(runtime, name, count)
     conflict = _start_conflict(runtime, planned[0], name)
     if conflict is None:
         result.problems.append(f"{planned[0].operation_id} never took the lease on {planned[0].target}")
     else:
         planned.append(conflict)
-    result.operations = len(planned)
     for item in planned:
+        into = swapped if item.strategy == SWAP else result
+        into.operations += 1
         state = runtime.wait_for(item.operation_id, timeout=OPERATION_TIMEOUT, poll=0.25)
-        _check_operation(runtime, item, state, result)
-    result.problems.extend(check_store(runtime, [item.operation_id for item in planned]))
-    result.seconds = time.monotonic() - started
-    result.faults = _injected(runtime.options.faults, faults_before, _fault_count(runtime))
-    if name != "none" and result.faults <= 0:
+        _check_operation(runtime, item, state, into, kept.get(item.operation_id))
+    failed = frozenset(item.operation_id for item in planned if item.expect == KEPT)
+    result.problems.extend(check_store(runtime, [item.operation_id for item in planned], failed))
+    faults = _injected(runtime.options.faults, faults_before, _fault_count(runtime))
+    for each in (result, swapped):
+        each.seconds, each.faults = time.monotonic() - started, faults
+    if name != "none" and faults <= 0:
         result.problems.append("the profile injected no fault")
-    return result
+    return [result, swapped]
 
 
-def _start_batch(runtime: LocalRuntime, name: str, count: int) -> list[Planned]:
-    """`count` operations on targets of their own, each requested by put-events."""
+def _start_batch(
+    runtime: LocalRuntime, name: str, count: int
+) -> tuple[list[Planned], dict[str, TargetBefore]]:
+    """`count` operations on targets of their own under replace, as many under swap and one swap that fails
+    before the switch, each requested by put-events; the kept targets as they were, by operation."""
     stamp = time.strftime("%H%M%S")
     slug = name.replace("-", "")[:10]
+    plans = [("", "replace", "completed", number) for number in range(count)]
+    plans += [("s", SWAP, "completed", number) for number in range(count)] + [("k", SWAP, KEPT, 0)]
     planned: list[Planned] = []
-    for number in range(count):
-        target = f"chaos-{slug}-{number}"
-        runtime.add_target_cluster(target, database=f"chaos_{slug}_{number}")
-        day = _snapshot_day(runtime, number)
-        item = Planned(f"chaos-{slug}-{number}-{stamp}", target, day, "completed")
+    for index, (prefix, strategy, expect, number) in enumerate(plans):
+        target = f"chaos-{slug}-{prefix}{number}"
+        runtime.add_target_cluster(target, database=f"chaos_{slug}_{prefix}{number}")
+        day = _snapshot_day(runtime, index)  # a copy of its own: the operations run side by side
+        item = Planned(f"{target}-{stamp}", target, day, expect, strategy=strategy)
         # Earlier profiles restored the same day's snapshot and so called RDS on the same copy: the calls
         # counted are those made since.
         item.baseline = runtime.moto.app.rds_calls.tally(item.resources, exclude_key=PLUMBING_ACCESS_KEY)
         planned.append(item)
+    kept = {item.operation_id: prepare_kept(runtime, item) for item in planned if item.expect == KEPT}
     for item in planned:
         runtime.put_restore_requested(
             item.operation_id,
             item.day,
-            {"target_cluster_id": item.target, "database_name": runtime.database_for(item.target)},
+            {
+                "target_cluster_id": item.target,
+                "database_name": runtime.database_for(item.target),
+                **(overrides(item) if item.strategy == SWAP else {}),
+            },
         )
-    return planned
+    return planned, kept
 
 
 def _start_conflict(runtime: LocalRuntime, first: Planned, name: str) -> Planned | None:
@@ -226,15 +246,22 @@ def _start_conflict(runtime: LocalRuntime, first: Planned, name: str) -> Planned
     return conflict
 
 
-def _check_operation(runtime: LocalRuntime, item: Planned, state: Any, result: ProfileResult) -> None:
+def _check_operation(
+    runtime: LocalRuntime, item: Planned, state: Any, result: ProfileResult, before: TargetBefore | None
+) -> None:
     """Check one ended operation (or one that never ended) and add what it showed to the profile's result."""
-    if item.expect == "completed":
+    if item.expect == KEPT:
+        problems = check_kept(runtime, item, state, before)
+        if not problems:
+            result.failed_as_expected += 1
+            result.notes.append(kept_note(runtime, item))
+    elif item.expect == "completed":
         problems = check_completed(runtime, item, state)
         if not problems:
             result.completed += 1
         calls = server_calls(runtime, item)
         by_kind = calls_by_kind(calls)
-        for kind in MUTATING_KINDS:
+        for kind in item.kinds:
             result.per_kind.setdefault(kind, []).append(by_kind.get(kind, 0))
         for verdict, number in verdicts(calls).items():
             result.verdicts[verdict] = result.verdicts.get(verdict, 0) + number

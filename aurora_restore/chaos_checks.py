@@ -2,7 +2,8 @@
 outcome notices, and the state table as a whole.
 
 The pass criterion for the mutating RDS calls, counted at moto's server (aurora_restore.local.rds_calls):
-- RDS accepted each kind exactly once per completed operation: each change was made once.
+- RDS accepted each kind exactly once per completed operation: each change was made once (under the swap
+  strategy, the rename twice: the old target away, the restored cluster in; chaos_swap).
 - A call RDS refused as a duplicate (done or under way already) is allowed only where the step that makes
   it was run again after a run that made it died before its record: at most one per kind, and only for a
   step the crash profile crashed in that operation. Anywhere else it is a repeat the engine should not make.
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from aurora_restore.chaos_swap import RENAME_HEADING, RENAMES, SWAP, leftovers, swap_resources
 from aurora_restore.local.faults import PLUMBING_ACCESS_KEY, operation_resources
-from aurora_restore.local.rds_calls import ACCEPTED, PASSWORD_KIND
+from aurora_restore.local.rds_calls import ACCEPTED, PASSWORD_KIND, RENAME_KIND
 from aurora_restore.local.world import SOURCE_CLUSTER
 from functions import sequence
 from schemas.common import Step
@@ -44,6 +46,8 @@ MUTATING_KINDS: dict[str, str] = {
     "AddTagsToResource": "pw-tag",
     "DeleteDBClusterSnapshot": "del-copy",
 }
+# Under the swap strategy: the same, and the renames of the switch.
+SWAP_KINDS: dict[str, str] = {**MUTATING_KINDS, RENAME_KIND: RENAME_HEADING}
 # The steps that make each kind of call: a crash of one of them in an operation allows one duplicate.
 MAKERS: dict[str, frozenset[str]] = {
     "CopyDBClusterSnapshot": frozenset({"copy_snapshot"}),
@@ -54,6 +58,7 @@ MAKERS: dict[str, frozenset[str]] = {
     PASSWORD_KIND: frozenset({"check_restore_status"}),
     "AddTagsToResource": frozenset({"check_restore_status"}),
     "DeleteDBClusterSnapshot": frozenset({"check_restore_status", "cleanup"}),
+    RENAME_KIND: frozenset({"swap_clusters"}),
 }
 VERDICTS = ("accepted", "duplicate", "refused", "injected")
 
@@ -63,16 +68,27 @@ class Planned:
     operation_id: str
     target: str
     day: date
-    expect: str  # completed | LeaseHeld
+    expect: str  # completed | LeaseHeld | unchanged (chaos_swap.KEPT)
     holder: str | None = None
     # mutating calls on its resources before it ran, (kind, verdict) -> count
     baseline: Counter[tuple[str, str]] = field(default_factory=Counter)
+    strategy: str = "replace"
 
     @property
     def resources(self) -> set[str]:
         cluster = self.target
         copy = f"{SOURCE_CLUSTER}-snapshot-{self.day.isoformat()}-copy"
-        return {cluster, f"{cluster}-writer"[:63], f"{cluster}-instance-1", copy}
+        own = {cluster, f"{cluster}-writer"[:63], f"{cluster}-instance-1", copy}
+        return own | swap_resources(cluster, self.operation_id) if self.strategy == SWAP else own
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The mutating calls a completed operation makes, with their table headings."""
+        return SWAP_KINDS if self.strategy == SWAP else MUTATING_KINDS
+
+    def expected(self, kind: str) -> int:
+        """How many calls of `kind` RDS accepts from a completed operation."""
+        return RENAMES.get(kind, 1) if self.strategy == SWAP else 1
 
 
 def server_calls(runtime: LocalRuntime, item: Planned) -> Counter[tuple[str, str]]:
@@ -106,7 +122,10 @@ def check_completed(runtime: LocalRuntime, item: Planned, state: Any) -> list[st
     if state.status != "completed":
         error = f" at {state.failed_step}: {state.error.type}: {state.error.message}" if state.error else ""
         return [f"{op}: {state.status}{error} (expected completed)"]
-    return _state_problems(item, state) + rds_problems(runtime, item) + _left_in_rds(runtime, item, state)
+    left = leftovers(runtime, item) if item.strategy == SWAP else []
+    return (
+        _state_problems(item, state) + rds_problems(runtime, item) + _left_in_rds(runtime, item, state) + left
+    )
 
 
 def _state_problems(item: Planned, state: Any) -> list[str]:
@@ -132,10 +151,10 @@ def rds_problems(runtime: LocalRuntime, item: Planned) -> list[str]:
     crashed = {step for crashed_op, step in runtime.crashes if crashed_op == op}
     injects = bool(runtime.options.faults.aws_failure_rate)
     problems: list[str] = []
-    for kind in MUTATING_KINDS:
+    for kind in item.kinds:
         accepted, duplicates = calls[(kind, ACCEPTED)], calls[(kind, "duplicate")]
-        if accepted != 1:
-            problems.append(f"{op}: {kind} accepted {accepted} times (expected once)")
+        if accepted != item.expected(kind):
+            problems.append(f"{op}: {kind} accepted {accepted} times (expected {item.expected(kind)})")
         allowed = 1 if MAKERS[kind] & crashed else 0
         if duplicates > allowed:
             why = f"after the crash of {', '.join(sorted(MAKERS[kind] & crashed))}" if allowed else "no crash"
@@ -144,7 +163,7 @@ def rds_problems(runtime: LocalRuntime, item: Planned) -> list[str]:
             )
         if calls[(kind, "injected")] and not injects:
             problems.append(f"{op}: {kind} answered by an injected fault in a profile that injects none")
-    unexpected = sorted(kind for kind in calls_by_kind(calls) if kind not in MUTATING_KINDS)
+    unexpected = sorted(kind for kind in calls_by_kind(calls) if kind not in item.kinds)
     if unexpected:
         problems.append(f"{op}: unexpected mutating RDS calls: {', '.join(unexpected)}")
     return problems
@@ -205,8 +224,11 @@ def check_lease_refused(item: Planned, state: Any) -> list[str]:
     return []
 
 
-def check_store(runtime: LocalRuntime, operation_ids: list[str]) -> list[str]:
-    """Every item of the table parses; none of these operations left a lease, a claim or an outbox."""
+def check_store(
+    runtime: LocalRuntime, operation_ids: list[str], failed: frozenset[str] = frozenset()
+) -> list[str]:
+    """Every item of the table parses; none of these operations left a lease, a claim or an outbox, but those
+    `failed` as expected keep their lease (a failed operation may be resumed: the failure notice names it)."""
     table = runtime.client("dynamodb").get_paginator("scan")
     problems: list[str] = []
     ours = set(operation_ids)
@@ -217,7 +239,7 @@ def check_store(runtime: LocalRuntime, operation_ids: list[str]) -> list[str]:
         for raw in page.get("Items", []):
             item = {key: deserialize(value) for key, value in raw.items()}
             kind = item.get("item_kind", "operation")
-            if kind == "lease" and item.get("holder") in ours:
+            if kind == "lease" and item.get("holder") in ours - failed:
                 problems.append(
                     f"lease on {item.get('target_cluster_id')} still held by {item.get('holder')}"
                 )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aurora_restore.chaos_checks import MUTATING_KINDS
+from aurora_restore.chaos_checks import MUTATING_KINDS, SWAP_KINDS
 
 
 @dataclass
 class ProfileResult:
     profile: str
+    strategy: str = "replace"  # or swap: the profile's swap operations, run in the same pool
     operations: int = 0
     completed: int = 0
     failed_as_expected: int = 0
@@ -28,6 +29,11 @@ class ProfileResult:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def label(self) -> str:
+        """The profile, and the strategy when it is not the default."""
+        return self.profile if self.strategy == "replace" else f"{self.profile}, {self.strategy}"
+
 
 def _counts(values: list[int]) -> str:
     if not values:
@@ -36,12 +42,18 @@ def _counts(values: list[int]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-HEADINGS = [
-    "profile",
-    "ops",
-    "completed",
-    "failed as expected",
-    *MUTATING_KINDS.values(),
+def headings(kinds: dict[str, str]) -> list[str]:
+    return [
+        "profile",
+        "ops",
+        "completed",
+        "failed as expected",
+        *kinds.values(),
+        *AFTER_KINDS,
+    ]
+
+
+AFTER_KINDS = [
     "dup",
     "busy",
     "faulted",
@@ -52,6 +64,7 @@ HEADINGS = [
     "time",
     "result",
 ]
+HEADINGS = headings(MUTATING_KINDS)
 NOTE = (
     "mutating RDS calls per completed operation by kind, counted at moto's server whatever the answer: each"
     " accepted exactly once; dup: refused by RDS as done already (allowed once per kind after the crash of"
@@ -60,15 +73,20 @@ NOTE = (
     " notify_completion's crash between the send and its record); faults: injected by the profile;"
     " secrets: secret values found in logs, state, events, S3, notifications and this output"
 )
+SWAP_NOTE = (
+    "under the swap strategy, in the same pool as each profile's batch above (faults and time: the"
+    " profile's): rename: the switch's renames, each accepted twice (the old target away, the restored"
+    " cluster in); failed as expected: a swap whose verification fails, leaving the target as it was"
+)
 
 
-def _row(result: ProfileResult, secrets_found: int) -> list[str]:
+def _row(result: ProfileResult, secrets_found: int, kinds: dict[str, str]) -> list[str]:
     return [
         result.profile,
         str(result.operations),
         str(result.completed),
         str(result.failed_as_expected),
-        *[_counts(result.per_kind.get(kind, [])) for kind in MUTATING_KINDS],
+        *[_counts(result.per_kind.get(kind, [])) for kind in kinds],
         str(result.verdicts.get("duplicate", 0)),
         str(result.verdicts.get("refused", 0)),
         str(result.verdicts.get("injected", 0)),
@@ -82,19 +100,28 @@ def _row(result: ProfileResult, secrets_found: int) -> list[str]:
 
 
 def render_table(results: list[ProfileResult], secrets_found: int) -> str:
-    rows = [_row(result, secrets_found) for result in results]
-    widths = [max(len(row[i]) for row in [HEADINGS, *rows]) for i in range(len(HEADINGS))]
+    """The replace strategy's rows, then (when any ran) the swap strategy's in a table of their own."""
+    replace = [result for result in results if result.strategy == "replace"]
+    swap = [result for result in results if result.strategy != "replace"]
+    text = _table(replace, secrets_found, MUTATING_KINDS, NOTE)
+    return text + ("\n" + _table(swap, secrets_found, SWAP_KINDS, SWAP_NOTE) if swap else "")
+
+
+def _table(results: list[ProfileResult], secrets_found: int, kinds: dict[str, str], note: str) -> str:
+    heads = headings(kinds)
+    rows = [_row(result, secrets_found, kinds) for result in results]
+    widths = [max(len(row[i]) for row in [heads, *rows]) for i in range(len(heads))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [HEADINGS, *rows]
+        for row in [heads, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join([*lines, NOTE]) + "\n"
+    return "\n".join([*lines, note]) + "\n"
 
 
 def progress(result: ProfileResult) -> str:
     verdict = "ok" if result.ok else f"{len(result.problems)} problem(s)"
     return (
-        f"[{result.profile}] {result.completed}/{result.operations - result.failed_as_expected} completed, "
+        f"[{result.label}] {result.completed}/{result.operations - result.failed_as_expected} completed, "
         f"{result.failed_as_expected} failed as expected, {result.seconds:.0f}s: {verdict}"
     )

@@ -120,14 +120,18 @@ def _masking(rows: int, rounds: int) -> dict[str, Any]:
 
 
 def _pipeline(scale: Scale, timeout: float, rds: str) -> dict[str, Any]:
-    """One restore by the choreography and one by the runbook's polling script, on the `rds` profile."""
+    """One restore by the choreography (replace), one by the choreography under the swap strategy, and one
+    by the runbook's polling script, on the `rds` profile."""
     on = "" if rds == "fast" else f", {rds} RDS"
     _say(f"pipeline: the choreography ({scale.wall_per_aws_minute:g}s wall per AWS minute{on}) ...")
     choreography = measure_isolated("choreography", scale, timeout, rds=rds)
+    _say(f"pipeline: the choreography under the swap strategy{on} ...")
+    swap = measure_isolated("swap", scale, timeout, rds=rds)
     _say(f"pipeline: the runbook's polling script{on} ...")
     polling = measure_isolated("polling_runbook", scale, timeout, rds=rds)
     return {
         "choreography": choreography,
+        "swap": swap,
         "polling_runbook": polling,
         "ratios": {
             "invocations": _ratio(choreography["invocations_per_op"], polling["invocations_per_op"]),

@@ -1,4 +1,5 @@
-"""One restore by the choreography, one by the runbook's polling script, on the same simulated AWS."""
+"""One restore by the choreography (replace, and swap), one by the runbook's polling script, on the same
+simulated AWS."""
 
 from __future__ import annotations
 
@@ -22,14 +23,22 @@ from functions.routes import RECONCILE
 from functions.settings import Settings
 from schemas.config import RestoreConfig
 
-# AWS-like durations in AWS minutes; the simulator gets them time-scaled. A rename (no replace makes one)
-# takes effect "in about two minutes" (aurora_restore.local.rds_profiles.RdsProfile cites it).
+# AWS-like durations in AWS minutes; the simulator gets them time-scaled. A rename (the swap strategy makes
+# two, back to back) takes effect "in about two minutes" (aurora_restore.local.rds_profiles.RdsProfile and
+# docs/performance.md cite it).
 AWS_MINUTES = Durations(
     copy=20, delete_instance=5, delete_cluster=3, restore=15, create_instance=10, rename=2
 )
 RUNBOOK_POLL_SECONDS = 30.0  # the runbook's `sleep 30`
 RECHECK_SECONDS = RestoreConfig.model_fields["recheck_interval_seconds"].default
 EVENT_WAIT_RECHECK_SECONDS = RestoreConfig.model_fields["event_wait_recheck_seconds"].default
+# The contenders: the choreography (the replace strategy), the same under the swap strategy, the runbook's
+# polling script; the choreography's requests carry these overrides.
+CONTENDERS: dict[str, dict[str, Any] | None] = {
+    "choreography": None,
+    "swap": {"strategy": "swap"},
+    "polling_runbook": None,
+}
 RECONCILE_SECONDS = 3600.0  # the reconciler's scan (functions.routes.RECONCILE_SCHEDULE): rate(1 hour)
 # functions.settings: an operation's watchdog fires this long after a stretch began, and a wake-up may be
 # this late before the reconciler acts.
@@ -145,9 +154,9 @@ def _runtime(scale: Scale, choreography: bool, rds: str = "fast") -> LocalRuntim
 def measure(
     contender: str, scale: Scale, timeout: float, trace: bool = False, rds: str = "fast"
 ) -> dict[str, Any]:
-    """Run one operation with `contender` ("choreography" or "polling_runbook") on the `rds` profile's
-    simulated RDS, and read it back."""
-    choreography = contender == "choreography"
+    """Run one operation with `contender` (one of CONTENDERS) on the `rds` profile's simulated RDS, and read
+    it back."""
+    choreography = contender != "polling_runbook"
     runtime = _runtime(scale, choreography, rds).start()
     try:
         assert runtime.simulator is not None
@@ -158,7 +167,7 @@ def measure(
         sleeps = 0
         began = time.time()
         if choreography:
-            runtime.put_restore_requested(operation_id, target_date)
+            runtime.put_restore_requested(operation_id, target_date, CONTENDERS[contender])
             runtime.wait_for(operation_id, timeout=timeout, poll=0.05)
             # notify_completion records the operation completed; cleanup, routed on from it, comes after.
             _await_call(recorder, operation_id, "cleanup", timeout=60.0)
@@ -181,6 +190,7 @@ def measure(
             calls=calls,
             scale=scale.factor,
             wakeups=list(runtime.wakeup_log),
+            swap_target=_swap_target(state) if contender == "swap" else None,
         )
         step_calls = of_operation(calls, operation_id, operation_resources(state))
         ticks = [c for c in calls if c.function == RECONCILE and began <= c.started <= ended]
@@ -225,6 +235,11 @@ def measure(
         return result
     finally:
         runtime.stop()
+
+
+def _swap_target(state: Any) -> str:
+    """The target cluster a swap operation switched."""
+    return str(state.config["target_cluster_id"])
 
 
 def _await_call(recorder: CallRecorder, operation_id: str, function: str, timeout: float) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-WAIT_NAMES = ("copy", "delete_instance", "delete_cluster", "restore", "create_instance")
+WAIT_NAMES = ("copy", "delete_instance", "delete_cluster", "restore", "create_instance", "rename")
+# At most this many AWS seconds without the target under the swap strategy (issue 21): its two renames
+# back to back, each "about two minutes" (docs/performance.md).
+SWAP_DOWNTIME_TARGET_S = 120
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -100,6 +103,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             chor["overhead_s"] <= poll["overhead_s"],
             f"{chor['overhead_s']} s vs {poll['overhead_s']} s",
         ),
+        *_swap_downtime(results),
         (
             f"{scale['operations']} concurrent operations all complete",
             scale["completed"] == scale["operations"],
@@ -195,48 +199,54 @@ def _on_tables(setup: dict[str, Any]) -> str:
 
 
 def _restore_table(title: str, pipeline: dict[str, Any]) -> list[str]:
-    """One restore by each contender, side by side."""
-    chor, poll = pipeline["choreography"], pipeline["polling_runbook"]
-    lines = [f"{title:<44}{'choreography':>16}{'polling runbook':>18}"]
+    """One restore by each contender, side by side (swap: the choreography under the swap strategy)."""
+    names = [name for name in ("choreography", "swap", "polling_runbook") if name in pipeline]
+    contenders = [pipeline[name] for name in names]
+    headings = {"choreography": "choreography", "swap": "swap", "polling_runbook": "polling runbook"}
+    lines = [f"{title:<44}" + "".join(f"{headings[name]:>18}" for name in names)]
 
-    def row(label: str, left: Any, right: Any, unit: str = "") -> None:
-        lines.append(f"{label:<44}{_fmt(left, unit):>16}{_fmt(right, unit):>18}")
+    def row(label: str, pick: Any) -> None:
+        lines.append(f"{label:<44}" + "".join(f"{_fmt(pick(c)):>18}" for c in contenders))
 
-    row("end to end (s)", chor["e2e_s"], poll["e2e_s"])
-    row("  simulated AWS work, the floor (s)", chor["aws_work_s"], poll["aws_work_s"])
-    row("  time beyond AWS work (s)", chor["overhead_s"], poll["overhead_s"])
+    row("end to end (s)", lambda c: c["e2e_s"])
+    row("  simulated AWS work, the floor (s)", lambda c: c["aws_work_s"])
+    row("  time beyond AWS work (s)", lambda c: c["overhead_s"])
     for name in WAIT_NAMES:
-        row(
-            f"  detection delay: {name} (s)",
-            chor["detection_delay_s"].get(name),
-            poll["detection_delay_s"].get(name),
-        )
-    row("target downtime, delete -> users ready (s)", chor["downtime_s"], poll["downtime_s"])
-    row("Lambda invocations per op", chor["invocations_per_op"], poll["invocations_per_op"])
-    row(
-        "  of which reconciler ticks",
-        chor["invocations"]["reconciler_ticks"],
-        poll["invocations"]["reconciler_ticks"],
+        row(f"  detection delay: {name} (s)", lambda c, name=name: c["detection_delay_s"].get(name))
+    row("target downtime (s)", lambda c: c["downtime_s"])
+    lines.append(
+        "  (replace: first deletion call -> users ready; swap: rename away -> renamed in, available)"
     )
+    row("Lambda invocations per op", lambda c: c["invocations_per_op"])
+    row("  of which reconciler ticks", lambda c: c["invocations"]["reconciler_ticks"])
     row(
         "  of which raised (the errors alarm counts)",
-        sum(chor["invocations"].get("raised", {}).values()),
-        sum(poll["invocations"].get("raised", {}).values()),
+        lambda c: sum(c["invocations"].get("raised", {}).values()),
     )
-    row(
-        "  of which started by RDS events",
-        _rds_triggered(chor, "total"),
-        _rds_triggered(poll, "total"),
-    )
-    row(
-        "    ignored (not the step's turn, stale)",
-        _rds_triggered(chor, "ignored"),
-        _rds_triggered(poll, "ignored"),
-    )
-    row("    raised", _rds_triggered(chor, "raised"), _rds_triggered(poll, "raised"))
-    row("RDS API calls per op", chor["rds_api_calls_per_op"], poll["rds_api_calls_per_op"])
-    row("wall seconds (unscaled)", chor["wall"]["e2e_s"], poll["wall"]["e2e_s"])
+    row("  of which started by RDS events", lambda c: _rds_triggered(c, "total"))
+    row("    ignored (not the step's turn, stale)", lambda c: _rds_triggered(c, "ignored"))
+    row("    raised", lambda c: _rds_triggered(c, "raised"))
+    row("RDS API calls per op", lambda c: c["rds_api_calls_per_op"])
+    row("wall seconds (unscaled)", lambda c: c["wall"]["e2e_s"])
     return lines
+
+
+def _swap_downtime(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """The swap strategy's downtime against its target, beside the replace strategy's in the same run."""
+    rows: list[tuple[str, bool | None, str]] = []
+    for key, suffix in (("pipeline", ""), ("pipeline_realistic", " (realistic RDS)")):
+        pipeline = results.get(key) or {}
+        if "swap" not in pipeline:
+            continue
+        swap, replace = pipeline["swap"]["downtime_s"], pipeline["choreography"]["downtime_s"]
+        rows.append(
+            (
+                f"swap downtime <= {SWAP_DOWNTIME_TARGET_S} s{suffix}",
+                None if swap is None else swap <= SWAP_DOWNTIME_TARGET_S,
+                f"{_fmt(swap, ' s')} vs replace's {_fmt(replace, ' s')}",
+            )
+        )
+    return rows
 
 
 def render(results: dict[str, Any]) -> str:

@@ -13,7 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.identifiers import swap_names
 from functions.routes import RECONCILE
+
+# The simulator's record of a cluster rename (aurora_restore.local.renames): its resource is the new name.
+RENAME_WORK = "ModifyDBCluster:renaming"
 
 # The simulated works of one restore, in order, and the step that notices each one is done.
 WAITS: tuple[tuple[str, str, str], ...] = (
@@ -22,6 +26,8 @@ WAITS: tuple[tuple[str, str, str], ...] = (
     ("delete_cluster", "DeleteDBCluster", "delete_rds"),
     ("restore", "RestoreDBClusterFromSnapshot", "check_restore_status"),
     ("create_instance", "CreateDBInstance", "check_restore_status"),
+    # The swap strategy's switch: the restored cluster renamed into the target's name (the last rename).
+    ("rename", RENAME_WORK, "swap_clusters"),
 )
 
 
@@ -218,8 +224,11 @@ def read_timeline(
     calls: list[Call],
     scale: float,
     wakeups: list[tuple[float, dict[str, Any]]] | None = None,
+    swap_target: str | None = None,
 ) -> Reading:
-    """`scale` is wall seconds per AWS second. `works` are the simulator's, `history` the state's."""
+    """`scale` is wall seconds per AWS second. `works` are the simulator's, `history` the state's.
+    `swap_target`: the operation ran the swap strategy on this target, its downtime is the switch's
+    (switch_downtime); otherwise from the first deletion call to the users being ready."""
     by_action = {w.action: w for w in works if began <= w.started <= ended and w.finished is not None}
     mine = [c for c in calls if c.operation_id == operation_id]
     reconciles = [
@@ -227,7 +236,9 @@ def read_timeline(
     ]
 
     # The work ends when the simulator's timer is due; its own bookkeeping after that counts at face value.
-    scaled: list[tuple[float, float]] = [(w.started, w.due) for w in by_action.values()]
+    # Every work counts, two of one action too (a swap's two renames).
+    ours = [w for w in works if began <= w.started <= ended and w.finished is not None]
+    scaled: list[tuple[float, float]] = [(w.started, w.due) for w in ours]
     detection: dict[str, float] = {}
     timer_total = 0.0
     for index, (name, action, step) in enumerate(WAITS):
@@ -264,15 +275,16 @@ def read_timeline(
         inside = sum(_overlap(window, part) for part in merged)
         return inside / scale + (window[1] - window[0] - inside)
 
-    work_wall = sum(
-        _overlap((began, ended), part) for part in _union([(w.started, w.due) for w in by_action.values()])
-    )
+    work_wall = sum(_overlap((began, ended), part) for part in _union([(w.started, w.due) for w in ours]))
     e2e = aws_seconds((began, ended))
-    downtime = None
-    deletion = by_action.get("DeleteDBInstance") or by_action.get("DeleteDBCluster")
-    users_ready = _success_at(history, "setup_db_users")
-    if deletion is not None and users_ready is not None:
-        downtime = aws_seconds((deletion.started, users_ready))
+    if swap_target is not None:
+        downtime = switch_downtime(ours, swap_target, operation_id, scale)
+    else:
+        downtime = None
+        deletion = by_action.get("DeleteDBInstance") or by_action.get("DeleteDBCluster")
+        users_ready = _success_at(history, "setup_db_users")
+        if deletion is not None and users_ready is not None:
+            downtime = aws_seconds((deletion.started, users_ready))
     return Reading(
         e2e_s=round(e2e, 1),
         work_s=round(work_wall / scale, 1),
@@ -283,3 +295,25 @@ def read_timeline(
         work_wall_s=round(work_wall, 2),
         timer_wall_s=round(timer_total, 2),
     )
+
+
+def switch_downtime(works: list[Any], target: str, operation_id: str, scale: float) -> float | None:
+    """The swap strategy's downtime in AWS seconds: from the call renaming the old target away (the
+    simulator's rename work to `<target>-old-<hash>` begins with it: RDS frees the name at once) until the
+    rename of the restored cluster into the target's name is due (then it answers there, `available`).
+
+    The time between the two rename calls is the function's own (counted at face value, though the first
+    rename's simulated work covers it), the second rename's work time-scaled. None: no such renames."""
+    old_id = swap_names(target, operation_id)[1]
+    away = next((w for w in works if w.action == RENAME_WORK and w.resource == old_id), None)
+    into = next(
+        (
+            w
+            for w in works
+            if w.action == RENAME_WORK and w.resource == target and away and w.started >= away.started
+        ),
+        None,
+    )
+    if away is None or into is None:
+        return None
+    return round((into.started - away.started) + (into.due - into.started) / scale, 1)

@@ -15,7 +15,9 @@ from aurora_restore.local.motoserver import Fault, request_access_key
 PLUMBING_ACCESS_KEY = "testing-runtime"
 
 # The steps whose runs call RDS's mutating APIs; the crash profile crashes them after such a call.
-RDS_MUTATING_STEPS = frozenset({"copy_snapshot", "delete_rds", "restore_snapshot", "check_restore_status"})
+RDS_MUTATING_STEPS = frozenset(
+    {"copy_snapshot", "delete_rds", "restore_snapshot", "check_restore_status", "swap_clusters"}
+)
 # The step whose run sends the outcome notice; the crash profile crashes it after the send, before the run
 # is recorded: the run is made again, and what the notice reaches twice is what such a crash costs.
 SENDING_STEPS = frozenset({"notify_completion"})
@@ -148,13 +150,19 @@ def install_crash_hook(profile: CrashProfile) -> Callable[[], None]:
 
 
 def operation_resources(state: Any) -> set[str]:
-    """The RDS resources one operation's mutating calls touch: its target cluster, writer and copy."""
+    """The RDS resources one operation's mutating calls touch: its target cluster, writer and copy; under the
+    swap strategy also the cluster restored beside the target, its writer and the old target's new name."""
     cluster = state.config.get("target_cluster_id") or state.outputs.get("target_cluster_id")
     resources: set[str] = set()
     if cluster:
         from functions.steps.cluster import writer_id
 
         resources |= {cluster, writer_id(cluster), f"{cluster}-instance-1"}
+        if state.config.get("strategy") == "swap":
+            from functions.identifiers import swap_names
+
+            new_id, old_id = swap_names(cluster, state.operation_id)
+            resources |= {new_id, writer_id(new_id), old_id}
     if state.outputs.get("target_snapshot"):
         resources.add(str(state.outputs["target_snapshot"]))
     return resources

@@ -27,6 +27,7 @@ RESOURCE_PARAMETERS = (
     "ResourceName",
 )
 PASSWORD_KIND = "ModifyDBCluster:MasterUserPassword"
+RENAME_KIND = "ModifyDBCluster:NewDBClusterIdentifier"  # a cluster's rename (the swap strategy's switch)
 ACCEPTED = "accepted"
 INJECTED = "injected"  # answered by a fault profile's error before RDS saw the call
 
@@ -71,7 +72,11 @@ def mutating_call(form: bytes, action: str) -> tuple[str, str] | None:
     resource = next((params[name][0] for name in RESOURCE_PARAMETERS if params.get(name)), "")
     if resource.startswith("arn:"):
         resource = resource.rsplit(":", 1)[-1]
-    kind = PASSWORD_KIND if action == "ModifyDBCluster" and "MasterUserPassword" in params else action
+    kind = action
+    if action == "ModifyDBCluster" and "MasterUserPassword" in params:
+        kind = PASSWORD_KIND
+    elif action == "ModifyDBCluster" and "NewDBClusterIdentifier" in params:
+        kind = RENAME_KIND
     return kind, resource
 
 

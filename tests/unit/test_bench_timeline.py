@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from aurora_restore.bench.timeline import Call, CallRecorder, raised_by_type, read_timeline
+from aurora_restore.bench.timeline import (
+    RENAME_WORK,
+    Call,
+    CallRecorder,
+    raised_by_type,
+    read_timeline,
+    switch_downtime,
+)
 
 OP = "bench-op"
 SCALE = 0.5 / 60  # wall seconds per AWS second: a wall second stands for two AWS minutes
@@ -164,3 +171,39 @@ def test_rds_event_invocations_that_name_no_operation_are_counted_by_their_resou
     mine = of_operation(calls, OP, {"dev-target", "dev-target-writer"})
     assert [c.resource for c in mine] == ["dev-target", "dev-target", "dev-target-writer"]
     assert rds_triggered(mine) == {"total": 3, "ignored": 1, "raised": 1}
+
+
+def test_a_swaps_downtime_is_its_switch_the_gap_between_the_renames_at_face_value() -> None:
+    # Given a swap's two renames as the simulator records them (each work named by the cluster's new
+    # name), 2 AWS minutes each, the second called 0.1 s after the first, and the old cluster's deletions
+    # after the switch
+    from functions.identifiers import swap_names
+
+    target = "dev-target"
+    new_id, old_id = swap_names(target, OP)
+    rename = 120 * SCALE
+    works = [
+        SimpleNamespace(action=RENAME_WORK, resource=old_id, started=5.0, due=5.0 + rename, finished=6.1),
+        SimpleNamespace(action=RENAME_WORK, resource=target, started=5.1, due=5.1 + rename, finished=6.2),
+        work("DeleteDBInstance", 7.0, 7.0 + 300 * SCALE),
+    ]
+
+    # When the timeline is read as a swap on that target
+    reading = read_timeline(
+        operation_id=OP,
+        began=0.0,
+        ended=12.0,
+        works=works,
+        history=[done("swap_clusters", 6.3), done("setup_db_users", 4.0)],
+        calls=[],
+        scale=SCALE,
+        swap_target=target,
+    )
+
+    # Then the downtime runs from the rename away to the rename in being due: 0.1 s plus 2 AWS minutes,
+    # not the deletion to the users (the replace strategy's reading); both renames count as AWS work
+    assert reading.downtime_s == pytest.approx(120.1, abs=0.05)
+    assert reading.work_s == pytest.approx((0.1 + rename) / SCALE + 300, abs=0.5)
+    assert "rename" in reading.detection_s
+    # and without its renames (a swap that never switched) there is no downtime figure
+    assert switch_downtime(works[2:], target, OP, SCALE) is None

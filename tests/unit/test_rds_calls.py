@@ -34,6 +34,14 @@ def test_a_master_password_change_is_its_own_kind_and_its_value_is_kept_nowhere(
     assert "s3cret-value" not in repr(recorded)
 
 
+def test_a_rename_is_its_own_kind_naming_the_cluster_renamed() -> None:
+    # Given ModifyDBCluster renaming cluster t (the swap strategy's switch), When the server records it
+    body = form(DBClusterIdentifier="t", NewDBClusterIdentifier="t-old-abc123", ApplyImmediately="true")
+    # Then it is a rename, on the cluster it renamed, apart from other changes to a cluster
+    assert mutating_call(body, "ModifyDBCluster") == ("ModifyDBCluster:NewDBClusterIdentifier", "t")
+    assert mutating_call(form(DBClusterIdentifier="t"), "ModifyDBCluster") == ("ModifyDBCluster", "t")
+
+
 @pytest.mark.parametrize(
     ("kind", "status", "body", "verdict"),
     [
