@@ -9,17 +9,19 @@ restored cluster answering under the target's name (functions.notify.out_of_use 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from functions.notify import out_of_use, restored_beside
 from schemas.common import spoken_duration
+from schemas.config import RestoreConfig
 from schemas.state import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from schemas.state import OperationState
 
-STRATEGIES = ("replace", "swap")
-DEFAULT_STRATEGY = "replace"  # RestoreConfig.strategy's default: an operation whose config names none
+# RestoreConfig's: the choices `--strategy` offers, and what an operation whose config names none took.
+STRATEGIES: tuple[str, ...] = get_args(RestoreConfig.model_fields["strategy"].annotation)
+DEFAULT_STRATEGY = str(RestoreConfig.model_fields["strategy"].default)
 
 
 def strategy_of(state: OperationState) -> str:
