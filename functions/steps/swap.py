@@ -111,7 +111,9 @@ def _roll_back(ctx: StepContext, old_id: str) -> Outcome:
         raise StepError(f"{failure}; the switch was rolled back: {target} is the old target again")
     old = rds.cluster(old_id)
     if old is None:
-        raise StepError(f"{failure}; the old target is under neither {target} nor {old_id}: look for it")
+        raise StepError(
+            f"{failure}; no old target under {target} or {old_id} to rename back (there may have been none)"
+        )
     if old.get("Status") != "available" or not rename_cluster(rds, old_id, target):
         return _switching(ctx, f"cluster {old_id} to be renamed back to {target}")
     return _switching(ctx, f"cluster {old_id} to answer as {target} again")
