@@ -270,6 +270,7 @@ def _add_demo(sub: Commands, handlers: Mapping[str, Handler]) -> None:
         help="give up if the restore has not ended this many seconds after it started (default 120)",
     )
     _rds(p)
+    _strategy(p)
     p.set_defaults(func=handlers["demo"])
 
 

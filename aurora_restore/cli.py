@@ -210,7 +210,7 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aurora_restore.demo import run_demo
 
-    return run_demo(timeout=args.timeout, rds=args.rds)
+    return run_demo(timeout=args.timeout, rds=args.rds, strategy=args.strategy)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:

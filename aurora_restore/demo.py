@@ -10,6 +10,7 @@ from typing import Any
 
 from aurora_restore import operations, render
 from aurora_restore.operations import Target
+from aurora_restore.strategy_text import strategy_of, switch_downtime_text
 from schemas.state import TERMINAL_STATUSES, OperationState
 
 DEFAULT_LOG_PATH = Path(tempfile.gettempdir()) / "aurora-restore-demo" / "functions.log"
@@ -61,8 +62,22 @@ def _draw(state: OperationState, folder: Path) -> None:
     print(f"timeline SVG: {path}")
 
 
-def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "fast") -> int:
-    """The demo's restore on a fresh local runtime whose RDS simulator runs the `rds` profile."""
+def _start(target: Target, operation_id: str, today: date, strategy: str | None) -> None:
+    """The demo's one put-events, said as it is put."""
+    overrides = {"strategy": strategy} if strategy else None
+    operations.start(target, operation_id, today, overrides)
+    asked = f", overrides: {overrides}" if overrides else ""
+    print(
+        f"\nput-events RestoreRequested {{operation_id: {operation_id}, target_date: {today}{asked}}} "
+        f"-> {target.bus}; live progress:\n"
+    )
+
+
+def run_demo(
+    timeout: float = 120.0, log_path: Path | None = None, rds: str = "fast", strategy: str | None = None
+) -> int:
+    """The demo's restore on a fresh local runtime whose RDS simulator runs the `rds` profile; `strategy`
+    (replace or swap) as the request's override, else the local environment's (replace)."""
     from aurora_restore.cli import watch
     from aurora_restore.local.postgres import PostgresUnavailable
     from aurora_restore.local.runtime import TARGET_CLUSTER, LocalRuntime, RuntimeOptions
@@ -91,11 +106,7 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "f
         target = Target(runtime.options.environment, runtime.options.target_region)
         today = date.today()
         operation_id = f"demo-{today.isoformat()}-{time.strftime('%H%M%S')}"
-        operations.start(target, operation_id, today)
-        print(
-            f"\nput-events RestoreRequested {{operation_id: {operation_id}, target_date: {today}}} "
-            f"-> {target.bus}; live progress:\n"
-        )
+        _start(target, operation_id, today, strategy)
         state = watch(target, operation_id, timeout=timeout, poll=0.2)
         print()
         if state is None:
@@ -127,6 +138,8 @@ def run_demo(timeout: float = 120.0, log_path: Path | None = None, rds: str = "f
             f"users {', '.join(outputs.get('users', []))} verified on {outputs.get('verified_tables', 0)} tables; "
             "notification sent; copy deleted; lease released"
         )
+        if strategy_of(state) == "swap":
+            print(f"strategy swap: the target was out of use {switch_downtime_text(state)}")
         return 0
     finally:
         runtime.stop()

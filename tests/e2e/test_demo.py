@@ -84,3 +84,25 @@ def test_a_demo_that_times_out_says_so_with_the_step_and_the_status(
         failed[0],
     ), failed[0]
     assert "None" not in failed[0]
+
+
+def test_the_demo_under_swap_switches_by_rename_and_says_the_switch_was_the_downtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the demo runs with `--strategy swap`
+    code = run_demo(log_path=tmp_path / "functions.log", strategy="swap")
+
+    # Then it completes through swap_clusters, the old target deleted after the switch, and says that the
+    # target was out of use for the switch only
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "overrides: {'strategy': 'swap'}" in out
+    table = [
+        line.split()[0] for line in out.splitlines() if line and line.split()[0] in {s.value for s in Step}
+    ]
+    assert table.index("swap_clusters") + 1 == table.index("delete_rds", table.index("swap_clusters"))
+    lines = out.splitlines()
+    assert lines[-2].startswith("COMPLETED: dev-target-cluster restored from ")
+    assert re.fullmatch(r"strategy swap: the target was out of use \d+ s, the switch: from .+", lines[-1]), (
+        out
+    )
