@@ -3,9 +3,10 @@
 Each run looks at the two names and does what is left, so a run again (a crash, a duplicate event, a
 resume) continues where the last stopped:
 - the target's name held by the cluster this operation restored: the switch is done once it is available;
-- held by the old target: it is renamed `<target>-old-<hash>` (RDS frees the name at once), and in the
-  same run the restored cluster `<target>-new-<hash>` is renamed into it, so the name is without a cluster
-  only for one rename ("about two minutes", aurora_restore.local.rds_profiles cites it);
+- held by the old target: once both it and the restored cluster `<target>-new-<hash>` are available, it is
+  renamed `<target>-old-<hash>` (RDS frees the name at once) and, in the same run with no call between,
+  the restored cluster into the name, so the name is without a cluster only for one rename ("about two
+  minutes", aurora_restore.local.rds_profiles cites it);
 - free: the restored cluster is renamed into it.
 A failure between the two renames renames the old target back (waiting for its first rename to take
 effect, as RDS renames an available cluster only) and then fails the step: a failed switch leaves the
@@ -58,9 +59,16 @@ def swap_clusters(ctx: StepContext) -> Outcome:
     holder = rds.cluster(target)
     if holder is not None and _ours(ctx, holder):
         return _switched(ctx, holder, old_id)
+    new = rds.cluster(new_id)
     if holder is not None:
-        if holder.get("Status") != "available":  # RDS renames an available cluster only
-            return _switching(ctx, f"cluster {target} to be available before it is renamed")
+        # The old target is renamed away only when both are ready, so that the name is without a cluster
+        # for one rename and no longer: nothing has changed yet when this fails or waits.
+        if new is None:
+            raise NotFound(
+                f"the restored cluster {new_id} does not exist: the target {target} is left as it is"
+            )
+        if holder.get("Status") != "available" or new.get("Status") != "available":
+            return _switching(ctx, f"clusters {target} and {new_id} to be available before the switch")
         # Both names indexed first: RDS-EVENT-0172 names the cluster by its new name.
         for name in (old_id, target):
             ctx.services.store.index_resource(CLUSTER, name, ctx.operation_id)
@@ -69,7 +77,7 @@ def swap_clusters(ctx: StepContext) -> Outcome:
         ctx.outputs["switch_started"] = True  # taken: the target's name is without a cluster from now
         logger.info("old target renamed away", extra={"from": target, "to": old_id})
     try:
-        return _bring_in(ctx, new_id, target)
+        return _bring_in(ctx, new, new_id, indexed=holder is not None)
     except StepError as exc:
         if exc.retryable:  # the same run again may get through (throttling): no rollback for that
             raise
@@ -79,15 +87,18 @@ def swap_clusters(ctx: StepContext) -> Outcome:
         return _roll_back(ctx, old_id)
 
 
-def _bring_in(ctx: StepContext, new_id: str, target: str) -> Outcome:
-    """The restored cluster renamed into the target's name, now free."""
-    new = ctx.target_rds.cluster(new_id)
+def _bring_in(ctx: StepContext, new: dict[str, Any] | None, new_id: str, *, indexed: bool) -> Outcome:
+    """The restored cluster (as described before the old target was renamed away, or in this run when the
+    name was free already) renamed into the target's name, now free: right after the first rename, with
+    no call between the two."""
+    target = ctx.config.target_cluster_id
     if new is None:
         raise NotFound(f"the restored cluster {new_id} does not exist: it cannot take the name {target}")
     if new.get("Status") != "available":
         return _switching(ctx, f"cluster {new_id} to be available before it is renamed")
-    ctx.services.store.index_resource(CLUSTER, target, ctx.operation_id)
-    ctx.outputs["switch_started"] = True  # the name is free (renamed away, or there was no old target)
+    if not indexed:
+        ctx.services.store.index_resource(CLUSTER, target, ctx.operation_id)
+        ctx.outputs["switch_started"] = True  # the name is free (renamed away before, or there was none)
     if not rename_cluster(ctx.target_rds, new_id, target):
         return _switching(ctx, f"cluster {new_id} to accept its rename to {target}")
     return _switching(ctx, f"cluster {new_id} to answer as {target}")
