@@ -43,6 +43,8 @@ class Durations:
 # The default Durations stand for AWS at 0.2 wall seconds per AWS minute (their 10.5 s for the 53 minutes the
 # benchmark's AWS durations add up to): the realistic profile's times below are at that pace, 1/300.
 Span = tuple[float, float]  # (shortest, longest) wall seconds, drawn uniformly
+# One AWS minute at that pace exactly (10.5 s / 53): for a time compared with a target in AWS seconds.
+AWS_MINUTE = Durations().total / 53
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ REALISTIC = RdsProfile(
     duplicate_event_gap=(0.01, 0.2),
     uneven_copy=True,
     credentials_reset=0.4,  # 2 AWS minutes
-    rename=0.4,  # 2 AWS minutes: "about two minutes" (above)
+    rename=2 * AWS_MINUTE,  # "about two minutes" (above), exactly: the swap's downtime is measured on it
     refuse_when_busy=True,
     enforce_limits=True,
     default_engine_version="16.6",
