@@ -45,8 +45,8 @@ def master_target(ctx: StepContext) -> Master:
     # check_restore_status recorded where the cluster answers; describe it only when that is missing.
     host, port = ctx.outputs.get("cluster_endpoint"), ctx.outputs.get("cluster_port")
     master_username = ctx.outputs.get("master_username")
-    # Under swap, until the switch, the restored cluster beside the target.
-    cluster_id = config.target_cluster_id if ctx.outputs.get("switched") else restored_cluster_id(ctx)
+    # Under swap the restored cluster beside the target: the database steps all come before the switch.
+    cluster_id = restored_cluster_id(ctx)
     if not host:
         cluster = ctx.target_rds.cluster(cluster_id)
         if cluster is None or not cluster.get("Endpoint"):
