@@ -26,7 +26,7 @@ DEFAULT_STRATEGY = str(RestoreConfig.model_fields["strategy"].default)
 
 def strategy_of(state: OperationState) -> str:
     """The operation's strategy, from its resolved configuration ("replace" when it records none)."""
-    return str((state.config or {}).get("strategy") or DEFAULT_STRATEGY)
+    return state.strategy or DEFAULT_STRATEGY
 
 
 def swaps(state: OperationState) -> bool:

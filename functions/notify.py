@@ -43,7 +43,7 @@ def outcome_notice(state: OperationState, outcome: str, cluster: str | None, **d
         "target_cluster_id": cluster,
         "target_date": state.target_date,
         "source_snapshot": state.outputs.get("snapshot_name"),
-        "strategy": state.config.get("strategy", "replace") if state.config else None,
+        "strategy": state.strategy,
     }
     if state.outputs.get("final_snapshot"):
         message["final_snapshot"] = state.outputs["final_snapshot"]  # the old target's, kept by RDS
@@ -193,9 +193,8 @@ def left_in_place(state: OperationState) -> dict[str, Any]:
 
 def restored_beside(state: OperationState) -> str | None:
     """Under swap, once restore_snapshot has run: the cluster it restored beside the target."""
-    config = state.config or {}
-    if config.get("strategy") != "swap" or not any(e.step == Step.RESTORE_SNAPSHOT for e in state.history):
+    if state.strategy != "swap" or not any(e.step == Step.RESTORE_SNAPSHOT for e in state.history):
         return None
     from functions.identifiers import swap_names
 
-    return swap_names(str(config["target_cluster_id"]), state.operation_id)[0]
+    return swap_names(str(state.config["target_cluster_id"]), state.operation_id)[0]

@@ -104,6 +104,12 @@ class OperationState(BaseModel):
     expires_at: int | None = Field(default=None, description="Epoch seconds; DynamoDB TTL")
 
     @property
+    def strategy(self) -> str | None:
+        """How the operation refreshes its target (RestoreConfig.strategy: `replace`, its default, or `swap`),
+        from its recorded configuration; None when none was recorded (refused before it resolved)."""
+        return str(self.config.get("strategy") or "replace") if self.config else None
+
+    @property
     def request_refused(self) -> bool:
         """Whether the operation failed on its request itself (InvalidRequest at snapshot_check: a payload
         that did not validate, a bad date, an unknown override or field). Not resumable: a resume would run

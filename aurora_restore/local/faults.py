@@ -158,7 +158,7 @@ def operation_resources(state: Any) -> set[str]:
         from functions.steps.cluster import writer_id
 
         resources |= {cluster, writer_id(cluster), f"{cluster}-instance-1"}
-        if state.config.get("strategy") == "swap":
+        if state.strategy == "swap":
             from functions.identifiers import swap_names
 
             new_id, old_id = swap_names(cluster, state.operation_id)
