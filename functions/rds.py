@@ -225,16 +225,17 @@ class RdsAdapter:
             Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
 
-    def disable_deletion_protection(self, cluster_id: str) -> bool:
-        """False when RDS refused it for now (the cluster busy: backing up, modifying, its instances being
-        deleted): asked again at the next check."""
+    def modify_cluster(self, cluster_id: str, what: str, **changes: Any) -> bool:
+        """ModifyDBCluster with `changes`, applied now (ApplyImmediately). False when RDS refused it for now
+        (the cluster busy: backing up, modifying, just restored, its instances being deleted): asked again
+        at the next check. `what` names the change in an error, never a value (a password is one)."""
         answer = self._call(
-            f"turning off deletion protection of {cluster_id}",
+            what,
             self._client.modify_db_cluster,
             tolerate=BUSY,
             DBClusterIdentifier=cluster_id,
-            DeletionProtection=False,
             ApplyImmediately=True,
+            **changes,
         )
         return answer is not None
 
@@ -289,32 +290,3 @@ class RdsAdapter:
                     self.region, f"creating instance {kwargs['DBInstanceIdentifier']}", exc
                 ) from exc
         return True
-
-    def set_master_password(self, cluster_id: str, password: str, **settings: Any) -> bool:
-        """False when RDS refused it for now (the cluster busy, just restored): asked again at the next check.
-        `settings`: other ModifyDBCluster arguments asked for in the same call."""
-        answer = self._call(
-            f"setting the master password of {cluster_id}",
-            self._client.modify_db_cluster,
-            tolerate=BUSY,
-            DBClusterIdentifier=cluster_id,
-            MasterUserPassword=password,
-            ApplyImmediately=True,
-            **settings,
-        )
-        return answer is not None
-
-
-def rename_cluster(rds: RdsAdapter, cluster_id: str, new_id: str) -> bool:
-    """Rename a cluster now (ModifyDBCluster NewDBClusterIdentifier, ApplyImmediately): the old name is free
-    at once, the cluster `renaming` until the new one takes effect. False when RDS refused it for now (the
-    cluster busy): asked again at the next check. A name another cluster holds is an error."""
-    answer = rds._call(
-        f"renaming cluster {cluster_id} to {new_id}",
-        rds._client.modify_db_cluster,
-        tolerate=BUSY,
-        DBClusterIdentifier=cluster_id,
-        NewDBClusterIdentifier=new_id,
-        ApplyImmediately=True,
-    )
-    return answer is not None

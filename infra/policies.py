@@ -281,7 +281,7 @@ def _check_restore_status(refs: PolicyRefs) -> list[dict[str, Any]]:
     return [
         # DescribeDBClusters returns the tags: the master-password tag says an earlier run already set it.
         _statement("DescribeTarget", ["rds:DescribeDBClusters"], clusters),
-        # set_master_password: ModifyDBCluster(MasterUserPassword) on the restored cluster only.
+        # check_restore_status: ModifyDBCluster(MasterUserPassword) on the restored cluster only.
         _statement("SetMasterPassword", ["rds:ModifyDBCluster"], clusters),
         _statement("DescribeWriter", ["rds:DescribeDBInstances"], writers),
         # The copy goes once the restore is done (functions.steps.snapshot.release_copy: leave_copy, then

@@ -131,7 +131,9 @@ def delete_rds(ctx: StepContext) -> Outcome:
         outputs["instances_deleting"] = sorted(members)
         for instance_id in members:
             rds.delete_instance(instance_id)
-        if cluster.get("DeletionProtection") and not rds.disable_deletion_protection(cluster_id):
+        if cluster.get("DeletionProtection") and not rds.modify_cluster(
+            cluster_id, f"turning off deletion protection of {cluster_id}", DeletionProtection=False
+        ):
             return _deleting(
                 ctx,
                 fields,
@@ -265,8 +267,12 @@ def _set_master_password(ctx: StepContext, cluster: dict[str, Any]) -> bool:
     credentials = secrets.master_credentials(config.master_credentials_secret_id, config.target_region)
     # The settings RestoreDBClusterFromSnapshot does not take go with the password, in one ModifyDBCluster.
     modifications = target_settings.cluster_modifications(target_settings.recorded(ctx.outputs))
-    if not ctx.target_rds.set_master_password(
-        cluster["DBClusterIdentifier"], credentials.password.get_secret_value(), **modifications
+    cluster_id = cluster["DBClusterIdentifier"]
+    if not ctx.target_rds.modify_cluster(
+        cluster_id,
+        f"setting the master password of {cluster_id}",
+        MasterUserPassword=credentials.password.get_secret_value(),
+        **modifications,
     ):
         return False
     ctx.target_rds.add_tags(cluster["DBClusterArn"], {MASTER_PASSWORD_TAG: ctx.operation_id})

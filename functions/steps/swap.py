@@ -16,18 +16,20 @@ wait, the re-check and the reconciler behind it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions import sequence
 from functions.engine.contract import Done, Outcome, StepContext, Wait, Waiting
 from functions.errors import NotFound, StepError
 from functions.identifiers import swap_names
 from functions.observability import logger
-from functions.rds import rename_cluster
 from functions.steps.snapshot import OPERATION_TAG
 from schemas.common import Step
 from schemas.outputs import StepOutputs
 from schemas.rds_event_ids import CLUSTER
+
+if TYPE_CHECKING:
+    from functions.rds import RdsAdapter
 
 RENAMING = "renaming"
 
@@ -43,6 +45,14 @@ def old_cluster_id(ctx: StepContext) -> str:
     """The cluster delete_rds deletes: the target under replace, the old target renamed away under swap."""
     target = ctx.config.target_cluster_id
     return swap_names(target, ctx.operation_id)[1] if sequence.swaps(ctx.config) else target
+
+
+def rename_cluster(rds: RdsAdapter, cluster_id: str, new_id: str) -> bool:
+    """Rename a cluster now: the old name is free at once, the cluster `renaming` until the new one takes
+    effect. False when RDS refused it for now (busy); a name another cluster holds is an error."""
+    return rds.modify_cluster(
+        cluster_id, f"renaming cluster {cluster_id} to {new_id}", NewDBClusterIdentifier=new_id
+    )
 
 
 def _ours(ctx: StepContext, cluster: dict[str, Any]) -> bool:

@@ -165,21 +165,9 @@ class Walker:
                 service = _returned_client(method, self.module) if method else None
                 if service:
                     return ("client", service)
-            service = self.adapter_client(node)
-            if service:
-                return ("client", service)
             if node.attr in RECEIVERS:
                 return ("instance", RECEIVERS[node.attr])
         return None
-
-    def adapter_client(self, node: ast.Attribute) -> str | None:
-        """`<adapter>._client` outside its class (functions.rds.rename_cluster): the property's service."""
-        owner = self.kind(node.value)
-        if not owner or owner[0] != "instance":
-            return None
-        name, _, cls = owner[1].partition(":")
-        method = parse(name).functions.get(f"{cls}.{node.attr}")
-        return _returned_client(method, parse(name)) if method else None
 
     def symbol(self, node: ast.AST) -> str | None:
         """The module:name a Name or module.attribute refers to, when it is one of ours."""

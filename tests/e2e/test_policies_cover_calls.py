@@ -234,7 +234,7 @@ STEP_CALLS: dict[str, set[str]] = {
     },
     "swap_clusters": {
         "rds:DescribeDBClusters",  # which cluster holds the target's name, the new and the old name
-        "rds:ModifyDBCluster",  # functions.rds.rename_cluster: NewDBClusterIdentifier, both ways
+        "rds:ModifyDBCluster",  # functions.steps.swap.rename_cluster: NewDBClusterIdentifier, both ways
         "dynamodb:PutItem",  # the resource index (both names, before each rename)
     },
     "setup_db_users": {
